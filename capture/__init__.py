@@ -1,0 +1,1 @@
+"""Media layer: camera and audio sources, overlay, privacy masks, encoding, pre-roll and segments."""

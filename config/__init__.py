@@ -1,0 +1,1 @@
+"""Configuration: pydantic models, TOML loading and the documented example."""

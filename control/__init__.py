@@ -1,0 +1,1 @@
+"""Session control: the recording state machine and the local control socket."""

@@ -1,0 +1,1 @@
+"""The daemon: wires sources, vitals, encoders and the store together; the command line."""

@@ -1,0 +1,1 @@
+"""Review side: decrypt a session with an identity and export playable media and vitals."""

@@ -1,0 +1,1 @@
+"""The one clock: stamping of frames, audio and vitals, and vitals-as-of-a-frame lookups."""

@@ -1,0 +1,125 @@
+"""One camera's recorder: where encoded packets go, pre-roll while idle, segments while recording.
+
+Encoders hand packets to ``write`` and return at once; a writer thread of its own does the
+muxing, encryption and disk writes, so a slow disk never stalls capture. Start, stop and discard
+travel through the same queue as the packets, so each takes effect exactly between two packets.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass
+
+import structlog
+
+from capture.packets import EncodedPacket
+from capture.preroll import PrerollBuffer
+from capture.segmenter import Segmenter
+
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True, slots=True)
+class _Begin:
+    segmenter: Segmenter
+    with_preroll: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _End:
+    done: threading.Event
+    discard: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _ClearPreroll:
+    pass
+
+
+_Item = EncodedPacket | _Begin | _End | _ClearPreroll | None
+
+
+class CameraRecorder:
+    """A ``PacketSink``. ``write`` is called by the encoding threads; commands by the daemon."""
+
+    def __init__(self, camera: str, preroll_s: float, *, max_queued: int = 4000) -> None:
+        self.camera = camera
+        self.preroll = PrerollBuffer(preroll_s)
+        self._queue: queue.Queue[_Item] = queue.Queue(maxsize=max_queued)
+        self._segmenter: Segmenter | None = None
+        self._thread = threading.Thread(target=self._run, name=f"writer-{camera}", daemon=True)
+        self.packets_dropped = 0
+        self.write_errors = 0
+        self.preroll_s_used = 0.0  # how much pre-roll the current recording began with
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def write(self, packet: EncodedPacket) -> None:
+        try:
+            self._queue.put_nowait(packet)
+        except queue.Full:
+            if self.packets_dropped == 0:
+                log.error("writer_backlog_full", camera=self.camera)
+            self.packets_dropped += 1
+
+    @property
+    def backlog(self) -> int:
+        return self._queue.qsize()
+
+    def begin(self, segmenter: Segmenter, *, with_preroll: bool = True) -> None:
+        self._queue.put(_Begin(segmenter, with_preroll))
+
+    def end(self, *, discard: bool = False, timeout: float = 30.0) -> bool:
+        """Close (or throw away) the open recording; returns once its files are closed."""
+        done = threading.Event()
+        self._queue.put(_End(done, discard))
+        return done.wait(timeout)
+
+    def clear_preroll(self) -> None:
+        self._queue.put(_ClearPreroll())
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            try:
+                self._handle(item)
+            except Exception as exc:
+                self.write_errors += 1
+                log.error("segment_write_failed", camera=self.camera, error=repr(exc))
+                if isinstance(item, _End):
+                    item.done.set()
+
+    def _handle(self, item: _Item) -> None:
+        if isinstance(item, EncodedPacket):
+            if self._segmenter is not None:
+                self._segmenter.write(item)
+            else:
+                self.preroll.write(item)
+        elif isinstance(item, _Begin):
+            self._segmenter = item.segmenter
+            packets = self.preroll.drain() if item.with_preroll else []
+            self.preroll_s_used = packets[-1].dts_s - packets[0].dts_s if packets else 0.0
+            if not item.with_preroll:
+                self.preroll.clear()
+            for packet in packets:
+                item.segmenter.write(packet)
+        elif isinstance(item, _End):
+            segmenter, self._segmenter = self._segmenter, None
+            try:
+                if segmenter is not None:
+                    if item.discard:
+                        segmenter.abort()
+                    else:
+                        segmenter.close()
+            finally:
+                item.done.set()
+        elif isinstance(item, _ClearPreroll):
+            self.preroll.clear()

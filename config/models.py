@@ -1,0 +1,252 @@
+"""The configuration schema: one pydantic model per section, every field bounded and described.
+
+A station's config is validated before anything starts. ``extra="forbid"`` everywhere so a typo
+in a field name is an error that names the field, not a setting silently ignored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- cameras -------------------------------------------------------------------------------------
+
+
+class V4L2Source(_Section):
+    kind: Literal["v4l2"] = Field(description="A local camera through Video4Linux2.")
+    device: int | str = Field(
+        description="Device index (0) or path (/dev/video0, or a stable /dev/neoflix/camera-0)."
+    )
+    fourcc: str | None = Field(
+        default="MJPG",
+        min_length=4,
+        max_length=4,
+        description="Pixel format to ask the driver for; MJPG lets USB 2 cameras reach 720p30.",
+    )
+    exposure: float | None = Field(
+        default=None,
+        description="Fixed exposure in driver units; unset leaves the driver's automatic exposure.",
+    )
+    white_balance_k: int | None = Field(
+        default=None,
+        ge=2000,
+        le=10000,
+        description="Fixed white balance in kelvin; unset leaves automatic white balance.",
+    )
+
+
+class StreamSource(_Section):
+    kind: Literal["url"] = Field(description="A network camera stream (RTSP or HTTP).")
+    url: str = Field(
+        pattern=r"^(rtsp|rtsps|http|https)://",
+        description="Stream URL; credentials may be embedded and are never logged.",
+    )
+
+
+class FileSource(_Section):
+    kind: Literal["file"] = Field(description="A video file played at real-time pace.")
+    path: Path = Field(description="Video file to play.")
+    loop: bool = Field(default=True, description="Start again at the end of the file.")
+
+
+class TestPatternSource(_Section):
+    kind: Literal["test_pattern"] = Field(
+        description="A built-in moving test pattern with a frame counter (demo and tests)."
+    )
+
+
+CameraSource = Annotated[
+    V4L2Source | StreamSource | FileSource | TestPatternSource, Field(discriminator="kind")
+]
+
+
+class PrivacyMask(_Section):
+    name: str = Field(default="", max_length=64, description="What the mask hides, for humans.")
+    polygon: list[tuple[int, int]] = Field(
+        min_length=3,
+        description="Corners [x, y] in pixels of the encoded frame; the inside is blacked out.",
+    )
+
+
+class CameraConfig(_Section):
+    name: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$",
+        description="Short name used in file names and logs, e.g. 'closeup' or 'room'.",
+    )
+    source: CameraSource = Field(description="Where frames come from.")
+    width: int = Field(default=1280, ge=160, le=3840, multiple_of=2, description="Encoded width.")
+    height: int = Field(default=720, ge=120, le=2160, multiple_of=2, description="Encoded height.")
+    fps: int = Field(default=30, ge=1, le=60, description="Frames per second to capture.")
+    overlay: bool = Field(
+        default=True, description="Burn the vitals into this camera's picture."
+    )
+    audio: bool = Field(
+        default=False, description="Record the audio input with this camera (identifiable view)."
+    )
+    masks: list[PrivacyMask] = Field(
+        default_factory=list, description="Regions blacked out before encoding."
+    )
+
+    @model_validator(mode="after")
+    def _masks_inside_frame(self) -> CameraConfig:
+        for mask in self.masks:
+            for x, y in mask.polygon:
+                if not (0 <= x <= self.width and 0 <= y <= self.height):
+                    raise ValueError(
+                        f"mask {mask.name or '(unnamed)'} corner ({x}, {y}) lies outside "
+                        f"the {self.width}x{self.height} frame"
+                    )
+        return self
+
+
+# --- audio ---------------------------------------------------------------------------------------
+
+
+class AlsaAudio(_Section):
+    kind: Literal["alsa"] = Field(description="An ALSA capture device.")
+    device: str = Field(
+        min_length=1, description="ALSA device name, e.g. 'default', 'hw:1,0' or 'plughw:CARD=USB'."
+    )
+
+
+class FileAudio(_Section):
+    kind: Literal["file"] = Field(description="An audio file played at real-time pace.")
+    path: Path = Field(description="Audio file to play.")
+    loop: bool = Field(default=True, description="Start again at the end of the file.")
+
+
+class ToneAudio(_Section):
+    kind: Literal["tone"] = Field(description="A synthetic sine tone (demo and tests).")
+    frequency_hz: float = Field(default=440.0, gt=0, le=20000, description="Tone frequency.")
+
+
+AudioSourceConfig = Annotated[AlsaAudio | FileAudio | ToneAudio, Field(discriminator="kind")]
+
+
+class AudioConfig(_Section):
+    source: AudioSourceConfig = Field(description="Where audio comes from.")
+    sample_rate: int = Field(default=48000, ge=8000, le=96000, description="Samples per second.")
+    channels: int = Field(default=1, ge=1, le=2, description="1 = mono, 2 = stereo.")
+    bitrate: int = Field(default=96000, ge=32000, le=320000, description="AAC bit rate in bit/s.")
+
+
+# --- vitals --------------------------------------------------------------------------------------
+
+
+class MonitorConfig(_Section):
+    name: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$",
+        description="Short name of this monitor, e.g. 'oximeter'.",
+    )
+    protocol: Literal["masimo"] = Field(description="The monitor's serial output protocol.")
+    port: str = Field(
+        min_length=1,
+        description="pyserial URL: /dev/ttyUSB0, /dev/neoflix/monitor-0, socket://host:port ...",
+    )
+    baudrate: int | None = Field(
+        default=None, ge=300, le=921600, description="Override the protocol's default baud rate."
+    )
+    stale_after_s: float = Field(
+        default=3.0, gt=0, le=60, description="A value older than this is shown greyed."
+    )
+
+
+# --- encoding, storage, session ------------------------------------------------------------------
+
+
+class EncodingConfig(_Section):
+    preset: Literal[
+        "ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
+    ] = Field(default="veryfast", description="libx264 speed preset.")
+    crf: int = Field(default=23, ge=0, le=51, description="libx264 constant rate factor.")
+    keyframe_interval_s: float = Field(
+        default=2.0, gt=0, le=10, description="Seconds between keyframes (segments cut on them)."
+    )
+    threads: int = Field(
+        default=0, ge=0, le=16, description="libx264 threads; 0 lets x264 choose."
+    )
+
+
+class StorageConfig(_Section):
+    directory: Path = Field(
+        default=Path("/var/lib/neoflix-capture/recordings"),
+        description="Where encrypted sessions are written.",
+    )
+    segment_seconds: float = Field(
+        default=10.0, ge=2, le=600, description="Length of one encrypted segment file."
+    )
+    fsync_interval_s: float = Field(
+        default=2.0, gt=0, le=60, description="How often open files are flushed to the disk."
+    )
+    recipients: list[Annotated[str, Field(pattern=r"^age1[02-9ac-hj-np-z]{58}$")]] = Field(
+        default_factory=list,
+        description="age recipients (age1... public keys) of the review side.",
+    )
+    recipients_file: Path | None = Field(
+        default=None, description="A file with one age1... recipient per line (comments allowed)."
+    )
+
+
+class SessionConfig(_Section):
+    max_duration_s: float = Field(
+        default=7200, ge=10, le=6 * 3600, description="A recording stops by itself after this."
+    )
+
+
+class StationConfig(_Section):
+    table: str = Field(
+        default="Table 1", min_length=1, max_length=40, description="Shown on the overlay."
+    )
+    control_socket: Path = Field(
+        default=Path("/run/neoflix-capture/control.sock"),
+        description="Unix socket for start/stop/status.",
+    )
+
+
+class LoggingConfig(_Section):
+    format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="auto = console on a terminal, JSON lines otherwise."
+    )
+    level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Lowest level logged."
+    )
+
+
+class Config(_Section):
+    station: StationConfig = Field(default_factory=StationConfig, description="This table.")
+    cameras: list[CameraConfig] = Field(min_length=1, max_length=4, description="The cameras.")
+    audio: AudioConfig | None = Field(default=None, description="Audio input, if any.")
+    monitors: list[MonitorConfig] = Field(
+        default_factory=list, max_length=8, description="Vital-sign monitors."
+    )
+    encoding: EncodingConfig = Field(default_factory=EncodingConfig, description="Video encoder.")
+    storage: StorageConfig = Field(default_factory=StorageConfig, description="Encrypted store.")
+    session: SessionConfig = Field(default_factory=SessionConfig, description="Recording rules.")
+    logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Log output.")
+
+    @model_validator(mode="after")
+    def _names_unique(self) -> Config:
+        for what, names in (
+            ("cameras", [c.name for c in self.cameras]),
+            ("monitors", [m.name for m in self.monitors]),
+        ):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"{what}: name {dupes[0]!r} is used more than once")
+        return self
+
+    @model_validator(mode="after")
+    def _audio_has_a_source(self) -> Config:
+        wants_audio = [c.name for c in self.cameras if c.audio]
+        if wants_audio and self.audio is None:
+            raise ValueError(
+                f"cameras: {wants_audio[0]!r} records audio but there is no [audio] section"
+            )
+        return self

@@ -1,0 +1,95 @@
+"""The vitals board: the latest samples per parameter, and what was known at a frame's time.
+
+Serial threads add samples as they arrive; camera threads ask ``as_of(t)`` for each frame they
+draw. A frame captured at ``t`` shows only samples that had arrived by ``t``, so the overlay never
+shows a value from the future of the picture it is burned into.
+
+Threads: ``add`` (serial threads) and ``as_of``/``history_since`` (camera threads, the daemon)
+meet under one lock; both do O(parameters) work, never O(history).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from vitals.sample import Parameter, VitalSample
+
+
+@dataclass(frozen=True, slots=True)
+class BoardValue:
+    """What the board knows of one parameter at a moment.
+
+    ``latest`` is the newest sample (valid or not); ``last_valid`` the newest valid one.
+    ``stale`` is True when the newest sample is older than the staleness limit: the monitor went
+    quiet (unplugged, switched off), so what we last heard may no longer be true.
+    """
+
+    parameter: Parameter
+    latest: VitalSample
+    last_valid: VitalSample | None
+    age_s: float
+    stale: bool
+
+
+class VitalsBoard:
+    def __init__(self, *, history_s: float = 120.0, per_parameter: int = 64) -> None:
+        self._lock = threading.Lock()
+        # Recent samples per parameter, oldest first. Short: as_of only looks back a few seconds.
+        self._recent: dict[Parameter, deque[VitalSample]] = {}
+        self._per_parameter = per_parameter
+        # Every sample of the last history_s seconds, so a recording that starts with pre-roll
+        # also gets the vitals of its pre-roll.
+        self._history: deque[VitalSample] = deque()
+        self._history_ns = int(history_s * 1e9)
+        self.samples_total = 0
+
+    def add(self, samples: Iterable[VitalSample]) -> None:
+        with self._lock:
+            for sample in samples:
+                recent = self._recent.get(sample.parameter)
+                if recent is None:
+                    recent = self._recent[sample.parameter] = deque(maxlen=self._per_parameter)
+                recent.append(sample)
+                self._history.append(sample)
+                self.samples_total += 1
+            if self._history:
+                horizon = self._history[-1].host_ns - self._history_ns
+                while self._history and self._history[0].host_ns < horizon:
+                    self._history.popleft()
+
+    def as_of(self, t_ns: int, stale_after_s: dict[str, float] | float) -> dict[Parameter, BoardValue]:
+        """Per parameter, what had arrived by ``t_ns``.
+
+        ``stale_after_s`` is either one limit or a limit per monitor name (monitors differ: an
+        oximeter speaks every second, a blood pressure cuff every few minutes).
+        """
+        out: dict[Parameter, BoardValue] = {}
+        with self._lock:
+            for parameter, recent in self._recent.items():
+                latest: VitalSample | None = None
+                last_valid: VitalSample | None = None
+                for sample in reversed(recent):
+                    if sample.host_ns > t_ns:
+                        continue
+                    if latest is None:
+                        latest = sample
+                    if sample.valid:
+                        last_valid = sample
+                        break
+                if latest is None:
+                    continue
+                limit = (
+                    stale_after_s.get(latest.monitor, 3.0)
+                    if isinstance(stale_after_s, dict)
+                    else stale_after_s
+                )
+                age = (t_ns - latest.host_ns) / 1e9
+                out[parameter] = BoardValue(parameter, latest, last_valid, age, age > limit)
+        return out
+
+    def history_since(self, t_ns: int) -> list[VitalSample]:
+        with self._lock:
+            return [s for s in self._history if s.host_ns >= t_ns]

@@ -195,6 +195,12 @@ class StorageConfig(_Section):
 
 
 class SessionConfig(_Section):
+    preroll_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=300,
+        description="Seconds before the start command that every recording begins with (RAM only).",
+    )
     max_duration_s: float = Field(
         default=7200, ge=10, le=6 * 3600, description="A recording stops by itself after this."
     )

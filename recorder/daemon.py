@@ -1,0 +1,420 @@
+"""The recorder daemon: builds every pipeline from the config and runs the session state machine.
+
+Encoders run from the moment the daemon starts, into each camera's in-memory pre-roll, so a
+recording begins with the seconds before it was asked for; nothing touches the disk until then.
+
+Threads, and where they meet:
+- camera reader threads → ``CameraPipeline.on_frame`` (bounded queue);
+- pipeline threads (overlay + x264) and the audio thread (AAC) → ``Interleaver`` (lock) →
+  ``CameraRecorder`` (queue) → writer threads (mux, encrypt, disk);
+- serial threads → ``_on_samples``: board and open session under ``_vitals_lock``;
+- control socket threads and the main loop → ``command`` under ``_state_lock``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import structlog
+
+from capture.audio import AudioChunk, AudioReader
+from capture.camera_reader import CameraReader
+from capture.encoder import AudioEncoder, VideoEncoder
+from capture.interleave import Interleaver
+from capture.overlay import OverlayRenderer, OverlayState
+from capture.pipeline import CameraPipeline
+from capture.recording import CameraRecorder
+from capture.segmenter import ClosedSegment, Segmenter, StreamLayout
+from config.models import CameraConfig, Config
+from control.session import Action, Command, State, decide
+from control.socket import ControlServer
+from recorder.overlay_view import shown_values
+from recorder.session_dir import CameraProfile, SessionDirectory
+from recorder.source_factory import make_audio_source, make_frame_source
+from store.keys import Recipient
+from sync.audio_timeline import AudioTimeline
+from sync.board import VitalsBoard
+from sync.clock import MediaClock, UtcAnchor, now_ns
+from vitals.link import SerialLink
+from vitals.parser import make_parser
+from vitals.sample import VitalSample
+
+log = structlog.get_logger()
+
+
+@dataclass
+class _Camera:
+    config: CameraConfig
+    reader: CameraReader
+    pipeline: CameraPipeline
+    recorder: CameraRecorder
+    interleaver: Interleaver
+
+
+class RecorderError(Exception):
+    """The recorder cannot do what was asked (and says why)."""
+
+
+class Daemon:
+    def __init__(self, config: Config, recipients: list[Recipient]) -> None:
+        if not recipients:
+            # Fail closed: without a review-side key nothing could ever be read back, and writing
+            # anything unencrypted is not an option.
+            raise RecorderError("no age recipient configured: refusing to record")
+        self.config = config
+        self._recipients = recipients
+        self._clock = MediaClock(now_ns())
+        self._anchor = UtcAnchor.take()
+        self.board = VitalsBoard(history_s=config.session.preroll_s + 30)
+        self._state = State.IDLE
+        self._state_lock = threading.Lock()
+        self._vitals_lock = threading.Lock()
+        self._session: SessionDirectory | None = None
+        self._session_started_ns = 0
+        self._last_session: dict[str, Any] | None = None
+        self._stale_after = {m.name: m.stale_after_s for m in config.monitors}
+        self._cameras: list[_Camera] = []
+        self._links: list[SerialLink] = []
+        self._audio: AudioReader | None = None
+        self._audio_encoder: AudioEncoder | None = None
+        self._audio_timeline: AudioTimeline | None = None
+        self._control: ControlServer | None = None
+        self.started = threading.Event()
+        self._build()
+
+    # --- construction ------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        cfg = self.config
+        audio_cfg = cfg.audio
+        for cam in cfg.cameras:
+            recorder = CameraRecorder(cam.name, cfg.session.preroll_s)
+            interleaver = Interleaver(recorder)
+            encoder = VideoEncoder(
+                cam.width,
+                cam.height,
+                cam.fps,
+                preset=cfg.encoding.preset,
+                crf=cfg.encoding.crf,
+                keyframe_interval_s=cfg.encoding.keyframe_interval_s,
+                threads=cfg.encoding.threads,
+            )
+            overlay = OverlayRenderer(cam.width, cam.height, enabled_panel=cam.overlay)
+            holder: list[CameraReader] = []
+
+            def lost_since(holder: list[CameraReader] = holder) -> datetime | None:
+                return holder[0].health().lost_since_utc if holder else None
+
+            pipeline = CameraPipeline(
+                cam.name,
+                width=cam.width,
+                height=cam.height,
+                fps=cam.fps,
+                encoder=encoder,
+                sink=interleaver,
+                clock=self._clock,
+                overlay=overlay,
+                overlay_state=self._overlay_state_for(cam.name, lost_since),
+                lost_since=lost_since,
+                masks=[np.array(m.polygon, dtype=np.int32) for m in cam.masks],
+            )
+            reader = CameraReader(
+                cam.name,
+                make_frame_source(cam),
+                pipeline.on_frame,
+                width=cam.width,
+                height=cam.height,
+            )
+            holder.append(reader)
+            self._cameras.append(_Camera(cam, reader, pipeline, recorder, interleaver))
+        if audio_cfg is not None and any(c.audio for c in cfg.cameras):
+            self._audio_encoder = AudioEncoder(
+                audio_cfg.sample_rate, audio_cfg.channels, audio_cfg.bitrate
+            )
+            self._audio_timeline = AudioTimeline(self._clock, audio_cfg.sample_rate)
+            self._audio = AudioReader(make_audio_source(audio_cfg), self._on_audio)
+        for mon in cfg.monitors:
+            overrides: dict[str, Any] = {}
+            if mon.baudrate is not None:
+                overrides["baudrate"] = mon.baudrate
+            self._links.append(
+                SerialLink(
+                    mon.name,
+                    mon.port,
+                    make_parser(mon.protocol, mon.name),
+                    self._on_samples,
+                    **overrides,
+                )
+            )
+
+    def _overlay_state_for(
+        self, camera: str, lost_since: Any
+    ) -> Any:
+        table = self.config.station.table
+
+        def state_at(t_ns: int) -> OverlayState:
+            recording = self._state is State.RECORDING
+            elapsed = (t_ns - self._session_started_ns) / 1e9 if recording else None
+            return OverlayState(
+                table=table,
+                camera=camera,
+                utc=self._anchor.utc_at(t_ns),
+                recording=recording,
+                elapsed_s=max(0.0, elapsed) if elapsed is not None else None,
+                since_birth_s=None,
+                values=shown_values(self.board.as_of(t_ns, self._stale_after)),
+                no_signal_since=lost_since(),
+            )
+
+        return state_at
+
+    # --- running -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for cam in self._cameras:
+            cam.recorder.start()
+            cam.pipeline.start()
+            cam.reader.start()
+        if self._audio is not None:
+            self._audio.start()
+        for link in self._links:
+            link.start()
+        self._control = ControlServer(self.config.station.control_socket, self.handle_request)
+        self._control.start()
+        self.started.set()
+        log.info(
+            "recorder_started",
+            cameras=[c.config.name for c in self._cameras],
+            monitors=[m.name for m in self.config.monitors],
+            audio=self._audio is not None,
+            storage=str(self.config.storage.directory),
+        )
+
+    def run(self, stop: threading.Event) -> None:
+        """The main loop: housekeeping twice a second until ``stop`` is set."""
+        while not stop.wait(0.5):
+            self.tick()
+
+    def tick(self) -> None:
+        if self._state is State.RECORDING:
+            elapsed = (now_ns() - self._session_started_ns) / 1e9
+            if elapsed >= self.config.session.max_duration_s:
+                self.command(Command.MAX_DURATION, by="timer")
+
+    def shutdown(self) -> None:
+        self.command(Command.SHUTDOWN, by="service")
+        if self._control is not None:
+            self._control.stop()
+        for link in self._links:
+            link.stop()
+        if self._audio is not None:
+            self._audio.stop()
+        for cam in self._cameras:
+            cam.reader.stop()
+        for cam in self._cameras:
+            cam.pipeline.stop()
+            cam.interleaver.flush()
+            cam.recorder.stop()
+        log.info("recorder_stopped")
+
+    # --- commands ----------------------------------------------------------------------------
+
+    def command(self, cmd: Command, *, by: str) -> dict[str, Any]:
+        with self._state_lock:
+            decision = decide(self._state, cmd)
+            if decision.action is Action.BEGIN:
+                self._begin(reason=f"{cmd} by {by}")
+            elif decision.action is Action.END:
+                self._end(reason=f"{cmd} by {by}")
+            self._state = decision.state
+            return {"ok": True, "note": decision.note, **self.status()}
+
+    def _begin(self, reason: str) -> None:
+        cfg = self.config
+        session = SessionDirectory(
+            cfg.storage.directory,
+            recipients=self._recipients,
+            fsync_interval_s=cfg.storage.fsync_interval_s,
+            table=cfg.station.table,
+            cameras=[
+                CameraProfile(c.name, c.width, c.height, c.fps, c.overlay, c.audio)
+                for c in cfg.cameras
+            ],
+            clock=self._clock,
+            reason=reason,
+        )
+        audio_rate = cfg.audio.sample_rate if cfg.audio else None
+        audio_channels = cfg.audio.channels if cfg.audio else 1
+        for cam in self._cameras:
+            layout = StreamLayout(
+                cam.config.width,
+                cam.config.height,
+                audio_rate if cam.config.audio else None,
+                audio_channels,
+            )
+            cam.recorder.begin(
+                Segmenter(
+                    lambda index, name=cam.config.name: session.open_segment(name, index),
+                    layout,
+                    segment_s=cfg.storage.segment_seconds,
+                    on_closed=self._segment_closed_for(session, cam.config.name),
+                )
+            )
+        # The vitals of the pre-roll go in first, then everything that arrives from now on.
+        preroll_from = now_ns() - int((cfg.session.preroll_s + 2 * cfg.encoding.keyframe_interval_s) * 1e9)
+        with self._vitals_lock:
+            session.write_vitals(self.board.history_since(preroll_from))
+            self._session = session
+        self._session_started_ns = now_ns()
+        log.info("session_started", session=session.id, reason=reason)
+
+    def _end(self, reason: str, *, discard: bool = False) -> None:
+        session = self._session
+        if session is None:
+            return
+        for cam in self._cameras:
+            if not cam.recorder.end(discard=discard):
+                log.error("segment_close_timeout", camera=cam.config.name, session=session.id)
+        with self._vitals_lock:
+            self._session = None
+        duration = (now_ns() - self._session_started_ns) / 1e9
+        if discard:
+            session.discard()
+        else:
+            session.close(reason)
+        segments = session.segments
+        summary = {
+            "session": session.id,
+            "path": str(session.path),
+            "reason": reason,
+            "duration_s": round(duration, 1),
+            "segments": len(segments),
+            "media_s": round(sum(s["end_s"] - s["start_s"] for s in segments), 2),
+            "bytes": session.bytes_closed,
+            "vitals_samples": session.vitals_written,
+            "frames_dropped": sum(c.pipeline.frames_dropped for c in self._cameras),
+            "preroll_s": {c.config.name: round(c.recorder.preroll_s_used, 2) for c in self._cameras},
+            "discarded": discard,
+        }
+        self._last_session = summary
+        log.info("session_ended", **summary)
+
+    def _segment_closed_for(self, session: SessionDirectory, camera: str) -> Any:
+        def closed(segment: ClosedSegment) -> None:
+            entry = session.segment_closed(camera, segment)
+            log.info(
+                "segment_closed",
+                session=session.id,
+                camera=camera,
+                index=segment.index,
+                duration_s=round(segment.duration_s, 3),
+                frames=segment.video_frames,
+                audio_packets=segment.audio_packets,
+                bytes=entry["bytes"],
+                complete=segment.complete,
+            )
+
+        return closed
+
+    # --- inputs ------------------------------------------------------------------------------
+
+    def _on_samples(self, samples: list[VitalSample]) -> None:
+        with self._vitals_lock:
+            self.board.add(samples)
+            if self._session is not None:
+                self._session.write_vitals(samples)
+
+    def _on_audio(self, chunk: AudioChunk, t_ns: int) -> None:
+        assert self._audio_timeline is not None and self._audio_encoder is not None
+        pts = self._audio_timeline.place(chunk.pcm.shape[1], t_ns)
+        packets = self._audio_encoder.encode(chunk.pcm, pts)
+        for cam in self._cameras:
+            if cam.config.audio:
+                for packet in packets:
+                    cam.interleaver.write(packet)
+
+    # --- control socket ----------------------------------------------------------------------
+
+    def handle_request(self, request: dict[str, Any]) -> dict[str, Any]:
+        cmd = request["cmd"]
+        if cmd == "status":
+            return {"ok": True, **self.status()}
+        if cmd in ("start", "stop"):
+            return self.command(Command(cmd), by=str(request.get("by", "control socket")))
+        return {"ok": False, "error": f"unknown command {cmd!r} (try start, stop, status)"}
+
+    def status(self) -> dict[str, Any]:
+        session = self._session
+        recording = self._state is State.RECORDING
+        free = _free_bytes(self.config.storage.directory)
+        return {
+            "state": str(self._state),
+            "session": session.id if session else None,
+            "elapsed_s": round((now_ns() - self._session_started_ns) / 1e9, 1) if recording else None,
+            "cameras": {
+                c.config.name: {
+                    "health": _as_dict(c.reader.health()),
+                    "frames_encoded": c.pipeline.frames_encoded,
+                    "frames_dropped": c.pipeline.frames_dropped,
+                    "no_signal_frames": c.pipeline.no_signal_frames,
+                    "packets_dropped": c.recorder.packets_dropped,
+                    "write_errors": c.recorder.write_errors,
+                    "preroll_s": round(c.recorder.preroll.duration_s, 2),
+                    "preroll_bytes": c.recorder.preroll.bytes,
+                }
+                for c in self._cameras
+            },
+            "audio": _as_dict(self._audio.health()) if self._audio else None,
+            "monitors": {link_name(link): _as_dict(link.health()) for link in self._links},
+            "vitals_samples": self.board.samples_total,
+            "storage_free_bytes": free,
+            "last_session": self._last_session,
+        }
+
+
+def link_name(link: SerialLink) -> str:
+    return str(getattr(link, "monitor", "monitor"))
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    fields = getattr(obj, "__dataclass_fields__", None)
+    if fields is None:
+        return {"value": str(obj)}
+    out: dict[str, Any] = {}
+    for name in fields:
+        value = getattr(obj, name)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif hasattr(value, "__dataclass_fields__"):
+            value = _as_dict(value)
+        elif not isinstance(value, (int, float, str, bool, type(None))):
+            value = str(value)
+        out[name] = value
+    return out
+
+
+def _free_bytes(path: Path) -> int | None:
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        return shutil.disk_usage(probe).free
+    except OSError:
+        return None
+
+
+def wait_for_frames(daemon: Daemon, timeout_s: float = 10.0) -> bool:
+    """True once every camera has encoded at least one frame (used by demo, tests, READY)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if all(c.pipeline.frames_encoded > 0 for c in daemon._cameras):
+            return True
+        time.sleep(0.05)
+    return False

@@ -1,0 +1,224 @@
+"""One recording session on disk: its encrypted segments, vitals log and manifest.
+
+Everything in a session directory is an age file. The manifest lists every closed segment with
+the SHA-256 of its ciphertext and a hash chain over the entries, so the review side can tell a
+missing, altered or reordered segment. It is rewritten (atomically) after each segment, so a
+crash loses at most the entry of the segment that was open.
+
+Threads: camera writer threads call ``open_segment``/``segment_closed``; serial threads call
+``write_vitals``; the daemon calls ``close``/``discard``. One lock guards the manifest and one
+the vitals file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from capture.segmenter import ClosedSegment
+from store.encrypted_file import EncryptedFileWriter
+from store.keys import Recipient
+from sync.clock import MediaClock, UtcAnchor
+from vitals.sample import VitalSample
+
+MANIFEST = "manifest.json.age"
+VITALS = "vitals.jsonl.age"
+FORMAT_VERSION = 1
+
+
+def segment_name(camera: str, index: int) -> str:
+    return f"{camera}-{index:06d}.ts.age"
+
+
+def new_session_id(utc: datetime) -> str:
+    # Sortable by start time, unique without coordination, and holding no patient data.
+    return f"{utc:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True, slots=True)
+class CameraProfile:
+    name: str
+    width: int
+    height: int
+    fps: int
+    overlay: bool
+    audio: bool
+
+
+@dataclass
+class _Manifest:
+    session: str
+    table: str
+    started_utc: str
+    media_epoch_utc: str  # UTC of media time zero: utc = media_epoch_utc + pts seconds
+    cameras: list[dict[str, Any]]
+    reason: str
+    format: int = FORMAT_VERSION
+    segments: list[dict[str, Any]] = field(default_factory=list)
+    ended_utc: str | None = None
+    end_reason: str | None = None
+    chain: str = ""
+
+
+class SessionDirectory:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        recipients: Sequence[Recipient],
+        fsync_interval_s: float,
+        table: str,
+        cameras: Sequence[CameraProfile],
+        clock: MediaClock,
+        reason: str,
+    ) -> None:
+        self._recipients = list(recipients)
+        self._fsync = fsync_interval_s
+        self._clock = clock
+        anchor = UtcAnchor.take()
+        self.anchor = anchor
+        self.id = new_session_id(anchor.utc)
+        self.path = root / self.id
+        self.path.mkdir(mode=0o700, parents=True)
+        epoch_utc = anchor.utc_at(clock.epoch_ns)
+        self._manifest = _Manifest(
+            session=self.id,
+            table=table,
+            started_utc=anchor.utc.isoformat(),
+            media_epoch_utc=epoch_utc.isoformat(),
+            cameras=[asdict(c) for c in cameras],
+            reason=reason,
+        )
+        self._manifest_lock = threading.Lock()
+        self._vitals_lock = threading.Lock()
+        self._vitals = EncryptedFileWriter(self.path / VITALS, self._recipients, self._fsync)
+        self.vitals_written = 0
+        self.bytes_closed = 0
+        self._closed = False
+        self._write_manifest()
+
+    # --- media -------------------------------------------------------------------------------
+
+    def open_segment(self, camera: str, index: int) -> EncryptedFileWriter:
+        return EncryptedFileWriter(
+            self.path / segment_name(camera, index), self._recipients, self._fsync
+        )
+
+    def segment_closed(self, camera: str, segment: ClosedSegment) -> dict[str, Any]:
+        path = self.path / segment_name(camera, segment.index)
+        digest, size = _sha256(path)
+        with self._manifest_lock:
+            entry: dict[str, Any] = {
+                "camera": camera,
+                "index": segment.index,
+                "file": path.name,
+                "start_s": round(segment.start_s, 6),
+                "end_s": round(segment.end_s, 6),
+                "utc_start": self.anchor.utc_at(
+                    self._clock.epoch_ns + int(segment.start_s * 1e9)
+                ).isoformat(),
+                "video_frames": segment.video_frames,
+                "audio_packets": segment.audio_packets,
+                "complete": segment.complete,
+                "bytes": size,
+                "sha256": digest,
+            }
+            # Each entry's chain value covers the previous one, so a removed or reordered
+            # segment breaks every later value.
+            link = json.dumps(entry, sort_keys=True) + self._manifest.chain
+            entry["chain"] = hashlib.sha256(link.encode()).hexdigest()
+            self._manifest.chain = entry["chain"]
+            self._manifest.segments.append(entry)
+            self.bytes_closed += size
+            self._write_manifest()
+        return entry
+
+    # --- vitals ------------------------------------------------------------------------------
+
+    def write_vitals(self, samples: Iterable[VitalSample]) -> None:
+        lines = []
+        for s in samples:
+            lines.append(
+                json.dumps(
+                    {
+                        "t": round(self._clock.seconds(s.host_ns), 6),
+                        "utc": self.anchor.utc_at(s.host_ns).isoformat(),
+                        "monitor": s.monitor,
+                        "parameter": str(s.parameter),
+                        "value": s.value,
+                        "unit": s.unit,
+                        "valid": s.valid,
+                        "source": s.source,
+                        "alarm": s.alarm,
+                        "flags": sorted(s.flags),
+                        "monitor_time": s.monitor_time.isoformat() if s.monitor_time else None,
+                    },
+                    separators=(",", ":"),
+                )
+            )
+        if not lines:
+            return
+        with self._vitals_lock:
+            if self._closed:
+                return
+            self._vitals.write(("\n".join(lines) + "\n").encode())
+            self.vitals_written += len(lines)
+
+    # --- end ---------------------------------------------------------------------------------
+
+    def close(self, reason: str) -> None:
+        with self._vitals_lock:
+            self._closed = True
+            self._vitals.close()
+        with self._manifest_lock:
+            self._manifest.ended_utc = UtcAnchor.take().utc.isoformat()
+            self._manifest.end_reason = reason
+            self._write_manifest()
+
+    def discard(self) -> None:
+        """Destroy everything of this session: truncate each file, then remove it."""
+        with self._vitals_lock:
+            self._closed = True
+            self._vitals.abort()
+        with self._manifest_lock:
+            for entry in self.path.iterdir():
+                try:
+                    with open(entry, "r+b") as f:
+                        f.truncate(0)
+                        os.fsync(f.fileno())
+                except OSError:
+                    pass
+            shutil.rmtree(self.path, ignore_errors=True)
+
+    @property
+    def segments(self) -> list[dict[str, Any]]:
+        with self._manifest_lock:
+            return list(self._manifest.segments)
+
+    def _write_manifest(self) -> None:
+        writer = EncryptedFileWriter(self.path / MANIFEST, self._recipients, self._fsync)
+        try:
+            writer.write(json.dumps(asdict(self._manifest), indent=1).encode())
+        except BaseException:
+            writer.abort()
+            raise
+        writer.close()
+
+
+def _sha256(path: Path) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+            size += len(chunk)
+    return h.hexdigest(), size

@@ -1,0 +1,141 @@
+"""The contract every monitor-family parser implements, and the registry that names them.
+
+A parser turns the bytes one monitor sends into ``VitalSample``s. It owns no port and no thread:
+``vitals.link.SerialLink`` reads the port and feeds it; tests feed it byte strings in any
+chunking. Keeping I/O out of parsers is what lets every family be tested without hardware and
+lets one link implementation serve all of them.
+
+Families that must talk first (IntelliVue association, GE transmission request, Medibus polling)
+hand the link the bytes to send through ``greeting()`` and ``poll()``; the link writes them and
+never interprets them. Streaming families (Masimo, Nellcor, Nonin) leave both empty.
+
+Threads: a parser instance is used by one thread at a time (its link's reader thread). It is not
+locked; ``stats`` may be read from elsewhere only as a snapshot the link takes (``copy()``).
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar, Literal, TypeVar
+
+from vitals.sample import VitalSample
+
+Parity = Literal["N", "E", "O", "M", "S"]
+_P = TypeVar("_P", bound="type[MonitorParser]")
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSettings:
+    """Serial line settings a protocol uses by default; configuration may override each one.
+
+    The letters and numbers are pyserial's own (``parity="N"``, ``stopbits=1``), so the link can
+    pass them straight through.
+    """
+
+    baudrate: int = 9600
+    bytesize: int = 8
+    parity: Parity = "N"
+    stopbits: float = 1
+    xonxoff: bool = False
+    rtscts: bool = False
+
+
+@dataclass(slots=True)
+class ParserStats:
+    """Counters a parser keeps about what it was fed.
+
+    ``records_ok`` counts records (lines, frames) that were understood, ``records_bad`` complete
+    records that were rejected, ``garbage_bytes`` bytes that did not end up in any good record
+    (noise, NULs, partial or overlong records, tokens that were not understood).
+    """
+
+    bytes_in: int = 0
+    records_ok: int = 0
+    records_bad: int = 0
+    garbage_bytes: int = 0
+
+    def copy(self) -> ParserStats:
+        return replace(self)
+
+
+class MonitorParser(abc.ABC):
+    """Incremental parser for one monitor's byte stream: bytes in, samples out.
+
+    Implementations must never raise from ``feed``, whatever the bytes, and must never turn a
+    "no value" marker into a number. ``feed`` may be called with any chunking of the stream
+    (one byte at a time, or a megabyte) and must yield the same samples either way.
+    """
+
+    #: Registry name of the protocol, as configuration spells it.
+    protocol: ClassVar[str]
+    #: Serial settings this protocol's devices use out of the box.
+    link_settings: ClassVar[LinkSettings] = LinkSettings()
+
+    def __init__(self, monitor: str) -> None:
+        self.monitor = monitor
+        self.stats = ParserStats()
+
+    @abc.abstractmethod
+    def feed(self, data: bytes, host_ns: int) -> list[VitalSample]:
+        """Consume ``data`` that arrived at ``host_ns``; return the samples it completed."""
+
+    def reset(self) -> None:  # noqa: B027 - deliberately a no-op default
+        """Forget buffered partial input and any session state; keep ``stats``.
+
+        The link calls this on every (re)connect, so a half record from the old connection is
+        never glued to bytes from the new one, and talk-first protocols start their handshake
+        again.
+        """
+
+    def greeting(self) -> bytes:
+        """Bytes to send right after the port opens (association, transmission request)."""
+        return b""
+
+    def poll(self, now_ns: int) -> bytes:
+        """Bytes to send now (keep-alive, re-request), called often by the link; usually empty."""
+        del now_ns
+        return b""
+
+
+#: Protocol name → parser class. Families register themselves with ``@register``.
+PARSERS: dict[str, type[MonitorParser]] = {}
+
+# Families shipped with the package; imported at the end of this module so PARSERS is complete
+# for anyone who imports it, whichever module is imported first.
+_BUILTIN_FAMILIES = ("vitals.masimo",)
+
+
+def register(cls: _P) -> _P:
+    """Class decorator: make ``cls`` available under ``cls.protocol``."""
+    name = cls.protocol
+    existing = PARSERS.get(name)
+    if existing is not None and existing is not cls:
+        raise ValueError(f"protocol {name!r} is already registered by {existing.__qualname__}")
+    PARSERS[name] = cls
+    return cls
+
+
+def make_parser(protocol: str, monitor: str, **options: Any) -> MonitorParser:
+    """A fresh parser for ``protocol``; ``options`` go to the family's constructor.
+
+    Raises ``ValueError`` naming the known protocols when ``protocol`` is unknown, so a
+    configuration error says what would have been accepted.
+    """
+    try:
+        cls = PARSERS[protocol]
+    except KeyError:
+        known = ", ".join(sorted(PARSERS)) or "none"
+        raise ValueError(f"unknown monitor protocol {protocol!r} (known: {known})") from None
+    return cls(monitor, **options)
+
+
+def _load_builtin_families() -> None:
+    # A family module imports this one for MonitorParser and register; by the time this runs
+    # both are defined, so the import cycle resolves whichever side is imported first.
+    for module in _BUILTIN_FAMILIES:
+        importlib.import_module(module)
+
+
+_load_builtin_families()

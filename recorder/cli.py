@@ -1,0 +1,223 @@
+"""The ``neoflix-capture`` command: the daemon, its control commands, keys, export and demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from config.loading import EX_CONFIG, ConfigError, load_config
+from control.socket import ControlError, request
+
+DEFAULT_CONFIG = Path("/etc/neoflix-capture/config.toml")
+DEFAULT_SOCKET = Path("/run/neoflix-capture/control.sock")
+EX_UNAVAILABLE = 69  # sysexits.h: the recorder could not be reached
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        result: int = handler(args)
+        return result
+    except ConfigError as exc:
+        print(f"config error:\n{exc}", file=sys.stderr)
+        return EX_CONFIG
+    except ControlError as exc:
+        print(str(exc), file=sys.stderr)
+        return EX_UNAVAILABLE
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="neoflix-capture",
+        description="Edge recorder for resuscitation tables: video, audio and vitals, encrypted.",
+    )
+    sub = p.add_subparsers(metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the recorder (what the service runs)")
+    run.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    run.set_defaults(handler=_cmd_run)
+
+    check = sub.add_parser("check-config", help="validate a config file and its recipients")
+    check.add_argument("path", type=Path, nargs="?", default=DEFAULT_CONFIG)
+    check.set_defaults(handler=_cmd_check_config)
+
+    keygen = sub.add_parser(
+        "keygen", help="create a review-side identity (secret key) and print its recipient"
+    )
+    keygen.add_argument("--out", type=Path, required=True, help="identity file to create")
+    keygen.set_defaults(handler=_cmd_keygen)
+
+    for name, text in (
+        ("start", "start recording now"),
+        ("stop", "stop recording (keeps what was recorded)"),
+        ("status", "show what the recorder is doing"),
+    ):
+        c = sub.add_parser(name, help=text)
+        c.add_argument("--socket", type=Path, help="control socket (default: from the config)")
+        c.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+        if name == "status":
+            c.add_argument("--json", action="store_true", help="machine-readable output")
+        c.set_defaults(handler=_cmd_control, command=name)
+
+    export = sub.add_parser("export", help="decrypt a session into playable MP4s and vitals.csv")
+    export.add_argument("session_dir", type=Path)
+    export.add_argument("--identity", type=Path, required=True, help="age identity file")
+    export.add_argument("--out", type=Path, required=True)
+    export.set_defaults(handler=_cmd_export)
+
+    demo = sub.add_parser(
+        "demo", help="record from synthetic sources with the real daemon, then export it"
+    )
+    demo.add_argument("--out", type=Path, required=True)
+    demo.add_argument("--seconds", type=float, default=30.0)
+    demo.add_argument("--verbose", action="store_true", help="show the daemon's log")
+    demo.set_defaults(handler=_cmd_demo)
+    return p
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from recorder.daemon import Daemon, RecorderError
+    from recorder.logs import configure_logging
+    from recorder.recipients import resolve_recipients
+
+    config = load_config(args.config)
+    configure_logging(config.logging.format, config.logging.level)
+    recipients = resolve_recipients(config.storage, str(args.config))
+    try:
+        daemon = Daemon(config, recipients)
+    except RecorderError as exc:
+        print(str(exc), file=sys.stderr)
+        return EX_CONFIG
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    daemon.start()
+    try:
+        daemon.run(stop)
+    finally:
+        daemon.shutdown()
+    return 0
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    from recorder.recipients import resolve_recipients
+
+    config = load_config(args.path)
+    recipients = resolve_recipients(config.storage, str(args.path))
+    print(
+        f"{args.path}: OK: {len(config.cameras)} camera(s), {len(config.monitors)} monitor(s), "
+        f"audio {'on' if config.audio else 'off'}, {len(recipients)} recipient(s)"
+    )
+    return 0
+
+
+def _cmd_keygen(args: argparse.Namespace) -> int:
+    from store.keys import Identity, identity_file_text
+
+    out: Path = args.out
+    identity = Identity.generate()
+    text = identity_file_text(identity, datetime.now(UTC))
+    try:
+        with open(out, "x", encoding="utf-8", opener=_private_opener) as f:
+            f.write(text)
+    except FileExistsError:
+        print(f"{out}: already exists; not overwriting a key", file=sys.stderr)
+        return 1
+    print(f"Public key: {identity.recipient}", file=sys.stderr)
+    print(str(identity.recipient))
+    return 0
+
+
+def _private_opener(path: str, flags: int) -> int:
+    import os
+
+    return os.open(path, flags, 0o600)
+
+
+def _socket_path(args: argparse.Namespace) -> Path:
+    if args.socket is not None:
+        return Path(args.socket)
+    if args.config.exists():
+        return load_config(args.config).station.control_socket
+    return DEFAULT_SOCKET
+
+
+def _cmd_control(args: argparse.Namespace) -> int:
+    reply = request(_socket_path(args), args.command, by="command line")
+    if args.command == "status" and args.json:
+        print(json.dumps(reply, indent=1, default=str))
+    else:
+        print(_human_status(reply))
+    return 0 if reply.get("ok") else 1
+
+
+def _human_status(reply: dict[str, Any]) -> str:
+    if not reply.get("ok"):
+        return f"error: {reply.get('error')}"
+    lines = []
+    if reply.get("note"):
+        lines.append(str(reply["note"]))
+    state = reply.get("state", "?")
+    if state == "recording":
+        lines.append(f"RECORDING {reply.get('elapsed_s', 0):.0f} s  session {reply.get('session')}")
+    else:
+        lines.append(state.upper())
+    for name, cam in reply.get("cameras", {}).items():
+        health = cam.get("health", {})
+        lines.append(
+            f"  camera {name}: {health.get('state', '?')}, {cam.get('frames_encoded', 0)} frames, "
+            f"{cam.get('frames_dropped', 0)} dropped, pre-roll {cam.get('preroll_s', 0)} s"
+        )
+    if reply.get("audio"):
+        lines.append(f"  audio: {reply['audio'].get('state', '?')}")
+    for name, mon in reply.get("monitors", {}).items():
+        lines.append(f"  monitor {name}: {mon.get('state', '?')}")
+    return "\n".join(lines)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from review.export import ExportError, export_session
+    from store.keys import KeyFormatError, load_identities
+
+    try:
+        identities = load_identities(args.identity)
+    except (OSError, KeyFormatError) as exc:
+        print(f"{args.identity}: cannot use this identity: {exc}", file=sys.stderr)
+        return 1
+    try:
+        result = export_session(args.session_dir, identities, args.out)
+    except ExportError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    for camera, path in result.videos.items():
+        print(f"{camera}: {path} ({result.video_seconds[camera]:.1f} s)")
+    if result.vitals_csv:
+        print(f"vitals: {result.vitals_csv} ({result.vitals_rows} samples)")
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from recorder.demo import run_demo
+
+    return run_demo(args.out, seconds=args.seconds, verbose=args.verbose)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

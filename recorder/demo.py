@@ -1,0 +1,141 @@
+"""The demo: the real daemon on synthetic sources, ending with a playable, decrypted export.
+
+A test-pattern camera with the vitals overlay, a second "room" camera with a tone as its audio,
+and a simulated Masimo pulse oximeter writing into a pseudo-terminal that the daemon reads as a
+real serial port. The recording is started and stopped through the control socket, exactly as
+``neoflix-capture start`` does, and exported with the identity generated for the occasion.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from config.loading import parse_config
+from control.socket import request
+from recorder.daemon import Daemon, wait_for_frames
+from recorder.logs import configure_logging
+from recorder.recipients import resolve_recipients
+from review.export import export_session
+from store.keys import Identity, identity_file_text
+from vitals.pty import open_pty_pair
+from vitals.simulators.masimo import MasimoSimulator
+
+PREROLL_S = 4.0
+
+
+def demo_config(out: Path, recipient: str, serial_port: str) -> str:
+    return f"""
+[station]
+table = "Demo table"
+control_socket = "{out / 'run' / 'control.sock'}"
+
+[[cameras]]
+name = "closeup"
+source = {{ kind = "test_pattern" }}
+width = 1280
+height = 720
+fps = 30
+overlay = true
+audio = false
+
+[[cameras]]
+name = "room"
+source = {{ kind = "test_pattern" }}
+width = 640
+height = 360
+fps = 30
+overlay = false
+audio = true
+
+[audio]
+source = {{ kind = "tone", frequency_hz = 440.0 }}
+
+[[monitors]]
+name = "oximeter"
+protocol = "masimo"
+port = "{serial_port}"
+
+[storage]
+directory = "{out / 'recordings'}"
+segment_seconds = 10
+recipients = ["{recipient}"]
+
+[session]
+preroll_s = {PREROLL_S}
+
+[logging]
+format = "console"
+"""
+
+
+def run_demo(out: Path, *, seconds: float = 30.0, verbose: bool = False) -> int:
+    out = out.resolve()
+    if (out / "recordings").exists() and any((out / "recordings").iterdir()):
+        print(f"{out}: holds an earlier demo; choose an empty directory", file=sys.stderr)
+        return 1
+    out.mkdir(parents=True, exist_ok=True)
+    configure_logging("console", "info" if verbose else "warning")
+
+    identity = Identity.generate()
+    identity_path = out / "identity.txt"
+    identity_path.write_text(identity_file_text(identity, datetime.now(UTC)))
+    identity_path.chmod(0o600)
+
+    pty = open_pty_pair()
+    simulator = MasimoSimulator(pty.master_fd, time_scale=8.0)
+    text = demo_config(out, str(identity.recipient), pty.slave_path)
+    (out / "config.toml").write_text(text)
+    config = parse_config(text, source=str(out / "config.toml"))
+    daemon = Daemon(config, resolve_recipients(config.storage))
+
+    stop = threading.Event()
+    main_loop = threading.Thread(target=daemon.run, args=(stop,), daemon=True)
+    simulator.start()
+    daemon.start()
+    main_loop.start()
+    try:
+        print(f"recorder running; filling {PREROLL_S:.0f} s of pre-roll ...")
+        wait_for_frames(daemon)
+        time.sleep(PREROLL_S + 0.5)
+        sock = config.station.control_socket
+        print(request(sock, "start", by="demo")["note"])
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
+            status = request(sock, "status")
+            print(f"  recording {status['elapsed_s']:.0f} s, vitals {status['vitals_samples']}")
+        reply = request(sock, "stop", by="demo")
+        print(reply["note"])
+    finally:
+        stop.set()
+        main_loop.join()
+        daemon.shutdown()
+        simulator.stop()
+        pty.close()
+
+    summary = reply.get("last_session") or {}
+    session_dir = Path(summary.get("path", ""))
+    result = export_session(session_dir, [identity], out / "export")
+    media = sorted((out / "recordings").rglob("*"))
+    print()
+    print("Demo finished.")
+    print(f"  session        {summary.get('session')}")
+    print(f"  segments       {summary.get('segments')} ({summary.get('media_s')} s of media)")
+    print(f"  pre-roll       {json.dumps(summary.get('preroll_s'))} s")
+    print(f"  frames dropped {summary.get('frames_dropped')}")
+    print(f"  vitals         {summary.get('vitals_samples')} samples")
+    print(f"  edge wrote     {out / 'recordings'} ({sum(1 for p in media if p.is_file())} files, "
+          "every one age-encrypted)")
+    print(f"  review key     {identity_path}")
+    for camera, path in result.videos.items():
+        print(f"  export         {path} ({result.video_seconds[camera]:.1f} s)")
+    if result.vitals_csv:
+        print(f"  export         {result.vitals_csv} ({result.vitals_rows} rows)")
+    for warning in result.warnings:
+        print(f"  warning        {warning}")
+    return 0 if result.videos else 1

@@ -1,0 +1,217 @@
+"""Export a recorded session for review: one playable MP4 per camera and the vitals as CSV.
+
+Runs on the review workstation, which holds the identity (secret key). Segments are joined
+without re-encoding: their packets are copied into one MP4 per camera, so the export is fast and
+loses nothing. A segment cut short by a crash contributes everything up to its last complete
+chunk; what was lost is reported, never hidden.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import av
+import structlog
+
+from recorder.session_dir import MANIFEST, VITALS
+from store.age_reader import AgeReader, TruncatedError
+from store.keys import Identity
+
+log = structlog.get_logger()
+
+VITALS_COLUMNS = (
+    "utc",
+    "t_since_start_s",
+    "media_time_s",
+    "monitor",
+    "parameter",
+    "value",
+    "unit",
+    "valid",
+    "source",
+    "alarm",
+    "flags",
+    "monitor_time",
+)
+
+
+@dataclass
+class ExportResult:
+    session: str
+    videos: dict[str, Path] = field(default_factory=dict)
+    video_seconds: dict[str, float] = field(default_factory=dict)
+    vitals_csv: Path | None = None
+    vitals_rows: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+class ExportError(Exception):
+    """The session cannot be exported (and says why)."""
+
+
+def decrypt(path: Path, identities: Sequence[Identity]) -> tuple[bytes, bool]:
+    """The plaintext of an age file, and whether it was complete."""
+    out = bytearray()
+    with open(path, "rb") as f:
+        reader = AgeReader(f, identities)
+        try:
+            for chunk in reader.iter_chunks():
+                out += chunk
+        except TruncatedError:
+            return bytes(out), False
+    return bytes(out), True
+
+
+def export_session(
+    session_dir: Path, identities: Sequence[Identity], out_dir: Path
+) -> ExportResult:
+    if not session_dir.is_dir():
+        raise ExportError(f"{session_dir}: not a session directory")
+    manifest = _read_manifest(session_dir, identities)
+    result = ExportResult(session=str(manifest.get("session", session_dir.name)))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cameras = [c["name"] for c in manifest.get("cameras", [])] or sorted(
+        {p.name.rsplit("-", 1)[0] for p in session_dir.glob("*.ts.age")}
+    )
+    starts: list[float] = []
+    for camera in cameras:
+        files = sorted(session_dir.glob(f"{camera}-[0-9]*.ts.age"))
+        files += sorted(session_dir.glob(f"{camera}-[0-9]*.ts.age.partial"))
+        if not files:
+            result.warnings.append(f"camera {camera}: no segments")
+            continue
+        target = out_dir / f"{camera}.mp4"
+        first_s, seconds = _join_segments(files, identities, target, result.warnings)
+        if first_s is not None:
+            starts.append(first_s)
+            result.videos[camera] = target
+            result.video_seconds[camera] = seconds
+    start_s = min(starts) if starts else 0.0
+    vitals_path = session_dir / VITALS
+    if not vitals_path.exists():
+        vitals_path = session_dir / (VITALS + ".partial")
+    if vitals_path.exists():
+        result.vitals_csv = out_dir / "vitals.csv"
+        result.vitals_rows = _write_vitals_csv(
+            vitals_path, identities, result.vitals_csv, start_s, result.warnings
+        )
+    else:
+        result.warnings.append("no vitals log in this session")
+    summary = {
+        "session": result.session,
+        "table": manifest.get("table"),
+        "started_utc": manifest.get("started_utc"),
+        "ended_utc": manifest.get("ended_utc"),
+        "media_start_s": start_s,
+        "media_epoch_utc": manifest.get("media_epoch_utc"),
+        "videos": {k: str(v.name) for k, v in result.videos.items()},
+        "video_seconds": result.video_seconds,
+        "vitals_rows": result.vitals_rows,
+        "segments": manifest.get("segments", []),
+        "warnings": result.warnings,
+    }
+    (out_dir / "session.json").write_text(json.dumps(summary, indent=1))
+    return result
+
+
+def _read_manifest(session_dir: Path, identities: Sequence[Identity]) -> dict[str, Any]:
+    path = session_dir / MANIFEST
+    if not path.exists():
+        return {}
+    data, _complete = decrypt(path, identities)
+    try:
+        manifest = json.loads(data)
+    except ValueError:
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def _join_segments(
+    files: list[Path], identities: Sequence[Identity], target: Path, warnings: list[str]
+) -> tuple[float | None, float]:
+    """Copy every segment's packets into one MP4. Returns (first media time, seconds)."""
+    output = av.open(str(target), "w", format="mp4", options={"movflags": "+faststart"})
+    out_streams: dict[str, Any] = {}
+    last_dts: dict[str, int] = {}
+    first_s: float | None = None
+    offset: dict[str, int] = {}
+    end_s = 0.0
+    try:
+        for path in files:
+            data, complete = decrypt(path, identities)
+            if not complete:
+                warnings.append(f"{path.name}: cut short; kept its first {len(data)} bytes")
+            if not data:
+                continue
+            with av.open(io.BytesIO(data), "r", format="mpegts") as seg:
+                for stream in seg.streams:
+                    kind = stream.type
+                    if kind in ("video", "audio") and kind not in out_streams:
+                        out_streams[kind] = output.add_stream_from_template(stream)
+                for packet in seg.demux():
+                    kind = packet.stream.type
+                    if kind not in out_streams or packet.dts is None or packet.pts is None:
+                        continue
+                    tb = packet.time_base
+                    start = float(packet.dts * tb)
+                    if first_s is None:
+                        first_s = start
+                    if kind not in offset:
+                        offset[kind] = int(first_s / tb)
+                    # Both streams are shifted by the same media time, so A/V sync is kept.
+                    packet.dts -= offset[kind]
+                    packet.pts -= offset[kind]
+                    if kind in last_dts and packet.dts <= last_dts[kind]:
+                        continue  # a duplicate across a segment boundary
+                    last_dts[kind] = packet.dts
+                    end_s = max(end_s, float((packet.pts + (packet.duration or 0)) * tb))
+                    packet.stream = out_streams[kind]
+                    output.mux(packet)
+    finally:
+        output.close()
+    return first_s, end_s
+
+
+def _write_vitals_csv(
+    path: Path,
+    identities: Sequence[Identity],
+    target: Path,
+    start_s: float,
+    warnings: list[str],
+) -> int:
+    data, complete = decrypt(path, identities)
+    if not complete:
+        warnings.append("vitals log cut short; exported what was complete")
+    rows = 0
+    with open(target, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(VITALS_COLUMNS)
+        for line in data.decode("utf-8", errors="replace").splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue  # the last line of a log cut mid-write
+            writer.writerow(
+                [
+                    rec["utc"],
+                    f"{rec['t'] - start_s:.3f}",
+                    f"{rec['t']:.3f}",
+                    rec["monitor"],
+                    rec["parameter"],
+                    "" if rec["value"] is None else rec["value"],
+                    rec["unit"],
+                    int(rec["valid"]),
+                    rec["source"],
+                    int(rec["alarm"]),
+                    ";".join(rec["flags"]),
+                    rec["monitor_time"] or "",
+                ]
+            )
+            rows += 1
+    return rows

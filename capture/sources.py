@@ -1,0 +1,394 @@
+"""Where frames come from: the camera source contract and the OpenCV-backed cameras.
+
+A source does one thing: hand over BGR frames (``numpy`` uint8, shape ``(h, w, 3)``) as they
+arrive. It knows nothing of readers, overlay, encoder or store; the camera reader supervises it
+(stamps, resizes, reconnects). Every camera, real or synthetic, goes through the same reader.
+
+The small pieces shared with the audio sources live here too: ``SourceError``, the real-time
+pacing used by file and synthetic sources, and credential masking for log lines.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+from urllib.parse import urlsplit, urlunsplit
+
+import cv2
+import numpy as np
+import structlog
+
+log = structlog.get_logger()
+
+
+class SourceError(RuntimeError):
+    """A source cannot be opened or has stopped delivering. The message is meant for people."""
+
+
+@runtime_checkable
+class FrameSource(Protocol):
+    """A camera. Used from one thread only (its reader's)."""
+
+    def open(self) -> None:
+        """Connect; raises ``SourceError`` saying why when it cannot."""
+
+    def read(self) -> np.ndarray | None:
+        """Block until the next frame. ``None`` (or ``SourceError``) means the source is lost."""
+
+    def close(self) -> None:
+        """Release the device. Safe to call when not open, and more than once."""
+
+    def describe(self) -> str:
+        """What this source is, for log lines. Never contains credentials."""
+
+
+# --- pacing ---------------------------------------------------------------------------------------
+
+
+def sleep_until(
+    deadline_ns: int,
+    clock_ns: Callable[[], int],
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    remaining = deadline_ns - clock_ns()
+    if remaining > 0:
+        sleep(remaining / 1e9)
+
+
+class FramePacer:
+    """Hands out frame slots at a fixed rate on a schedule fixed at the first frame.
+
+    Each due time is computed from the start and the slot index, never by adding intervals, so
+    rounding never accumulates into drift. When the caller is more than one interval late, the
+    schedule skips ahead to the current slot instead of bursting out the backlog, the way a real
+    camera drops frames nobody took.
+    """
+
+    def __init__(
+        self,
+        fps: float,
+        clock_ns: Callable[[], int] = time.monotonic_ns,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        self.fps = fps
+        self._clock_ns = clock_ns
+        self._sleep = sleep
+        self._start_ns: int | None = None
+        self._index = 0
+        self.skipped = 0  # slots given up because the caller was late
+
+    def _due(self, index: int) -> int:
+        assert self._start_ns is not None
+        return self._start_ns + round(index * 1e9 / self.fps)
+
+    def next(self) -> int:
+        """Wait until the next slot is due; return its index (0 for the first, immediate, slot)."""
+        now = self._clock_ns()
+        if self._start_ns is None:
+            self._start_ns = now
+            self._index = 0
+            return 0
+        index = self._index + 1
+        if now > self._due(index + 1):
+            behind = int((now - self._start_ns) * self.fps // 1e9)
+            self.skipped += behind - index
+            index = behind
+        self._index = index
+        sleep_until(self._due(index), self._clock_ns, self._sleep)
+        return index
+
+    def reset(self) -> None:
+        self._start_ns = None
+
+
+# --- log hygiene ----------------------------------------------------------------------------------
+
+_SECRET_QUERY = re.compile(r"((?:password|passwd|pass|pwd|token|key|auth)=)[^&#]*", re.IGNORECASE)
+
+
+def mask_url(url: str) -> str:
+    """``rtsp://user:pw@cam/x?password=y`` → ``rtsp://***@cam/x?password=***``, for log lines."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        parts = None
+    if parts is not None and parts.netloc and "@" in parts.netloc:
+        host = parts.netloc.rsplit("@", 1)[1]
+        url = urlunsplit(parts._replace(netloc=f"***@{host}"))
+    else:
+        # Not parseable as a URL with authority: still never let user:pass@ through.
+        url = re.sub(r"//[^/@]*@", "//***@", url)
+    return _SECRET_QUERY.sub(r"\1***", url)
+
+
+# --- OpenCV helpers -------------------------------------------------------------------------------
+
+
+def _fourcc_to_str(value: float) -> str:
+    code = int(value)
+    if code <= 0:
+        return ""
+    return "".join(chr((code >> (8 * i)) & 0xFF) for i in range(4))
+
+
+def _read_bgr(cap: Any) -> np.ndarray | None:
+    ok, frame = cap.read()
+    if not ok or frame is None:
+        return None
+    return np.asarray(frame)
+
+
+# --- V4L2 ----------------------------------------------------------------------------------------
+
+# OpenCV's V4L2 backend maps CAP_PROP_AUTO_EXPOSURE onto V4L2_CID_EXPOSURE_AUTO, whose menu is
+# 1 = manual, 3 = aperture priority (the usual "auto" of UVC cameras).
+V4L2_EXPOSURE_MANUAL = 1.0
+
+
+class V4L2Camera:
+    """A local camera (USB/UVC, capture card) through OpenCV's V4L2 backend.
+
+    ``device`` is an index or a path; prefer a stable path such as ``/dev/v4l/by-id/...`` or a
+    udev symlink, since indexes move when cameras are replugged. ``exposure`` and
+    ``white_balance_k`` of ``None`` leave the driver's automatic control on; a number fixes it, as
+    review footage should not change brightness or colour when someone leans over the table.
+    """
+
+    def __init__(
+        self,
+        device: int | str,
+        width: int,
+        height: int,
+        fps: float,
+        fourcc: str | None = "MJPG",
+        exposure: float | None = None,
+        white_balance_k: int | None = None,
+    ) -> None:
+        if fourcc is not None and len(fourcc) != 4:
+            raise ValueError(f"fourcc must be 4 characters, got {fourcc!r}")
+        self.device = device
+        self.width = width
+        self.height = height
+        self.fps = fps
+        self.fourcc = fourcc
+        self.exposure = exposure
+        self.white_balance_k = white_balance_k
+        self._cap: Any = None
+        self._warned = False  # a camera that ignores a setting does so on every reconnect
+        self.accepted: dict[str, object] = {}  # what the driver reported after the last open
+
+    def describe(self) -> str:
+        return f"v4l2:{self.device} {self.width}x{self.height}@{self.fps:g}"
+
+    def open(self) -> None:
+        self.close()
+        cap = cv2.VideoCapture(self.device, cv2.CAP_V4L2)
+        if not cap.isOpened():
+            cap.release()
+            hint = ""
+            if isinstance(self.device, str) and not os.path.exists(self.device):
+                hint = " (no such device node: is the camera plugged in, is the udev rule loaded?)"
+            elif isinstance(self.device, str) and not os.access(self.device, os.R_OK | os.W_OK):
+                hint = " (permission denied: is the service user in the 'video' group?)"
+            raise SourceError(f"cannot open V4L2 camera {self.device}{hint}")
+        # Order matters to V4L2: the pixel format decides which sizes and rates exist.
+        if self.fourcc is not None:
+            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*self.fourcc))
+        cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
+        cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
+        cap.set(cv2.CAP_PROP_FPS, self.fps)
+        # One buffered frame: we want the newest picture, not a queue of old ones.
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        if self.exposure is not None:
+            cap.set(cv2.CAP_PROP_AUTO_EXPOSURE, V4L2_EXPOSURE_MANUAL)
+            cap.set(cv2.CAP_PROP_EXPOSURE, self.exposure)
+        if self.white_balance_k is not None:
+            cap.set(cv2.CAP_PROP_AUTO_WB, 0)
+            cap.set(cv2.CAP_PROP_WB_TEMPERATURE, self.white_balance_k)
+        self._cap = cap
+        self._check_settings(cap)
+
+    def _check_settings(self, cap: Any) -> None:
+        got_w = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        got_h = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        got_fps = float(cap.get(cv2.CAP_PROP_FPS))
+        got_fourcc = _fourcc_to_str(cap.get(cv2.CAP_PROP_FOURCC))
+        self.accepted = {"width": got_w, "height": got_h, "fps": got_fps, "fourcc": got_fourcc}
+        ignored: dict[str, dict[str, object]] = {}
+        if (got_w, got_h) != (self.width, self.height):
+            ignored["size"] = {
+                "wanted": f"{self.width}x{self.height}",
+                "got": f"{got_w}x{got_h}",
+            }
+        # Drivers report rates such as 29.97 for 30; only a real difference matters.
+        if abs(got_fps - self.fps) > 0.5:
+            ignored["fps"] = {"wanted": self.fps, "got": got_fps}
+        if self.fourcc is not None and got_fourcc.upper() != self.fourcc.upper():
+            ignored["fourcc"] = {"wanted": self.fourcc, "got": got_fourcc}
+        if self.exposure is not None:
+            auto = float(cap.get(cv2.CAP_PROP_AUTO_EXPOSURE))
+            exposure = float(cap.get(cv2.CAP_PROP_EXPOSURE))
+            self.accepted["exposure"] = exposure
+            if auto != V4L2_EXPOSURE_MANUAL or abs(exposure - self.exposure) > 1.0:
+                ignored["exposure"] = {"wanted": self.exposure, "got": exposure, "auto_mode": auto}
+        if self.white_balance_k is not None:
+            auto_wb = float(cap.get(cv2.CAP_PROP_AUTO_WB))
+            wb = float(cap.get(cv2.CAP_PROP_WB_TEMPERATURE))
+            self.accepted["white_balance_k"] = wb
+            if auto_wb != 0 or abs(wb - self.white_balance_k) > 50:
+                ignored["white_balance"] = {
+                    "wanted": self.white_balance_k,
+                    "got": wb,
+                    "auto": auto_wb,
+                }
+        if ignored and not self._warned:
+            self._warned = True
+            log.warning(
+                "camera_settings_not_honoured",
+                source=self.describe(),
+                ignored=ignored,
+                note="review footage wants at least 720p30, fixed exposure and white balance",
+            )
+
+    def read(self) -> np.ndarray | None:
+        if self._cap is None:
+            return None
+        return _read_bgr(self._cap)
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+# --- network streams ------------------------------------------------------------------------------
+
+
+class StreamCamera:
+    """An RTSP or HTTP camera (IP camera, encoder box) through OpenCV's FFmpeg backend.
+
+    The URL may carry credentials; they never reach a log line (see ``describe``). RTSP goes
+    over TCP unless ``OPENCV_FFMPEG_CAPTURE_OPTIONS`` says otherwise: interleaved TCP survives
+    lossy hospital networks where UDP turns lost packets into smeared frames.
+    """
+
+    def __init__(
+        self, url: str, *, open_timeout_s: float = 10.0, read_timeout_s: float = 5.0
+    ) -> None:
+        self.url = url
+        self.open_timeout_s = open_timeout_s
+        self.read_timeout_s = read_timeout_s
+        self._cap: Any = None
+
+    def describe(self) -> str:
+        return mask_url(self.url)
+
+    def open(self) -> None:
+        self.close()
+        if self.url.lower().startswith("rtsp"):
+            # Read by OpenCV at open time; process-wide, so only filled in when nobody chose.
+            os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
+        params: list[int] = []
+        # Timeouts keep a dead camera from hanging the reader thread forever (OpenCV ≥ 4.6).
+        if hasattr(cv2, "CAP_PROP_OPEN_TIMEOUT_MSEC"):
+            params += [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.open_timeout_s * 1000)]
+        if hasattr(cv2, "CAP_PROP_READ_TIMEOUT_MSEC"):
+            params += [cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.read_timeout_s * 1000)]
+        cap = cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, params)
+        if not cap.isOpened():
+            cap.release()
+            raise SourceError(
+                f"cannot open stream {self.describe()} (unreachable, wrong path or credentials, "
+                f"or no answer within {self.open_timeout_s:g} s)"
+            )
+        self._cap = cap
+
+    def read(self) -> np.ndarray | None:
+        if self._cap is None:
+            return None
+        return _read_bgr(self._cap)
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+# --- files ----------------------------------------------------------------------------------------
+
+
+class FileCamera:
+    """Plays a video file as if it were a camera: at the file's frame rate, looping by default.
+
+    For demos and tests. ``read`` returns ``None`` at the end when not looping.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        loop: bool = True,
+        *,
+        clock_ns: Callable[[], int] = time.monotonic_ns,
+        sleep: Callable[[float], None] = time.sleep,
+        default_fps: float = 30.0,
+    ) -> None:
+        self.path = Path(path)
+        self.loop = loop
+        self._clock_ns = clock_ns
+        self._sleep = sleep
+        self._default_fps = default_fps
+        self._cap: Any = None
+        self._pacer: FramePacer | None = None
+        self.loops = 0  # how often the file restarted
+
+    @property
+    def fps(self) -> float:
+        return self._pacer.fps if self._pacer is not None else self._default_fps
+
+    def describe(self) -> str:
+        return f"file:{self.path.name}"
+
+    def _open_capture(self) -> Any:
+        cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
+        if not cap.isOpened():
+            cap.release()
+            reason = "no such file" if not self.path.exists() else "not a video OpenCV can read"
+            raise SourceError(f"cannot open video file {self.path} ({reason})")
+        return cap
+
+    def open(self) -> None:
+        self.close()
+        cap = self._open_capture()
+        fps = float(cap.get(cv2.CAP_PROP_FPS))
+        # Some containers report 0 or absurd rates; play those at a sane default.
+        if not 1.0 <= fps <= 240.0:
+            fps = self._default_fps
+        self._cap = cap
+        self._pacer = FramePacer(fps, self._clock_ns, self._sleep)
+
+    def read(self) -> np.ndarray | None:
+        if self._cap is None or self._pacer is None:
+            return None
+        frame = _read_bgr(self._cap)
+        if frame is None and self.loop:
+            # Reopening is more reliable than seeking to frame 0 across containers and codecs.
+            self._cap.release()
+            self._cap = self._open_capture()
+            self.loops += 1
+            frame = _read_bgr(self._cap)
+        if frame is None:
+            return None
+        self._pacer.next()
+        return frame
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+        self._pacer = None

@@ -148,13 +148,19 @@ class Segmenter:
         self._current = _OpenSegment(index, self._open_file(index), self._layout, start_s)
 
     def _finish(self, *, complete: bool) -> None:
+        """Close the open segment, whatever state its file is in; never raises.
+
+        A file that fails while closing is reported as incomplete: its complete chunks are
+        still readable on the review side, so it is listed, not hidden.
+        """
         current, self._current = self._current, None
         if current is None:
             return
-        try:
-            current.container.close()
-        finally:
-            current.file.close()
+        for close in (current.container.close, current.file.close):
+            try:
+                close()
+            except Exception:
+                complete = False
         self._on_closed(
             ClosedSegment(
                 index=current.index,
@@ -165,5 +171,3 @@ class Segmenter:
                 complete=complete,
             )
         )
-
-

@@ -115,7 +115,10 @@ class SessionDirectory:
 
     def segment_closed(self, camera: str, segment: ClosedSegment) -> dict[str, Any]:
         path = self.path / segment_name(camera, segment.index)
-        digest, size = _sha256(path)
+        if not path.exists():
+            # A segment whose file failed while closing stays under its .partial name.
+            path = path.with_name(path.name + ".partial")
+        digest, size = _sha256(path) if path.exists() else ("", 0)
         with self._manifest_lock:
             entry: dict[str, Any] = {
                 "camera": camera,

@@ -1,0 +1,45 @@
+"""The vitals board answers "what was known when this frame was captured"."""
+
+from __future__ import annotations
+
+from sync.board import VitalsBoard
+from vitals.sample import Parameter, VitalSample
+
+S = 1_000_000_000
+
+
+def sample(param: Parameter, value: float | None, t_s: float, valid: bool = True) -> VitalSample:
+    return VitalSample(param, value, "%", valid and value is not None, int(t_s * S), "ox")
+
+
+def test_as_of_never_shows_a_value_from_the_future() -> None:
+    board = VitalsBoard()
+    board.add([sample(Parameter.SPO2, 90, 1.0), sample(Parameter.SPO2, 95, 2.0)])
+    assert board.as_of(int(1.5 * S), 3.0)[Parameter.SPO2].latest.value == 90
+    assert board.as_of(int(2.0 * S), 3.0)[Parameter.SPO2].latest.value == 95
+    assert Parameter.SPO2 not in board.as_of(int(0.5 * S), 3.0)
+
+
+def test_staleness_uses_the_monitor_limit() -> None:
+    board = VitalsBoard()
+    board.add([sample(Parameter.HR, 120, 1.0)])
+    fresh = board.as_of(int(3.5 * S), {"ox": 3.0})[Parameter.HR]
+    stale = board.as_of(int(4.5 * S), {"ox": 3.0})[Parameter.HR]
+    assert not fresh.stale and stale.stale
+    assert stale.age_s == 3.5
+
+
+def test_no_value_keeps_the_last_valid_apart() -> None:
+    board = VitalsBoard()
+    board.add([sample(Parameter.SPO2, 91, 1.0), sample(Parameter.SPO2, None, 2.0)])
+    value = board.as_of(int(2.1 * S), 3.0)[Parameter.SPO2]
+    assert value.latest.value is None and not value.latest.valid
+    assert value.last_valid is not None and value.last_valid.value == 91
+
+
+def test_history_is_bounded_in_time_and_keeps_order() -> None:
+    board = VitalsBoard(history_s=10)
+    board.add(sample(Parameter.HR, 100 + i, float(i)) for i in range(30))
+    history = board.history_since(0)
+    assert [s.value for s in history] == [100 + i for i in range(19, 30)]
+    assert [s.value for s in board.history_since(25 * S)] == [125, 126, 127, 128, 129]

@@ -7,6 +7,7 @@ frame counts, so a dropped frame leaves a gap in time instead of shifting everyt
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import Any
 
 import av
 import numpy as np
@@ -76,7 +77,7 @@ class VideoEncoder:
     def flush(self) -> list[EncodedPacket]:
         return self._packets(self._ctx.encode(None))
 
-    def _packets(self, packets: list[av.Packet]) -> list[EncodedPacket]:
+    def _packets(self, packets: list[av.Packet[Any]]) -> list[EncodedPacket]:
         out = []
         for p in packets:
             if p.pts is None:
@@ -158,7 +159,7 @@ class AudioEncoder:
         frame.time_base = self._time_base
         return self._packets(self._ctx.encode(frame))
 
-    def _packets(self, packets: list[av.Packet]) -> list[EncodedPacket]:
+    def _packets(self, packets: list[av.Packet[Any]]) -> list[EncodedPacket]:
         out = []
         for p in packets:
             if p.pts is None:

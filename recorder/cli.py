@@ -192,7 +192,8 @@ def _human_status(reply: dict[str, Any]) -> str:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from review.export import ExportError, export_session
-    from store.keys import KeyFormatError, load_identities
+    from store.errors import KeyFormatError
+    from store.keys import load_identities
 
     try:
         identities = load_identities(args.identity)

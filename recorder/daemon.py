@@ -16,6 +16,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,7 +32,7 @@ from capture.interleave import Interleaver
 from capture.overlay import OverlayRenderer, OverlayState
 from capture.pipeline import CameraPipeline
 from capture.recording import CameraRecorder
-from capture.segmenter import ClosedSegment, Segmenter, StreamLayout
+from capture.segmenter import ClosedSegment, Segmenter, SegmentFile, StreamLayout
 from config.models import CameraConfig, Config
 from control.session import Action, Command, State, decide
 from control.socket import ControlServer
@@ -261,7 +262,7 @@ class Daemon:
             )
             cam.recorder.begin(
                 Segmenter(
-                    lambda index, name=cam.config.name: session.open_segment(name, index),
+                    _segment_opener(session, cam.config.name),
                     layout,
                     segment_s=cfg.storage.segment_seconds,
                     on_closed=self._segment_closed_for(session, cam.config.name),
@@ -377,6 +378,13 @@ class Daemon:
             "storage_free_bytes": free,
             "last_session": self._last_session,
         }
+
+
+def _segment_opener(session: SessionDirectory, camera: str) -> Callable[[int], SegmentFile]:
+    def open_segment(index: int) -> SegmentFile:
+        return session.open_segment(camera, index)
+
+    return open_segment
 
 
 def link_name(link: SerialLink) -> str:

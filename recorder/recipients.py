@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from config.loading import ConfigError
 from config.models import StorageConfig
-from store.keys import KeyFormatError, Recipient, load_recipients
+from store.errors import KeyFormatError
+from store.keys import Recipient, load_recipients
 
 
 def resolve_recipients(storage: StorageConfig, source: str = "config") -> list[Recipient]:

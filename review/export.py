@@ -20,7 +20,8 @@ import av
 import structlog
 
 from recorder.session_dir import MANIFEST, VITALS
-from store.age_reader import AgeReader, TruncatedError
+from store.age_reader import AgeReader
+from store.errors import TruncatedError
 from store.keys import Identity
 
 log = structlog.get_logger()

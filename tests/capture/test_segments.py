@@ -112,13 +112,13 @@ def test_video_only_camera_has_no_audio_stream(tmp_path: Path) -> None:
 
 
 def test_a_dropped_moment_leaves_a_gap_in_time_not_a_shift(tmp_path: Path) -> None:
-    files, closed = record(3.0, 10.0, audio=False, gap_at=45)
+    _files, closed = record(3.0, 10.0, audio=False, gap_at=45)
     assert closed[0].video_frames == 90
     assert abs(closed[0].duration_s - 3.5) < 0.05  # timestamps from capture times
 
 
 def test_a_failing_file_is_closed_and_the_next_keyframe_starts_a_new_segment() -> None:
-    files, closed = record(6.0, 2.0, audio=False, fail_segment=2)
+    _files, closed = record(6.0, 2.0, audio=False, fail_segment=2)
     assert [c.complete for c in closed][:2] == [True, False]
     assert closed[2].index == 3 and closed[2].video_frames > 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 from sync.audio_timeline import AudioTimeline
@@ -40,7 +41,7 @@ def test_timeline_counts_samples_when_clocks_agree() -> None:
     timeline = AudioTimeline(MediaClock(0), RATE)
     pts = run(timeline, 500, jitter_ns=3_000_000, start_ns=2_000_000_000)
     assert pts[0] == 2 * RATE
-    assert all(b - a == CHUNK for a, b in zip(pts, pts[1:], strict=False))
+    assert all(b - a == CHUNK for a, b in itertools.pairwise(pts))
     assert timeline.corrections == 0
 
 
@@ -49,7 +50,7 @@ def test_timeline_corrects_drift_in_small_steps() -> None:
     chunks = 60 * 50  # one minute
     pts = run(timeline, chunks, ppm=1000)  # a badly slow card: 60 ms over the minute
     assert timeline.corrections >= 2
-    steps = [b - a - CHUNK for a, b in zip(pts, pts[1:], strict=False)]
+    steps = [b - a - CHUNK for a, b in itertools.pairwise(pts)]
     assert max(steps) <= 0.03 * RATE  # never a big jump
     # At the end, the placed position agrees with the clock within the tolerance.
     true_start_last = (chunks - 1) * CHUNK / RATE * (1 + 1000 / 1e6)

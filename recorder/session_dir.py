@@ -208,13 +208,20 @@ class SessionDirectory:
             return list(self._manifest.segments)
 
     def _write_manifest(self) -> None:
-        writer = EncryptedFileWriter(self.path / MANIFEST, self._recipients, self._fsync)
+        # Written whole under a temporary name and renamed over the old one: a reader (or a
+        # crash) sees either the previous manifest or the new one, never half of one.
+        final = self.path / MANIFEST
+        fresh = final.with_name(MANIFEST + ".new")
+        fresh.unlink(missing_ok=True)
+        Path(str(fresh) + ".partial").unlink(missing_ok=True)
+        writer = EncryptedFileWriter(fresh, self._recipients, self._fsync)
         try:
             writer.write(json.dumps(asdict(self._manifest), indent=1).encode())
         except BaseException:
             writer.abort()
             raise
         writer.close()
+        os.replace(fresh, final)
 
 
 def _sha256(path: Path) -> tuple[str, int]:

@@ -16,8 +16,18 @@ from typing import Protocol
 from cryptography.exceptions import InvalidTag
 
 from store import age_format as fmt
-from store.errors import CorruptFileError, NoIdentityError, TruncatedError
+from store.errors import AgeError, CorruptFileError, NoIdentityError, TruncatedError
 from store.keys import Identity
+
+__all__ = [
+    "AgeError",
+    "AgeReader",
+    "CorruptFileError",
+    "NoIdentityError",
+    "TruncatedError",
+    "decrypt_bytes",
+    "decrypt_file",
+]
 
 # Limits that only a damaged or hostile header reaches; they keep a garbage
 # file from making the reader buffer it whole while looking for a newline.
@@ -76,8 +86,7 @@ class AgeReader:
                 # The stream ended inside this piece, so it has to be the final chunk.
                 if not piece:
                     raise TruncatedError(
-                        f"{self._name}: file ends after chunk {index - 1} "
-                        "without a final chunk (truncated)"
+                        f"{self._name}: file ends after chunk {index - 1} without a final chunk (truncated)"
                         if index
                         else f"{self._name}: file ends before its first chunk (truncated)"
                     )
@@ -88,9 +97,7 @@ class AgeReader:
                         "(truncated, or its last chunk is damaged)"
                     )
                 if not plain and index:
-                    raise CorruptFileError(
-                        f"{self._name}: chunk {index} is an empty final chunk after data"
-                    )
+                    raise CorruptFileError(f"{self._name}: chunk {index} is an empty final chunk after data")
                 yield plain
                 return
             ahead = self._read_exact(fmt.ENCRYPTED_CHUNK_SIZE)
@@ -98,9 +105,7 @@ class AgeReader:
                 plain = self._open(piece, index, last=False)
                 if plain is None:
                     if self._open(piece, index, last=True) is not None:
-                        raise CorruptFileError(
-                            f"{self._name}: data follows the final chunk {index}"
-                        )
+                        raise CorruptFileError(f"{self._name}: data follows the final chunk {index}")
                     raise CorruptFileError(f"{self._name}: chunk {index} failed authentication")
                 yield plain
                 piece = ahead
@@ -134,9 +139,7 @@ class AgeReader:
                 try:
                     file_key = fmt.unwrap_x25519(stanza, identity.private_key)
                 except ValueError as exc:
-                    raise CorruptFileError(
-                        f"{self._name}: malformed X25519 stanza: {exc}"
-                    ) from None
+                    raise CorruptFileError(f"{self._name}: malformed X25519 stanza: {exc}") from None
                 if file_key is not None:
                     return file_key
         tried = ", ".join(str(i.recipient) for i in identities) or "none given"

@@ -22,6 +22,16 @@ from cryptography.hazmat.primitives.serialization import (
 from store import bech32
 from store.errors import KeyFormatError, NoRecipientError
 
+__all__ = [
+    "Identity",
+    "KeyFormatError",
+    "NoRecipientError",
+    "Recipient",
+    "identity_file_text",
+    "load_identities",
+    "load_recipients",
+]
+
 RECIPIENT_HRP = "age"
 IDENTITY_HRP = "age-secret-key-"
 KEY_SIZE = 32
@@ -54,13 +64,10 @@ class Recipient:
         except bech32.Bech32Error as exc:
             raise KeyFormatError(f"not an age X25519 recipient: {stripped!r} ({exc})") from None
         if hrp != RECIPIENT_HRP:
-            raise KeyFormatError(
-                f"not an age X25519 recipient: {stripped!r} (type {hrp!r} is not supported)"
-            )
+            raise KeyFormatError(f"not an age X25519 recipient: {stripped!r} (type {hrp!r} is not supported)")
         if len(data) != KEY_SIZE:
             raise KeyFormatError(
-                f"not an age X25519 recipient: {stripped!r} "
-                f"(key is {len(data)} bytes, expected {KEY_SIZE})"
+                f"not an age X25519 recipient: {stripped!r} (key is {len(data)} bytes, expected {KEY_SIZE})"
             )
         return cls(X25519PublicKey.from_public_bytes(data))
 
@@ -112,8 +119,7 @@ class Identity:
             raise KeyFormatError(f"not an age X25519 identity ({exc})") from None
         if hrp != IDENTITY_HRP:
             raise KeyFormatError(
-                f"not an age X25519 identity (expected prefix 'AGE-SECRET-KEY-1', "
-                f"got type {hrp.upper()!r})"
+                f"not an age X25519 identity (expected prefix 'AGE-SECRET-KEY-1', got type {hrp.upper()!r})"
             )
         if len(data) != KEY_SIZE:
             raise KeyFormatError(
@@ -182,8 +188,8 @@ def load_recipients(source: str | os.PathLike[str] | Iterable[str]) -> list[Reci
     """Read recipients, one `age1...` per line, `#` comments and blank lines ignored.
 
     `source` is a path (`os.PathLike`, e.g. `Path`), a block of text (`str`), or
-    an iterable of lines. An empty result is an error: files written to nobody
-    could never be read.
+    an iterable of lines. An empty result is returned as such; writers refuse
+    to start with zero recipients (NoRecipientError).
     """
     if isinstance(source, os.PathLike):
         where = str(source)
@@ -203,6 +209,4 @@ def load_recipients(source: str | os.PathLike[str] | Iterable[str]) -> list[Reci
             recipients.append(Recipient.parse(stripped))
         except KeyFormatError as exc:
             raise KeyFormatError(f"{where}: line {number}: {exc}") from None
-    if not recipients:
-        raise NoRecipientError(f"{where}: no recipients found")
     return recipients

@@ -73,9 +73,7 @@ def public_key_of() -> Callable[[Path], str]:
     keygen = AGE_KEYGEN
 
     def run(path: Path) -> str:
-        result = subprocess.run(
-            [keygen, "-y", str(path)], capture_output=True, text=True, timeout=30
-        )
+        result = subprocess.run([keygen, "-y", str(path)], capture_output=True, text=True, timeout=30)
         assert result.returncode == 0, result.stderr
         return result.stdout.strip()
 

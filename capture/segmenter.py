@@ -7,13 +7,16 @@ back (fragmented MP4 and Matroska want it for their headers and cues), so the mu
 flow straight into the encryptor. Segments are joined into one MP4 on the review side without
 re-encoding.
 
-A new segment starts only on a video keyframe, once the current one has reached its length.
+A new segment starts only on a video keyframe, at the first one on or after each multiple of
+the segment length in media time, so all cameras' segments cover the same seconds.
 The muxer writes into whatever file object ``open_file`` returns; this module knows nothing of
 encryption or where files live.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -59,6 +62,7 @@ class _OpenSegment:
         self.file = file
         self.start_s = start_s
         self.end_s = start_s
+        self.boundary_s = math.inf
         self.video_frames = 0
         self.audio_packets = 0
         self.container = av.open(file, "w", format="mpegts")
@@ -114,7 +118,7 @@ class Segmenter:
     def write(self, packet: EncodedPacket) -> None:
         starts_gop = packet.kind == "video" and packet.keyframe
         current = self._current
-        if starts_gop and (current is None or packet.pts_s - current.start_s >= self._segment_s):
+        if starts_gop and (current is None or packet.pts_s >= current.boundary_s):
             self._rotate(packet.pts_s)
             current = self._current
         if current is None:
@@ -135,10 +139,8 @@ class Segmenter:
         """Throw the open segment away (a discarded recording)."""
         current, self._current = self._current, None
         if current is not None:
-            try:
+            with contextlib.suppress(Exception):
                 current.container.close()
-            except Exception:  # noqa: S110 - the file is being destroyed anyway
-                pass
             current.file.abort()
 
     def _rotate(self, start_s: float) -> None:
@@ -146,6 +148,10 @@ class Segmenter:
         index = self._next_index
         self._next_index += 1
         self._current = _OpenSegment(index, self._open_file(index), self._layout, start_s)
+        # Segments end on a grid of media time (multiples of segment_s), not segment_s after
+        # their own start: keyframes are forced at the first frame at or after each grid
+        # point, so "start + segment_s" would sometimes miss one and double the segment.
+        self._current.boundary_s = (math.floor(start_s / self._segment_s + 1e-6) + 1) * self._segment_s
 
     def _finish(self, *, complete: bool) -> None:
         """Close the open segment, whatever state its file is in; never raises.

@@ -33,9 +33,10 @@ def fit_frame(frame: np.ndarray, width: int, height: int) -> np.ndarray:
         frame = cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
     h, w = frame.shape[:2]
     if (w, h) != (width, height):
-        # INTER_AREA avoids moiré when shrinking; linear is the cheap good choice for enlarging.
-        shrinking = w * h > width * height
-        interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+        # INTER_AREA is the cleanest way down, but only cheap for whole factors: 1080p → 720p
+        # costs ~9 ms a frame with it against ~2 ms linear, too much beside x264 on two cores.
+        whole_factor = w % width == 0 and h % height == 0 and w // width == h // height > 1
+        interpolation = cv2.INTER_AREA if whole_factor else cv2.INTER_LINEAR
         frame = cv2.resize(frame, (width, height), interpolation=interpolation)
     return frame
 

@@ -114,6 +114,7 @@ class SerialLink:
 
         # Reader-thread only.
         self._ever_connected = False
+        self._received = False  # the current connection has delivered bytes
         self._last_callback_log = -_CALLBACK_ERROR_LOG_INTERVAL_S
 
         self._stop = threading.Event()
@@ -172,6 +173,7 @@ class SerialLink:
             # and dies at once is not hammered.
             if received:
                 backoff = self.backoff_initial_s
+
             self._stop.wait(backoff)
             backoff = min(backoff * 2, self.backoff_max_s)
 
@@ -188,10 +190,11 @@ class SerialLink:
         except Exception as exc:
             self._set_lost(f"open failed: {exc}")
             return False
-        received = False
+        self._received = False
+        reason: str | None
         try:
             self._set_connected()
-            received, reason = self._read_loop(port)
+            reason = self._read_loop(port)
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
         finally:
@@ -199,15 +202,15 @@ class SerialLink:
                 port.close()
         if reason is not None and not self._stop.is_set():
             self._set_lost(reason)
-        return received
+        return self._received
 
-    def _read_loop(self, port: serial.Serial) -> tuple[bool, str | None]:
+    def _read_loop(self, port: serial.Serial) -> str | None:
+        """Read until stopped (None) or silent (the reason); port errors propagate."""
         parser = self.parser
         parser.reset()
         greeting = parser.greeting()
         if greeting:
             port.write(greeting)
-        received = False
         last_rx = time.monotonic()
         while not self._stop.is_set():
             request = parser.poll(self._clock_ns())
@@ -217,17 +220,17 @@ class SerialLink:
             if not data:
                 silent = time.monotonic() - last_rx
                 if silent > self.silence_timeout_s:
-                    return received, f"silent for {silent:.1f} s"
+                    return f"silent for {silent:.1f} s"
                 continue
             # Stamp on the first byte; the rest of what is waiting belongs to the same burst.
             arrived_ns = self._clock_ns()
             waiting = port.in_waiting
             if waiting:
                 data += port.read(waiting)
-            received = True
+            self._received = True
             last_rx = time.monotonic()
             self._deliver(data, arrived_ns)
-        return received, None
+        return None
 
     def _deliver(self, data: bytes, arrived_ns: int) -> None:
         try:

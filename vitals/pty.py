@@ -5,8 +5,10 @@ it would open ``/dev/ttyUSB0``. The slave is put in raw mode before anyone opens
 written before the reader arrives are neither echoed back nor CR/LF-translated (pyserial sets raw
 mode itself on open, but only from then on).
 
-A pty has no modem lines, and its slave path disappears when the master closes; a test that
-needs a device to come back under the same name uses a ``socket://`` URL instead.
+A pty has no modem lines, and its slave path disappears when the master closes, after which the
+kernel may hand the same ``/dev/pts/N`` to any other program. Like a USB adapter behind a udev
+symlink, a pty that must come back under the same name is reached through a symlink the caller
+repoints.
 """
 
 from __future__ import annotations

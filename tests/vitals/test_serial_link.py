@@ -1,0 +1,369 @@
+"""SerialLink end to end: simulator → pty or TCP → pyserial → parser → callback, with failures."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import serial
+from structlog.testing import capture_logs
+from vitals_testkit import STEADY, Collector, MonitorServer, wait_for
+
+from vitals.link import SerialLink
+from vitals.masimo import MasimoParser
+from vitals.pty import PtyPair, open_pty_pair
+from vitals.sample import Parameter, VitalSample
+from vitals.simulators.masimo import MasimoSimulator, StabilisationScript, masimo_line
+
+FAST = {"backoff_initial_s": 0.05, "backoff_max_s": 0.2}
+RADICAL7_LINE = masimo_line(datetime(2024, 1, 1, 0, 0, 0), 93, 140, 2.0, exc=0x20)
+
+
+def events(logs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return [e for e in logs if e["event"] == name]
+
+
+@pytest.fixture
+def pty_pair() -> Iterator[PtyPair]:
+    pair = open_pty_pair()
+    yield pair
+    pair.close()
+
+
+@pytest.fixture
+def logs() -> Iterator[list[dict[str, Any]]]:
+    with capture_logs() as captured:
+        yield captured
+
+
+def make_link(url: str, collector: Collector, **kwargs: Any) -> SerialLink:
+    return SerialLink("pox", url, MasimoParser("pox"), collector, **{**FAST, **kwargs})
+
+
+def test_simulator_values_arrive_through_a_real_pty(
+    pty_pair: PtyPair, collector: Collector, logs: list[dict[str, Any]]
+) -> None:
+    script = StabilisationScript(
+        no_sensor_s=0.3, acquire_s=0, spo2_start=91, spo2_end=91, bpm_start=152, bpm_end=152,
+        spo2_noise=0, bpm_noise=0, pi_noise=0,
+    )  # fmt: skip
+    sim = MasimoSimulator(pty_pair.master_fd, interval_s=0.05, script=script)
+    ticks = itertools.count(1_000_000, 1000)
+    link = make_link(pty_pair.slave_path, collector, clock_ns=lambda: next(ticks))
+    assert link.health().state == "connecting"
+    link.start()
+    try:
+        assert wait_for(lambda: link.health().state == "connected")
+        sim.start()
+        assert wait_for(lambda: len(collector.values(Parameter.SPO2)) >= 3)
+    finally:
+        sim.stop()
+        link.stop()
+    assert set(collector.values(Parameter.SPO2)) == {91.0}
+    assert set(collector.values(Parameter.HR)) == {152.0}
+    # The no-sensor phase came through as dashes, never as numbers.
+    assert set(collector.values(Parameter.SPO2, valid=False)) == {None}
+    assert all(s.monitor == "pox" and s.source == "pleth" for s in collector.samples)
+    health = link.health()
+    assert health.stats.records_ok >= 3
+    assert health.stats.bytes_in > 0
+    # Stamps come from the injected clock, in arrival order.
+    stamps = [s.host_ns for s in collector.samples]
+    assert stamps == sorted(stamps) and stamps[0] >= 1_000_000
+    assert health.last_sample_ns == stamps[-1]
+    assert len(events(logs, "serial link connected")) == 1
+
+
+def test_link_survives_the_pty_vanishing_and_follows_a_new_one(
+    tmp_path: Path, collector: Collector, logs: list[dict[str, Any]]
+) -> None:
+    # The link opens a stable name, as udev gives a USB adapter; a bare /dev/pts/N can be reused
+    # by any other pty on the machine the moment ours closes.
+    stable = tmp_path / "monitor-0"
+    first = open_pty_pair()
+    stable.symlink_to(first.slave_path)
+    sim = MasimoSimulator(first.master_fd, interval_s=0.05, script=STEADY)
+    link = make_link(str(stable), collector)
+    link.start()
+    second: PtyPair | None = None
+    try:
+        assert wait_for(lambda: link.health().state == "connected")
+        sim.start()
+        assert wait_for(lambda: collector.count() > 0)
+        # The adapter is pulled: its name goes, then the device.
+        sim.stop()
+        stable.unlink()
+        first.close()
+        assert wait_for(lambda: link.health().state == "lost", 2.0)
+        time.sleep(0.6)  # several retries against a name that is not there
+        health = link.health()
+        assert health.state == "lost"
+        assert "No such file" in (health.last_error or "")
+        assert link._thread is not None and link._thread.is_alive()
+        # It is plugged back in and comes up under the same name.
+        second = open_pty_pair()
+        stable.symlink_to(second.slave_path)
+        before = collector.count()
+        sim = MasimoSimulator(second.master_fd, interval_s=0.05, script=STEADY)
+        assert wait_for(lambda: link.health().state == "connected", 2.0)
+        sim.start()
+        assert wait_for(lambda: collector.count() > before, 2.0)
+    finally:
+        sim.stop()
+        t = time.monotonic()
+        link.stop()
+        assert time.monotonic() - t < 1.0
+        first.close()
+        if second is not None:
+            second.close()
+    assert link.health().reconnects == 1
+    assert [e["event"] for e in logs if e["event"].startswith("serial link")] == [
+        "serial link connected",
+        "serial link lost",  # once, not once per retry
+        "serial link reconnected",
+    ]
+
+
+def test_reconnects_when_the_monitor_comes_back(
+    monitor_server: MonitorServer, collector: Collector, logs: list[dict[str, Any]]
+) -> None:
+    link = make_link(monitor_server.url, collector)
+    link.start()
+    try:
+        assert wait_for(lambda: len(collector.values(Parameter.SPO2)) >= 2)
+        monitor_server.stop()  # the serial-to-Ethernet converter reboots
+        assert wait_for(lambda: link.health().state == "lost", 2.0)
+        lost_since = link.health().since_ns
+        time.sleep(0.5)  # refused connections meanwhile
+        before = collector.count()
+        monitor_server.start()
+        assert wait_for(lambda: link.health().state == "connected", 2.0)
+        assert wait_for(lambda: collector.count() > before + 5, 2.0)
+    finally:
+        link.stop()
+    health = link.health()
+    assert health.reconnects == 1
+    assert health.since_ns > lost_since
+    assert set(collector.values(Parameter.SPO2)) == {95.0}
+    assert [e["event"] for e in logs if e["event"].startswith("serial link")] == [
+        "serial link connected",
+        "serial link lost",
+        "serial link reconnected",
+    ]
+
+
+def test_a_silent_port_is_reopened(collector: Collector, logs: list[dict[str, Any]]) -> None:
+    server = MonitorServer(silent=True)
+    server.start()
+    link = make_link(server.url, collector, silence_timeout_s=0.3)
+    link.start()
+    try:
+        assert wait_for(lambda: server.accepted >= 2, 3.0)
+    finally:
+        link.stop()
+        server.stop()
+    lost = events(logs, "serial link lost")
+    assert lost and "silent" in lost[0]["reason"]
+    assert events(logs, "serial link reconnected")
+    assert collector.count() == 0
+
+
+def test_unreachable_port_retries_with_backoff_and_logs_once(
+    collector: Collector, logs: list[dict[str, Any]]
+) -> None:
+    with socket.socket() as s:  # find a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    attempts: list[float] = []
+    original = SerialLink._connect_and_read
+
+    def counting(self: SerialLink) -> bool:
+        attempts.append(time.monotonic())
+        return original(self)
+
+    link = make_link(f"socket://127.0.0.1:{port}", collector)
+    link._connect_and_read = counting.__get__(link)  # type: ignore[method-assign]
+    link.start()
+    time.sleep(1.0)
+    link.stop()
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
+    assert 4 <= len(attempts) <= 12
+    assert gaps[0] < 0.15 and max(gaps) < 0.35  # 0.05, 0.1, 0.2, then capped at 0.2
+    assert gaps[2] > gaps[0] * 2
+    assert link.health().state == "lost"
+    assert "open failed" in (link.health().last_error or "")
+    assert len(events(logs, "serial link lost")) == 1
+
+
+class OneLinePort:
+    """A port that delivers one line (or nothing) and then reports the device gone."""
+
+    def __init__(self, line: bytes) -> None:
+        self._pending = line
+        self.in_waiting = 0
+
+    def read(self, size: int = 1) -> bytes:
+        if not self._pending:
+            raise serial.SerialException("device disconnected")
+        data, self._pending = self._pending[:size], self._pending[size:]
+        self.in_waiting = len(self._pending)
+        return data
+
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("line", "restarts"), [(RADICAL7_LINE, True), (b"", False)])
+def test_backoff_restarts_only_after_a_connection_that_carried_data(
+    monkeypatch: pytest.MonkeyPatch, collector: Collector, line: bytes, restarts: bool
+) -> None:
+    opens: list[float] = []
+
+    def open_port(url: str, **kwargs: Any) -> OneLinePort:
+        opens.append(time.monotonic())
+        return OneLinePort(line)
+
+    monkeypatch.setattr(serial, "serial_for_url", open_port)
+    link = make_link("fake://", collector, backoff_initial_s=0.04, backoff_max_s=1.0)
+    with capture_logs():
+        link.start()
+        time.sleep(0.7)
+        link.stop()
+    gaps = [b - a for a, b in itertools.pairwise(opens)]
+    if restarts:
+        # Every connection delivered a line: each retry waits the initial delay again.
+        assert len(opens) >= 8
+        assert max(gaps) < 0.15
+        assert link.health().reconnects == len(opens) - 1
+        assert len(collector.values(Parameter.SPO2, valid=False)) >= 8
+    else:
+        # 0.04, 0.08, 0.16, 0.32: the delay doubles while connections carry nothing.
+        assert 3 <= len(opens) <= 5
+        assert gaps[-1] > 3 * gaps[0]
+
+
+def test_greeting_and_poll_bytes_are_sent(collector: Collector) -> None:
+    # loop:// returns what is written, so bytes the parser asks to send come back as input.
+    greeting = masimo_line(datetime(2024, 1, 1, 0, 0, 0), 90, 120, 1.0)
+    polled = masimo_line(datetime(2024, 1, 1, 0, 0, 1), 91, 121, 1.0)
+
+    class TalkFirst(MasimoParser):
+        protocol = "test-talk-first"
+        polls = 0
+
+        def greeting(self) -> bytes:
+            return greeting
+
+        def poll(self, now_ns: int) -> bytes:
+            self.polls += 1
+            return polled if self.polls == 3 else b""
+
+    link = SerialLink("pox", "loop://", TalkFirst("pox"), collector, **FAST)
+    link.start()
+    try:
+        assert wait_for(lambda: len(collector.values(Parameter.SPO2)) >= 2)
+    finally:
+        link.stop()
+    assert collector.values(Parameter.SPO2) == [90.0, 91.0]
+
+
+def test_a_failing_callback_does_not_stop_reading(
+    monitor_server: MonitorServer, logs: list[dict[str, Any]]
+) -> None:
+    calls: list[list[VitalSample]] = []
+
+    def broken(samples: list[VitalSample]) -> None:
+        calls.append(samples)
+        raise RuntimeError("bug downstream")
+
+    link = SerialLink("pox", monitor_server.url, MasimoParser("pox"), broken, **FAST)
+    link.start()
+    try:
+        assert wait_for(lambda: len(calls) >= 5)
+    finally:
+        link.stop()
+    health = link.health()
+    assert health.callback_errors >= 5
+    assert health.state == "connected"
+    assert health.reconnects == 0
+    assert len(events(logs, "on_samples callback failed")) == 1
+
+
+def test_a_raising_parser_is_contained(monitor_server: MonitorServer, collector: Collector) -> None:
+    class Exploding(MasimoParser):
+        protocol = "test-exploding"
+        fed = 0
+
+        def feed(self, data: bytes, host_ns: int) -> list[VitalSample]:
+            self.fed += 1
+            if self.fed % 2:
+                raise ValueError("parser bug")
+            return super().feed(data, host_ns)
+
+    parser = Exploding("pox")
+    link = SerialLink("pox", monitor_server.url, parser, collector, **FAST)
+    with capture_logs():
+        link.start()
+        try:
+            assert wait_for(lambda: parser.fed >= 10)
+        finally:
+            link.stop()
+    assert link.health().state == "connected"
+
+
+def test_stop_is_prompt_in_every_state(monitor_server: MonitorServer, collector: Collector) -> None:
+    # Connected and reading.
+    link = make_link(monitor_server.url, collector)
+    link.start()
+    assert wait_for(lambda: collector.count() > 0)
+    t = time.monotonic()
+    link.stop()
+    assert time.monotonic() - t < 1.0
+    # Waiting out a long backoff.
+    path = f"/nonexistent/tty-{os.getpid()}"
+    link = SerialLink("pox", path, MasimoParser("pox"), collector, backoff_initial_s=10)
+    link.start()
+    assert wait_for(lambda: link.health().state == "lost")
+    t = time.monotonic()
+    link.stop()
+    assert time.monotonic() - t < 1.0
+    assert not any(th.name == "serial-link-pox" and th.is_alive() for th in threading.enumerate())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({}, {"baudrate": 9600, "bytesize": 8, "parity": "N", "stopbits": 1, "rtscts": False}),
+        ({"baudrate": 19200, "parity": "E"}, {"baudrate": 19200, "parity": "E", "bytesize": 8}),
+    ],
+)
+def test_port_opens_with_the_parsers_settings_unless_overridden(
+    monkeypatch: pytest.MonkeyPatch, overrides: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    opened: list[dict[str, Any]] = []
+    real = serial.serial_for_url
+
+    def spy(url: str, **kwargs: Any) -> Any:
+        opened.append(kwargs)
+        return real(url, **kwargs)
+
+    monkeypatch.setattr(serial, "serial_for_url", spy)
+    link = SerialLink("pox", "loop://", MasimoParser("pox"), lambda s: None, **overrides)
+    link.start()
+    try:
+        assert wait_for(lambda: link.health().state == "connected")
+    finally:
+        link.stop()
+    assert opened and expected.items() <= opened[0].items()
+    assert opened[0]["timeout"] is not None  # reads never block forever

@@ -123,20 +123,18 @@ class SerialLink:
     # -- owner's side ----------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._thread is not None:
-            raise RuntimeError("link already started")
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._run, name=f"serial-link-{self.monitor}", daemon=True
-        )
+        """Start the reader thread. A link runs once; make a new one to read again."""
+        if self._thread is not None or self._stop.is_set():
+            raise RuntimeError("a link is started once")
+        self._thread = threading.Thread(target=self._run, name=f"serial-link-{self.monitor}", daemon=True)
         self._thread.start()
 
     def stop(self, timeout_s: float = 1.0) -> None:
         """Stop reading and close the port; returns within ``timeout_s``.
 
-        The reader notices within one read timeout (0.1 s). Only an open in progress can take
-        longer (pyserial's socket connect waits up to 5 s); the daemon thread then closes its
-        port and exits on its own.
+        The reader notices within one read timeout (0.1 s); closing a ``socket://`` port adds
+        pyserial's fixed 0.3 s pause. Only an open in progress can take longer (pyserial's socket
+        connect waits up to 5 s); the daemon thread then closes its port and exits on its own.
         """
         self._stop.set()
         thread, self._thread = self._thread, None
@@ -173,7 +171,6 @@ class SerialLink:
             # and dies at once is not hammered.
             if received:
                 backoff = self.backoff_initial_s
-
             self._stop.wait(backoff)
             backoff = min(backoff * 2, self.backoff_max_s)
 

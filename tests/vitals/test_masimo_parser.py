@@ -187,6 +187,18 @@ def test_unreadable_exc_trusts_nothing() -> None:
     assert all(not x.valid and "exc_unreadable" in x.flags for x in s.values())
 
 
+def test_reserved_exc_bits_are_named_but_do_not_invalidate() -> None:
+    s = parse_one(RAD8.replace(b"EXC=000800", b"EXC=800A00"))  # reserved 0x800000 and 0x200
+    assert s[Parameter.SPO2].valid
+    assert s[Parameter.SPO2].flags == {"exc_0x800000", "exc_0x000200"}
+
+
+def test_unreadable_alarm_is_flagged_values_stay() -> None:
+    s = parse_one(RAD8.replace(b"ALARM=0000", b"ALARM=zz"))
+    assert s[Parameter.SPO2].valid and s[Parameter.SPO2].value == 98.0
+    assert "alarm_unreadable" in s[Parameter.SPO2].flags
+
+
 @pytest.mark.parametrize(
     ("field", "replacement"),
     [

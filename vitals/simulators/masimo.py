@@ -247,9 +247,7 @@ class MasimoSimulator:
         while not self._stop.is_set():
             # Real time drives the monitor clock; scaled time drives the physiology.
             elapsed = self._clock() - self._t0
-            line = self.line_at(
-                elapsed * self.time_scale, self._start_time + timedelta(seconds=elapsed)
-            )
+            line = self.line_at(elapsed * self.time_scale, self._start_time + timedelta(seconds=elapsed))
             if self._write(line):
                 self.lines_written += 1
             else:

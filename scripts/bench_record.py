@@ -1,0 +1,201 @@
+"""Benchmark: CPU per recorded minute of the daemon against the ffmpeg CLI doing the same job.
+
+Two pairs run in this one command, one after the other, on the same machine.
+
+Pair A, the same picture content on both sides (the fair comparison):
+- ffmpeg: a 10 s testsrc2 clip (1280x720, 30 fps) stored as MJPEG, as a USB camera delivers it,
+  looped in real time (-re) → drawtext (a clock) → libx264 veryfast CRF 23, keyframe every 2 s,
+  + sine → AAC 96 kb/s → segment muxer (10 s MPEG-TS segments);
+- ours: the real daemon process playing the same clip through its file camera, with a tone, the
+  Masimo simulator on a pty and the vitals overlay, recording with encryption.
+
+Pair B, the issue's literal baseline:
+- ffmpeg: lavfi testsrc2 (generated, nothing to decode) + sine → drawtext → the same encoders;
+- ours: the daemon with its built-in test pattern (also generated, nothing to decode). The
+  pattern is simpler picture content than testsrc2, so x264 has less to do on our side: read
+  this ratio together with pair A.
+
+CPU is user + system time of the process and its children (getrusage), so x264's threads count.
+The figure reported is the ratio ours / ffmpeg; the issue's limit is 1.2, with zero dropped
+frames.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from store.keys import Identity
+from vitals.pty import open_pty_pair
+from vitals.simulators.masimo import MasimoSimulator
+
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+
+
+def child_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_ffmpeg(seconds: float, out: Path, clip: Path | None) -> float:
+    out.mkdir(parents=True, exist_ok=True)
+    video_in = (
+        ["-re", "-stream_loop", "-1", "-i", str(clip)]
+        if clip
+        else ["-re", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30"]
+    )
+    before = child_cpu()
+    subprocess.run(
+        [
+            "ffmpeg", "-v", "error", "-y",
+            *video_in,
+            "-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+            "-t", str(seconds),
+            "-vf", f"drawtext=fontfile={FONT}:text='%{{gmtime}}':x=20:y=20:fontsize=48:"
+                   "fontcolor=white:box=1:boxcolor=black@0.6",
+            "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-g", "60", "-pix_fmt", "yuv420p",
+            "-c:a", "aac", "-b:a", "96k", "-ac", "1",
+            "-f", "segment", "-segment_time", "10", "-segment_format", "mpegts",
+            str(out / "seg%05d.ts"),
+        ],
+        check=True,
+    )
+    return child_cpu() - before
+
+
+def render_clip(path: Path) -> None:
+    subprocess.run(
+        [
+            "ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
+            "-t", "10", "-c:v", "mjpeg", "-q:v", "3", "-pix_fmt", "yuvj420p", str(path),
+        ],
+        check=True,
+    )
+
+
+def run_daemon(seconds: float, work: Path, clip: Path | None) -> tuple[float, dict[str, object]]:
+    work.mkdir(parents=True, exist_ok=True)
+    if clip is not None:
+        camera_source = f'{{ kind = "file", path = "{clip}", loop = true }}'
+    else:
+        camera_source = '{ kind = "test_pattern" }'
+    identity = Identity.generate()
+    pty = open_pty_pair()
+    simulator = MasimoSimulator(pty.master_fd, time_scale=4.0)
+    sock = work / "control.sock"
+    config = work / "bench.toml"
+    config.write_text(
+        f"""
+[station]
+table = "Bench"
+control_socket = "{sock}"
+[[cameras]]
+name = "closeup"
+source = {camera_source}
+width = 1280
+height = 720
+fps = 30
+overlay = true
+audio = true
+[audio]
+source = {{ kind = "tone" }}
+bitrate = 96000
+[[monitors]]
+name = "oximeter"
+protocol = "masimo"
+port = "{pty.slave_path}"
+[storage]
+directory = "{work / 'recordings'}"
+segment_seconds = 10
+recipients = ["{identity.recipient}"]
+[session]
+preroll_s = 0
+[logging]
+format = "json"
+level = "warning"
+"""
+    )
+    cli = [sys.executable, "-m", "recorder.cli"]
+    simulator.start()
+    before = child_cpu()
+    daemon = subprocess.Popen([*cli, "run", "--config", str(config)])
+    try:
+        deadline = time.monotonic() + 30
+        while not sock.exists():
+            if time.monotonic() > deadline:
+                raise RuntimeError("daemon did not start")
+            time.sleep(0.1)
+        subprocess.run([*cli, "start", "--socket", str(sock)], check=True, capture_output=True)
+        time.sleep(seconds)
+        subprocess.run([*cli, "stop", "--socket", str(sock)], check=True, capture_output=True)
+        status = json.loads(
+            subprocess.run(
+                [*cli, "status", "--json", "--socket", str(sock)],
+                check=True, capture_output=True, text=True,
+            ).stdout
+        )
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=60)
+        simulator.stop()
+        pty.close()
+    # The CLI clients above are children too; they are small, and counted against us.
+    return child_cpu() - before, status
+
+
+def summary(name: str, seconds: float, ffmpeg_cpu: float, ours_cpu: float,
+            status: dict[str, object]) -> dict[str, object]:
+    session = status["last_session"]
+    cameras = status["cameras"]
+    assert isinstance(session, dict) and isinstance(cameras, dict)
+    cam = cameras["closeup"]
+    minutes = seconds / 60
+    return {
+        "pair": name,
+        "cpu_s_per_min_ffmpeg": round(ffmpeg_cpu / minutes, 1),
+        "cpu_s_per_min_ours": round(ours_cpu / minutes, 1),
+        "ratio_ours_to_ffmpeg": round(ours_cpu / ffmpeg_cpu, 3),
+        "frames_encoded": cam["frames_encoded"],
+        "frames_dropped": cam["frames_dropped"],
+        "packets_dropped": cam["packets_dropped"],
+        "segments": session["segments"],
+        "media_s": session["media_s"],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=300.0, help="per run (4 runs)")
+    parser.add_argument("--pairs", default="A,B", help="which pairs to run: A, B or A,B")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="neoflix-bench-"))
+    results = []
+    try:
+        clip = work / "testsrc2-mjpeg.avi"
+        render_clip(clip)
+        for pair in args.pairs.split(","):
+            source = clip if pair == "A" else None
+            label = "same MJPEG clip" if source else "generated (lavfi testsrc2 / test pattern)"
+            print(f"pair {pair}, {label}: ffmpeg CLI, {args.seconds:.0f} s ...", flush=True)
+            ffmpeg_cpu = run_ffmpeg(args.seconds, work / f"ffmpeg-{pair}", source)
+            print(f"pair {pair}, {label}: neoflix-capture, {args.seconds:.0f} s ...", flush=True)
+            ours_cpu, status = run_daemon(args.seconds, work / f"daemon-{pair}", source)
+            results.append(summary(pair, args.seconds, ffmpeg_cpu, ours_cpu, status))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps({"seconds_per_run": args.seconds, "cores": os.cpu_count(),
+                      "results": results}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -145,7 +145,9 @@ class MonitorConfig(_Section):
         pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$",
         description="Short name of this monitor, e.g. 'oximeter'.",
     )
-    protocol: Literal["masimo"] = Field(description="The monitor's serial output protocol.")
+    protocol: Literal[
+        "masimo", "intellivue", "ge_s5", "medibus", "nellcor", "nonin", "line_format"
+    ] = Field(description="The monitor's serial output protocol.")
     port: str = Field(
         min_length=1,
         description="pyserial URL: /dev/ttyUSB0, /dev/neoflix/monitor-0, socket://host:port ...",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import abc
 import importlib
+import importlib.util
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -104,7 +105,16 @@ PARSERS: dict[str, type[MonitorParser]] = {}
 
 # Families shipped with the package; imported at the end of this module so PARSERS is complete
 # for anyone who imports it, whichever module is imported first.
-_BUILTIN_FAMILIES = ("vitals.masimo",)
+# A family whose module is not present yet is skipped, so families can be added one by one.
+_BUILTIN_FAMILIES = (
+    "vitals.masimo",
+    "vitals.intellivue",
+    "vitals.ge_s5",
+    "vitals.medibus",
+    "vitals.nellcor",
+    "vitals.nonin",
+    "vitals.line_format",
+)
 
 
 def register(cls: _P) -> _P:
@@ -135,7 +145,8 @@ def _load_builtin_families() -> None:
     # A family module imports this one for MonitorParser and register; by the time this runs
     # both are defined, so the import cycle resolves whichever side is imported first.
     for module in _BUILTIN_FAMILIES:
-        importlib.import_module(module)
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module)
 
 
 _load_builtin_families()

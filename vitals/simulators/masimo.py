@@ -275,3 +275,4 @@ class MasimoSimulator:
             # simulator keeps its cadence, and the owner decides when to stop it.
             return False
         return True
+SIMULATOR = MasimoSimulator

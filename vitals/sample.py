@@ -31,6 +31,12 @@ class Parameter(enum.StrEnum):
     NBP_DIA = "NBP_DIA"
     NBP_MEAN = "NBP_MEAN"
     TEMP = "TEMP"
+    IBP_SYS = "IBP_SYS"  # invasive pressures; ``source`` names the channel (ART, CVP, P1...)
+    IBP_DIA = "IBP_DIA"
+    IBP_MEAN = "IBP_MEAN"
+    FICO2 = "FICO2"  # inspired CO2
+    ETO2 = "ETO2"  # end-tidal O2
+    MV = "MV"  # minute volume
 
 
 @dataclass(frozen=True, slots=True)

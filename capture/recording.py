@@ -33,11 +33,11 @@ class _End:
 
 
 @dataclass(frozen=True, slots=True)
-class _ClearPreroll:
-    pass
+class _KeepPreroll:
+    keep: bool  # False: forget it and keep none ("do not record")
 
 
-_Item = EncodedPacket | _Begin | _End | _ClearPreroll | None
+_Item = EncodedPacket | _Begin | _End | _KeepPreroll | None
 
 
 class CameraRecorder:
@@ -52,6 +52,7 @@ class CameraRecorder:
         self.packets_dropped = 0
         self.write_errors = 0
         self.preroll_s_used = 0.0  # how much pre-roll the current recording began with
+        self._keep_preroll = True
 
     def start(self) -> None:
         self._thread.start()
@@ -77,8 +78,9 @@ class CameraRecorder:
         self._queue.put(_End(done, discard))
         return done.wait(timeout)
 
-    def clear_preroll(self) -> None:
-        self._queue.put(_ClearPreroll())
+    def keep_preroll(self, keep: bool) -> None:
+        """``False`` forgets the pre-roll and keeps none until called with ``True``."""
+        self._queue.put(_KeepPreroll(keep))
 
     def stop(self) -> None:
         self._queue.put(None)
@@ -101,7 +103,7 @@ class CameraRecorder:
         if isinstance(item, EncodedPacket):
             if self._segmenter is not None:
                 self._segmenter.write(item)
-            else:
+            elif self._keep_preroll:
                 self.preroll.write(item)
         elif isinstance(item, _Begin):
             self._segmenter = item.segmenter
@@ -116,10 +118,13 @@ class CameraRecorder:
             try:
                 if segmenter is not None:
                     if item.discard:
+                        self.preroll.clear()
                         segmenter.abort()
                     else:
                         segmenter.close()
             finally:
                 item.done.set()
-        elif isinstance(item, _ClearPreroll):
-            self.preroll.clear()
+        elif isinstance(item, _KeepPreroll):
+            self._keep_preroll = item.keep
+            if not item.keep:
+                self.preroll.clear()

@@ -208,6 +208,76 @@ class SessionConfig(_Section):
     )
 
 
+TriggerParameter = Literal["SpO2", "HR", "PR"]
+
+
+class TriggerConfig(_Section):
+    vitals: bool = Field(
+        default=True, description="Start when a pulse oximeter reports valid values (a sensor went on)."
+    )
+    vitals_parameters: list[TriggerParameter] = Field(
+        default_factory=lambda: list[TriggerParameter](["SpO2", "HR"]),
+        min_length=1,
+        description="Parameters whose valid values start a recording (any one of them).",
+    )
+    vitals_hold_s: float = Field(
+        default=5.0, ge=1, le=60, description="How long values must stay valid before starting."
+    )
+    motion: bool = Field(default=False, description="Also start on motion over the table.")
+    motion_camera: str | None = Field(
+        default=None, description="Camera watched for motion (default: the first)."
+    )
+    motion_region: tuple[int, int, int, int] | None = Field(
+        default=None, description="[x, y, width, height] in that camera's pixels; unset = whole frame."
+    )
+    motion_threshold: float = Field(
+        default=0.02, gt=0, le=1, description="Share of the region that must change to count as motion."
+    )
+    motion_hold_s: float = Field(
+        default=3.0, ge=0.5, le=60, description="How long motion must last before starting."
+    )
+    post_roll_s: float = Field(
+        default=300.0,
+        ge=10,
+        le=3600,
+        description="An automatic recording stops after this long without valid vitals or motion.",
+    )
+
+
+class ButtonConfig(_Section):
+    kind: Literal["none", "serial", "hid"] = Field(
+        default="none",
+        description="serial: a contact on a serial port's modem lines; hid: a USB button or foot switch.",
+    )
+    port: str | None = Field(default=None, description="serial: pyserial URL of the button's port.")
+    line: Literal["CTS", "DSR", "CD", "RI"] = Field(
+        default="CTS", description="serial: the modem status line the contact closes."
+    )
+    lamp_line: Literal["DTR", "RTS"] | None = Field(
+        default="RTS", description="serial: the output line driving the button's lamp."
+    )
+    active_low: bool = Field(default=False, description="serial: pressed reads as the line off.")
+    device: str | None = Field(
+        default=None, description="hid: /dev/input/by-id/... event device of the button."
+    )
+    key: str = Field(default="KEY_ENTER", description="hid: the key code the button sends.")
+    long_press_s: float = Field(
+        default=3.0, ge=1, le=10, description="Hold this long to discard (the lamp blinks to confirm)."
+    )
+    idle_long_press: Literal["do_not_record", "nothing"] = Field(
+        default="do_not_record",
+        description="What a long press does when nothing is recording.",
+    )
+
+    @model_validator(mode="after")
+    def _device_named(self) -> ButtonConfig:
+        if self.kind == "serial" and not self.port:
+            raise ValueError("port: a serial button needs the port its contact is wired to")
+        if self.kind == "hid" and not self.device:
+            raise ValueError("device: a USB button needs its /dev/input event device")
+        return self
+
+
 class StationConfig(_Section):
     table: str = Field(
         default="Table 1", min_length=1, max_length=40, description="Shown on the overlay."
@@ -237,6 +307,8 @@ class Config(_Section):
     encoding: EncodingConfig = Field(default_factory=EncodingConfig, description="Video encoder.")
     storage: StorageConfig = Field(default_factory=StorageConfig, description="Encrypted store.")
     session: SessionConfig = Field(default_factory=SessionConfig, description="Recording rules.")
+    triggers: TriggerConfig = Field(default_factory=TriggerConfig, description="Automatic start/stop.")
+    button: ButtonConfig = Field(default_factory=ButtonConfig, description="The bedside button.")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Log output.")
 
     @model_validator(mode="after")
@@ -248,6 +320,13 @@ class Config(_Section):
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
                 raise ValueError(f"{what}: name {dupes[0]!r} is used more than once")
+        return self
+
+    @model_validator(mode="after")
+    def _motion_camera_exists(self) -> Config:
+        name = self.triggers.motion_camera
+        if name is not None and name not in [c.name for c in self.cameras]:
+            raise ValueError(f"triggers.motion_camera: there is no camera named {name!r}")
         return self
 
     @model_validator(mode="after")

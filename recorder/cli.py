@@ -62,8 +62,14 @@ def _parser() -> argparse.ArgumentParser:
         ("start", "start recording now"),
         ("stop", "stop recording (keeps what was recorded)"),
         ("status", "show what the recorder is doing"),
+        ("mark", "add a marker now (e.g. birth, intubation); 'birth' sets time since birth"),
+        ("discard", "consent refused: destroy the current recording, pre-roll included"),
+        ("do-not-record", "suppress automatic recording for this patient (until lifted or the end)"),
+        ("allow-recording", "lift do-not-record"),
     ):
         c = sub.add_parser(name, help=text)
+        if name == "mark":
+            c.add_argument("label", help="what happened, e.g. birth, intubation, adrenaline")
         c.add_argument("--socket", type=Path, help="control socket (default: from the config)")
         c.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
         if name == "status":
@@ -158,7 +164,8 @@ def _socket_path(args: argparse.Namespace) -> Path:
 
 
 def _cmd_control(args: argparse.Namespace) -> int:
-    reply = request(_socket_path(args), args.command, by="command line")
+    extra = {"label": args.label} if args.command == "mark" else {}
+    reply = request(_socket_path(args), args.command, by="command line", **extra)
     if args.command == "status" and args.json:
         print(json.dumps(reply, indent=1, default=str))
     else:
@@ -174,9 +181,16 @@ def _human_status(reply: dict[str, Any]) -> str:
         lines.append(str(reply["note"]))
     state = reply.get("state", "?")
     if state == "recording":
-        lines.append(f"RECORDING {reply.get('elapsed_s', 0):.0f} s  session {reply.get('session')}")
+        line = f"RECORDING {reply.get('elapsed_s') or 0:.0f} s  session {reply.get('session')}"
+        if reply.get("auto_stop_in_s") is not None:
+            line += f"  (stops by itself in {reply['auto_stop_in_s']:.0f} s without vitals)"
+        lines.append(line)
+        if reply.get("reason"):
+            lines.append(f"  started: {reply['reason']}")
     else:
-        lines.append(state.upper())
+        lines.append(state.upper() + ("  DO NOT RECORD" if reply.get("do_not_record") else ""))
+    if reply.get("since_birth_s") is not None:
+        lines.append(f"  since birth: {reply['since_birth_s']:.0f} s")
     for name, cam in reply.get("cameras", {}).items():
         health = cam.get("health", {})
         lines.append(

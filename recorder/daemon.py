@@ -7,8 +7,8 @@ Threads, and where they meet:
 - camera reader threads → ``CameraPipeline.on_frame`` (bounded queue);
 - pipeline threads (overlay + x264) and the audio thread (AAC) → ``Interleaver`` (lock) →
   ``CameraRecorder`` (queue) → writer threads (mux, encrypt, disk);
-- serial threads → ``_on_samples``: board and open session under ``_vitals_lock``;
-- control socket threads and the main loop → ``command`` under ``_state_lock``.
+- serial threads → ``SessionController.on_samples``: board, triggers and the open session;
+- control socket threads, the button and the main loop → ``SessionController.handle``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -32,12 +31,12 @@ from capture.interleave import Interleaver
 from capture.overlay import OverlayRenderer, OverlayState
 from capture.pipeline import CameraPipeline
 from capture.recording import CameraRecorder
-from capture.segmenter import ClosedSegment, Segmenter, SegmentFile, StreamLayout
+from capture.segmenter import StreamLayout
 from config.models import CameraConfig, Config
-from control.session import Action, Command, State, decide
+from control.session import Event
 from control.socket import ControlServer
+from recorder.controller import CameraOutput, SessionController
 from recorder.overlay_view import shown_values
-from recorder.session_dir import CameraProfile, SessionDirectory
 from recorder.source_factory import make_audio_source, make_frame_source
 from store.keys import Recipient
 from sync.audio_timeline import AudioTimeline
@@ -74,12 +73,6 @@ class Daemon:
         self._clock = MediaClock(now_ns())
         self._anchor = UtcAnchor.take()
         self.board = VitalsBoard(history_s=config.session.preroll_s + 30)
-        self._state = State.IDLE
-        self._state_lock = threading.Lock()
-        self._vitals_lock = threading.Lock()
-        self._session: SessionDirectory | None = None
-        self._session_started_ns = 0
-        self._last_session: dict[str, Any] | None = None
         self._stale_after = {m.name: m.stale_after_s for m in config.monitors}
         self._cameras: list[_Camera] = []
         self._links: list[SerialLink] = []
@@ -89,6 +82,28 @@ class Daemon:
         self._control: ControlServer | None = None
         self.started = threading.Event()
         self._build()
+        audio_rate = config.audio.sample_rate if config.audio else None
+        audio_channels = config.audio.channels if config.audio else 1
+        self.controller = SessionController(
+            config,
+            recipients,
+            self._clock,
+            self.board,
+            [
+                CameraOutput(
+                    c.config.name,
+                    c.recorder,
+                    StreamLayout(
+                        c.config.width,
+                        c.config.height,
+                        audio_rate if c.config.audio else None,
+                        audio_channels,
+                    ),
+                )
+                for c in self._cameras
+            ],
+            frames_dropped=lambda: sum(c.pipeline.frames_dropped for c in self._cameras),
+        )
 
     # --- construction ------------------------------------------------------------------------
 
@@ -161,15 +176,15 @@ class Daemon:
         table = self.config.station.table
 
         def state_at(t_ns: int) -> OverlayState:
-            recording = self._state is State.RECORDING
-            elapsed = (t_ns - self._session_started_ns) / 1e9 if recording else None
+            since = self.controller.recording_since_ns
+            elapsed = (t_ns - since) / 1e9 if since is not None else None
             return OverlayState(
                 table=table,
                 camera=camera,
                 utc=self._anchor.utc_at(t_ns),
-                recording=recording,
+                recording=since is not None,
                 elapsed_s=max(0.0, elapsed) if elapsed is not None else None,
-                since_birth_s=None,
+                since_birth_s=self.controller.since_birth_s(t_ns),
                 values=shown_values(self.board.as_of(t_ns, self._stale_after)),
                 no_signal_since=lost_since(),
             )
@@ -204,13 +219,10 @@ class Daemon:
             self.tick()
 
     def tick(self) -> None:
-        if self._state is State.RECORDING:
-            elapsed = (now_ns() - self._session_started_ns) / 1e9
-            if elapsed >= self.config.session.max_duration_s:
-                self.command(Command.MAX_DURATION, by="timer")
+        self.controller.tick()
 
     def shutdown(self) -> None:
-        self.command(Command.SHUTDOWN, by="service")
+        self.controller.handle(Event.SHUTDOWN, by="service")
         if self._control is not None:
             self._control.stop()
         for link in self._links:
@@ -225,112 +237,10 @@ class Daemon:
             cam.recorder.stop()
         log.info("recorder_stopped")
 
-    # --- commands ----------------------------------------------------------------------------
-
-    def command(self, cmd: Command, *, by: str) -> dict[str, Any]:
-        with self._state_lock:
-            decision = decide(self._state, cmd)
-            if decision.action is Action.BEGIN:
-                self._begin(reason=f"{cmd} by {by}")
-            elif decision.action is Action.END:
-                self._end(reason=f"{cmd} by {by}")
-            self._state = decision.state
-            return {"ok": True, "note": decision.note, **self.status()}
-
-    def _begin(self, reason: str) -> None:
-        cfg = self.config
-        session = SessionDirectory(
-            cfg.storage.directory,
-            recipients=self._recipients,
-            fsync_interval_s=cfg.storage.fsync_interval_s,
-            table=cfg.station.table,
-            cameras=[
-                CameraProfile(c.name, c.width, c.height, c.fps, c.overlay, c.audio)
-                for c in cfg.cameras
-            ],
-            clock=self._clock,
-            reason=reason,
-        )
-        audio_rate = cfg.audio.sample_rate if cfg.audio else None
-        audio_channels = cfg.audio.channels if cfg.audio else 1
-        for cam in self._cameras:
-            layout = StreamLayout(
-                cam.config.width,
-                cam.config.height,
-                audio_rate if cam.config.audio else None,
-                audio_channels,
-            )
-            cam.recorder.begin(
-                Segmenter(
-                    _segment_opener(session, cam.config.name),
-                    layout,
-                    segment_s=cfg.storage.segment_seconds,
-                    on_closed=self._segment_closed_for(session, cam.config.name),
-                )
-            )
-        # The vitals of the pre-roll go in first, then everything that arrives from now on.
-        preroll_from = now_ns() - int((cfg.session.preroll_s + 2 * cfg.encoding.keyframe_interval_s) * 1e9)
-        with self._vitals_lock:
-            session.write_vitals(self.board.history_since(preroll_from))
-            self._session = session
-        self._session_started_ns = now_ns()
-        log.info("session_started", session=session.id, reason=reason)
-
-    def _end(self, reason: str, *, discard: bool = False) -> None:
-        session = self._session
-        if session is None:
-            return
-        for cam in self._cameras:
-            if not cam.recorder.end(discard=discard):
-                log.error("segment_close_timeout", camera=cam.config.name, session=session.id)
-        with self._vitals_lock:
-            self._session = None
-        duration = (now_ns() - self._session_started_ns) / 1e9
-        if discard:
-            session.discard()
-        else:
-            session.close(reason)
-        segments = session.segments
-        summary = {
-            "session": session.id,
-            "path": str(session.path),
-            "reason": reason,
-            "duration_s": round(duration, 1),
-            "segments": len(segments),
-            "media_s": round(sum(s["end_s"] - s["start_s"] for s in segments), 2),
-            "bytes": session.bytes_closed,
-            "vitals_samples": session.vitals_written,
-            "frames_dropped": sum(c.pipeline.frames_dropped for c in self._cameras),
-            "preroll_s": {c.config.name: round(c.recorder.preroll_s_used, 2) for c in self._cameras},
-            "discarded": discard,
-        }
-        self._last_session = summary
-        log.info("session_ended", **summary)
-
-    def _segment_closed_for(self, session: SessionDirectory, camera: str) -> Any:
-        def closed(segment: ClosedSegment) -> None:
-            entry = session.segment_closed(camera, segment)
-            log.info(
-                "segment_closed",
-                session=session.id,
-                camera=camera,
-                index=segment.index,
-                duration_s=round(segment.duration_s, 3),
-                frames=segment.video_frames,
-                audio_packets=segment.audio_packets,
-                bytes=entry["bytes"],
-                complete=segment.complete,
-            )
-
-        return closed
-
     # --- inputs ------------------------------------------------------------------------------
 
     def _on_samples(self, samples: list[VitalSample]) -> None:
-        with self._vitals_lock:
-            self.board.add(samples)
-            if self._session is not None:
-                self._session.write_vitals(samples)
+        self.controller.on_samples(samples)
 
     def _on_audio(self, chunk: AudioChunk, t_ns: int) -> None:
         assert self._audio_timeline is not None and self._audio_encoder is not None
@@ -345,20 +255,21 @@ class Daemon:
 
     def handle_request(self, request: dict[str, Any]) -> dict[str, Any]:
         cmd = request["cmd"]
+        by = str(request.get("by", "control socket"))
         if cmd == "status":
             return {"ok": True, **self.status()}
-        if cmd in ("start", "stop"):
-            return self.command(Command(cmd), by=str(request.get("by", "control socket")))
-        return {"ok": False, "error": f"unknown command {cmd!r} (try start, stop, status)"}
+        if cmd == "mark":
+            reply = self.controller.mark(str(request.get("label", "")), by=by)
+            return {**reply, **self.status()}
+        event = _COMMANDS.get(cmd)
+        if event is None:
+            known = ", ".join(sorted([*_COMMANDS, "mark", "status"]))
+            return {"ok": False, "error": f"unknown command {cmd!r} (known: {known})"}
+        return {**self.controller.handle(event, by=by), **self.status()}
 
     def status(self) -> dict[str, Any]:
-        session = self._session
-        recording = self._state is State.RECORDING
-        free = _free_bytes(self.config.storage.directory)
         return {
-            "state": str(self._state),
-            "session": session.id if session else None,
-            "elapsed_s": round((now_ns() - self._session_started_ns) / 1e9, 1) if recording else None,
+            **self.controller.status(),
             "cameras": {
                 c.config.name: {
                     "health": _as_dict(c.reader.health()),
@@ -367,6 +278,7 @@ class Daemon:
                     "no_signal_frames": c.pipeline.no_signal_frames,
                     "packets_dropped": c.recorder.packets_dropped,
                     "write_errors": c.recorder.write_errors,
+                    "writer_backlog": c.recorder.backlog,
                     "preroll_s": round(c.recorder.preroll.duration_s, 2),
                     "preroll_bytes": c.recorder.preroll.bytes,
                 }
@@ -375,16 +287,18 @@ class Daemon:
             "audio": _as_dict(self._audio.health()) if self._audio else None,
             "monitors": {link_name(link): _as_dict(link.health()) for link in self._links},
             "vitals_samples": self.board.samples_total,
-            "storage_free_bytes": free,
-            "last_session": self._last_session,
+            "storage_free_bytes": _free_bytes(self.config.storage.directory),
         }
 
 
-def _segment_opener(session: SessionDirectory, camera: str) -> Callable[[int], SegmentFile]:
-    def open_segment(index: int) -> SegmentFile:
-        return session.open_segment(camera, index)
-
-    return open_segment
+_COMMANDS = {
+    "start": Event.START,
+    "stop": Event.STOP,
+    "toggle": Event.TOGGLE,
+    "discard": Event.DISCARD,
+    "do-not-record": Event.DO_NOT_RECORD,
+    "allow-recording": Event.ALLOW_RECORDING,
+}
 
 
 def link_name(link: SerialLink) -> str:

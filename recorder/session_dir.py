@@ -6,8 +6,8 @@ missing, altered or reordered segment. It is rewritten (atomically) after each s
 crash loses at most the entry of the segment that was open.
 
 Threads: camera writer threads call ``open_segment``/``segment_closed``; serial threads call
-``write_vitals``; the daemon calls ``close``/``discard``. One lock guards the manifest and one
-the vitals file.
+``write_vitals``; the daemon calls ``write_marker``, ``close`` and ``discard``. One lock guards
+the manifest; each JSON-lines stream has its own.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from vitals.sample import VitalSample
 
 MANIFEST = "manifest.json.age"
 VITALS = "vitals.jsonl.age"
+MARKERS = "markers.jsonl.age"
 FORMAT_VERSION = 1
 
 
@@ -42,6 +43,44 @@ def segment_name(camera: str, index: int) -> str:
 def new_session_id(utc: datetime) -> str:
     # Sortable by start time, unique without coordination, and holding no patient data.
     return f"{utc:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+class _JsonLines:
+    """An encrypted stream of JSON records, one per line, growing as the session goes on."""
+
+    def __init__(self, path: Path, recipients: Sequence[Recipient], fsync_interval_s: float) -> None:
+        self._lock = threading.Lock()
+        self._writer = EncryptedFileWriter(path, recipients, fsync_interval_s)
+        self._open = True
+        self.count = 0
+
+    def write(self, records: Iterable[dict[str, Any]]) -> None:
+        lines = [json.dumps(r, separators=(",", ":")) for r in records]
+        if not lines:
+            return
+        with self._lock:
+            if not self._open:
+                return
+            self._writer.write(("\n".join(lines) + "\n").encode())
+            self.count += len(lines)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._open:
+                self._open = False
+                self._writer.close()
+
+    def abort(self) -> None:
+        with self._lock:
+            self._open = False
+            self._writer.abort()
+
+
+@dataclass(frozen=True, slots=True)
+class Marker:
+    mono_ns: int
+    label: str
+    by: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,11 +138,9 @@ class SessionDirectory:
             reason=reason,
         )
         self._manifest_lock = threading.Lock()
-        self._vitals_lock = threading.Lock()
-        self._vitals = EncryptedFileWriter(self.path / VITALS, self._recipients, self._fsync)
-        self.vitals_written = 0
+        self._vitals = _JsonLines(self.path / VITALS, self._recipients, self._fsync)
+        self._markers = _JsonLines(self.path / MARKERS, self._recipients, self._fsync)
         self.bytes_closed = 0
-        self._closed = False
         self._write_manifest()
 
     # --- media -------------------------------------------------------------------------------
@@ -148,59 +185,72 @@ class SessionDirectory:
     # --- vitals ------------------------------------------------------------------------------
 
     def write_vitals(self, samples: Iterable[VitalSample]) -> None:
-        lines = []
-        for s in samples:
-            lines.append(
-                json.dumps(
-                    {
-                        "t": round(self._clock.seconds(s.host_ns), 6),
-                        "utc": self.anchor.utc_at(s.host_ns).isoformat(),
-                        "monitor": s.monitor,
-                        "parameter": str(s.parameter),
-                        "value": s.value,
-                        "unit": s.unit,
-                        "valid": s.valid,
-                        "source": s.source,
-                        "alarm": s.alarm,
-                        "flags": sorted(s.flags),
-                        "monitor_time": s.monitor_time.isoformat() if s.monitor_time else None,
-                    },
-                    separators=(",", ":"),
-                )
-            )
-        if not lines:
-            return
-        with self._vitals_lock:
-            if self._closed:
-                return
-            self._vitals.write(("\n".join(lines) + "\n").encode())
-            self.vitals_written += len(lines)
+        self._vitals.write(
+            {
+                "t": round(self._clock.seconds(s.host_ns), 6),
+                "utc": self.anchor.utc_at(s.host_ns).isoformat(),
+                "monitor": s.monitor,
+                "parameter": str(s.parameter),
+                "value": s.value,
+                "unit": s.unit,
+                "valid": s.valid,
+                "source": s.source,
+                "alarm": s.alarm,
+                "flags": sorted(s.flags),
+                "monitor_time": s.monitor_time.isoformat() if s.monitor_time else None,
+            }
+            for s in samples
+        )
+
+    @property
+    def vitals_written(self) -> int:
+        return self._vitals.count
+
+    def write_markers(self, markers: Iterable[Marker]) -> None:
+        self._markers.write(
+            {
+                "t": round(self._clock.seconds(m.mono_ns), 6),
+                "utc": self.anchor.utc_at(m.mono_ns).isoformat(),
+                "label": m.label,
+                "by": m.by,
+            }
+            for m in markers
+        )
+
+    @property
+    def markers_written(self) -> int:
+        return self._markers.count
 
     # --- end ---------------------------------------------------------------------------------
 
     def close(self, reason: str) -> None:
-        with self._vitals_lock:
-            self._closed = True
-            self._vitals.close()
+        self._vitals.close()
+        self._markers.close()
         with self._manifest_lock:
             self._manifest.ended_utc = UtcAnchor.take().utc.isoformat()
             self._manifest.end_reason = reason
             self._write_manifest()
 
-    def discard(self) -> None:
-        """Destroy everything of this session: truncate each file, then remove it."""
-        with self._vitals_lock:
-            self._closed = True
-            self._vitals.abort()
+    def discard(self) -> int:
+        """Destroy everything of this session: truncate each file, then remove it.
+
+        Returns how many files were destroyed (for the audit log; no names, no content).
+        """
+        self._vitals.abort()
+        self._markers.abort()
+        destroyed = 0
         with self._manifest_lock:
-            for entry in self.path.iterdir():
+            for entry in list(self.path.iterdir()):
                 try:
                     with open(entry, "r+b") as f:
                         f.truncate(0)
                         os.fsync(f.fileno())
+                    entry.unlink()
+                    destroyed += 1
                 except OSError:
                     pass
             shutil.rmtree(self.path, ignore_errors=True)
+        return destroyed
 
     @property
     def segments(self) -> list[dict[str, Any]]:

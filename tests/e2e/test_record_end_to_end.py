@@ -107,6 +107,9 @@ recipients = ["{recipient}"]
 [session]
 preroll_s = {PREROLL_S}
 
+[triggers]
+vitals = false  # this test starts and stops by hand; the triggers have their own test
+
 [logging]
 format = "json"
 """

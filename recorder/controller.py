@@ -1,0 +1,314 @@
+"""Session control: applies the state machine's decisions to the cameras, the store and the audit log.
+
+Every input (control socket, bedside button, triggers, timers) arrives here as an ``Event`` and
+goes through ``control.session.decide``; this module only carries out what it decided: open a
+session directory and hand it to every camera, close it, or destroy it. Markers ("birth",
+"intubation", button double presses) are kept here too, and the birth time gives the overlay its
+"T+mm:ss".
+
+Threads: ``handle`` is called by control socket threads, the button thread and the daemon's main
+loop (``tick``); one lock serialises them, so two presses never start two sessions. Serial
+threads call ``on_samples`` under ``_vitals_lock``, which also guards the open session's vitals.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+
+from capture.recording import CameraRecorder
+from capture.segmenter import ClosedSegment, Segmenter, SegmentFile, StreamLayout
+from config.models import Config
+from control.session import IDLE, Action, Event, Mode, SessionState, decide
+from control.triggers import ActivityTracker, Moment, TriggerRules, trigger_event
+from recorder.session_dir import CameraProfile, Marker, SessionDirectory
+from store.keys import Recipient
+from sync.board import VitalsBoard
+from sync.clock import MediaClock, now_ns
+from vitals.sample import Parameter, VitalSample
+
+log = structlog.get_logger()
+
+_NS = 1_000_000_000
+BIRTH = "birth"
+
+
+class Audit(Protocol):
+    def append(self, event: str, **fields: Any) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CameraOutput:
+    name: str
+    recorder: CameraRecorder
+    layout: StreamLayout
+
+
+class SessionController:
+    def __init__(
+        self,
+        config: Config,
+        recipients: Sequence[Recipient],
+        clock: MediaClock,
+        board: VitalsBoard,
+        cameras: Sequence[CameraOutput],
+        *,
+        audit: Audit | None = None,
+        frames_dropped: Callable[[], int] = lambda: 0,
+    ) -> None:
+        self._config = config
+        self._recipients = list(recipients)
+        self._clock = clock
+        self._board = board
+        self._cameras = list(cameras)
+        self._audit = audit
+        self._frames_dropped = frames_dropped
+        t = config.triggers
+        self.rules = TriggerRules(
+            vitals=t.vitals and bool(config.monitors),
+            vitals_hold_s=t.vitals_hold_s,
+            motion=t.motion,
+            motion_hold_s=t.motion_hold_s,
+            post_roll_s=t.post_roll_s,
+            max_duration_s=config.session.max_duration_s,
+        )
+        self.activity = ActivityTracker(
+            [Parameter(p) for p in t.vitals_parameters],
+            stale_after_s=max((m.stale_after_s for m in config.monitors), default=3.0),
+        )
+        self._lock = threading.RLock()
+        self._vitals_lock = threading.Lock()
+        self.state: SessionState = IDLE
+        self._session: SessionDirectory | None = None
+        self.recording_since_ns: int | None = None
+        self._quiet_since_ns: int | None = None
+        self.reason: str | None = None
+        self.birth_ns: int | None = None
+        self._recent_markers: deque[Marker] = deque(maxlen=256)
+        self.last_session: dict[str, Any] | None = None
+
+    # --- inputs ----------------------------------------------------------------------------
+
+    def on_samples(self, samples: list[VitalSample]) -> None:
+        """Serial threads: every sample goes to the board, the triggers and the open session."""
+        with self._vitals_lock:
+            self._board.add(samples)
+            self.activity.on_samples(samples)
+            if self._session is not None:
+                self._session.write_vitals(samples)
+
+    def tick(self) -> None:
+        """The daemon's main loop, twice a second: let the triggers speak."""
+        with self._lock:
+            now = now_ns()
+            moment = Moment(
+                now_ns=now,
+                vitals_valid_for_s=self.activity.vitals_valid_for_s(now),
+                motion_for_s=self.activity.motion_for_s(now, self.rules.motion_gap_s),
+                last_activity_ns=self.activity.last_activity_ns,
+                recording_since_ns=self.recording_since_ns,
+                quiet_since_ns=self._quiet_since_ns,
+            )
+            result = trigger_event(self.state, moment, self.rules)
+            if result is not None:
+                event, why = result
+                self.handle(event, by="trigger", why=why)
+
+    def handle(self, event: Event, *, by: str, why: str = "") -> dict[str, Any]:
+        with self._lock:
+            before = self.state
+            decision = decide(before, event)
+            reason = f"{event} by {by}" + (f" ({why})" if why else "")
+            if decision.action is Action.BEGIN:
+                self._begin(reason, automatic=decision.state.automatic)
+            elif decision.action is Action.END:
+                self._end(reason)
+            elif decision.action is Action.DISCARD:
+                self._end(reason, discard=True)
+            if decision.state.do_not_record != before.do_not_record:
+                self._set_do_not_record(decision.state.do_not_record, reason)
+            elif decision.action is Action.CLEAR_PREROLL:
+                for cam in self._cameras:  # already on: forget what gathered since
+                    cam.recorder.keep_preroll(False)
+            if decision.state != before or decision.action is not Action.NONE:
+                log.info("session_event", input=str(event), by=by, why=why, note=decision.note)
+            self.state = decision.state
+            return {"ok": True, "note": decision.note}
+
+    def mark(self, label: str, *, by: str) -> dict[str, Any]:
+        """A marker at this instant; ``birth`` also sets the time base for "time since birth"."""
+        label = label.strip()
+        if not label or len(label) > 64:
+            return {"ok": False, "error": "a marker label has 1 to 64 characters"}
+        marker = Marker(now_ns(), label, by)
+        with self._lock:
+            if label.lower() == BIRTH:
+                self.birth_ns = marker.mono_ns
+            self._recent_markers.append(marker)
+            if self._session is not None:
+                self._session.write_markers([marker])
+            if self._audit is not None:
+                self._audit.append("marker", session=self._session_id(), by=by)
+        log.info("marker", label=label, by=by, recording=self._session is not None)
+        return {"ok": True, "note": f"marker {label!r} set" + ("" if self._session else " (not recording)")}
+
+    # --- actions ---------------------------------------------------------------------------
+
+    def _begin(self, reason: str, *, automatic: bool) -> None:
+        cfg = self._config
+        session = SessionDirectory(
+            cfg.storage.directory,
+            recipients=self._recipients,
+            fsync_interval_s=cfg.storage.fsync_interval_s,
+            table=cfg.station.table,
+            cameras=[
+                CameraProfile(c.name, c.width, c.height, c.fps, c.overlay, c.audio) for c in cfg.cameras
+            ],
+            clock=self._clock,
+            reason=reason,
+        )
+        for cam in self._cameras:
+            cam.recorder.begin(
+                Segmenter(
+                    _segment_opener(session, cam.name),
+                    cam.layout,
+                    segment_s=cfg.storage.segment_seconds,
+                    on_closed=_segment_logger(session, cam.name),
+                )
+            )
+        # The pre-roll's vitals and markers go in first, then everything from now on.
+        horizon = now_ns() - int((cfg.session.preroll_s + 2 * cfg.encoding.keyframe_interval_s + 1) * _NS)
+        with self._vitals_lock:
+            session.write_vitals(self._board.history_since(horizon))
+            self._session = session
+        recent = [m for m in self._recent_markers if m.mono_ns >= horizon]
+        if self.birth_ns is not None and all(m.mono_ns != self.birth_ns for m in recent):
+            recent.insert(0, next(m for m in self._recent_markers if m.mono_ns == self.birth_ns))
+        session.write_markers(recent)
+        self.recording_since_ns = now_ns()
+        self.reason = reason
+        if self._audit is not None:
+            self._audit.append("start", session=session.id, reason=reason, automatic=automatic)
+        log.info("session_started", session=session.id, reason=reason)
+
+    def _end(self, reason: str, *, discard: bool = False) -> None:
+        session = self._session
+        if session is None:
+            return
+        for cam in self._cameras:
+            if not cam.recorder.end(discard=discard):
+                log.error("segment_close_timeout", camera=cam.name, session=session.id)
+        with self._vitals_lock:
+            self._session = None
+        started = self.recording_since_ns or now_ns()
+        self.recording_since_ns = None
+        duration = (now_ns() - started) / _NS
+        segments = session.segments
+        destroyed = session.discard() if discard else 0
+        if not discard:
+            session.close(reason)
+        summary = {
+            "session": session.id,
+            "path": str(session.path),
+            "reason": reason,
+            "duration_s": round(duration, 1),
+            "segments": 0 if discard else len(segments),
+            "media_s": 0.0 if discard else round(sum(s["end_s"] - s["start_s"] for s in segments), 2),
+            "bytes": 0 if discard else session.bytes_closed,
+            "vitals_samples": session.vitals_written,
+            "markers": session.markers_written,
+            "frames_dropped": self._frames_dropped(),
+            "preroll_s": {c.name: round(c.recorder.preroll_s_used, 2) for c in self._cameras},
+            "discarded": discard,
+        }
+        self.last_session = summary
+        if self._audit is not None:
+            if discard:
+                self._audit.append(
+                    "discard",
+                    session=session.id,
+                    reason=reason,
+                    files=destroyed,
+                    duration_s=round(duration, 1),
+                )
+            else:
+                self._audit.append(
+                    "stop",
+                    session=session.id,
+                    reason=reason,
+                    files=len(segments) + 3,
+                    bytes=session.bytes_closed,
+                    duration_s=round(duration, 1),
+                )
+        log.info("session_ended", **summary)
+
+    def _set_do_not_record(self, on: bool, reason: str) -> None:
+        self._quiet_since_ns = now_ns() if on else None
+        for cam in self._cameras:
+            cam.recorder.keep_preroll(not on)
+        if self._audit is not None:
+            self._audit.append("do_not_record" if on else "allow_recording", reason=reason)
+
+    def _session_id(self) -> str | None:
+        return self._session.id if self._session is not None else None
+
+    # --- what the overlay and status show ---------------------------------------------------
+
+    @property
+    def recording(self) -> bool:
+        return self.state.mode is Mode.RECORDING
+
+    def since_birth_s(self, t_ns: int) -> float | None:
+        birth = self.birth_ns
+        return None if birth is None else (t_ns - birth) / _NS
+
+    def status(self) -> dict[str, Any]:
+        now = now_ns()
+        since = self.recording_since_ns
+        auto_stop = None
+        if self.recording and self.state.automatic and since is not None:
+            quiet_from = max(since, self.activity.last_activity_ns or 0)
+            auto_stop = max(0.0, self.rules.post_roll_s - (now - quiet_from) / _NS)
+        session = self._session
+        return {
+            "state": str(self.state.mode),
+            "do_not_record": self.state.do_not_record,
+            "automatic": self.state.automatic,
+            "reason": self.reason if self.recording else None,
+            "session": session.id if session else None,
+            "elapsed_s": round((now - since) / _NS, 1) if since is not None else None,
+            "auto_stop_in_s": None if auto_stop is None else round(auto_stop, 1),
+            "vitals_valid_for_s": round(self.activity.vitals_valid_for_s(now), 1),
+            "since_birth_s": None if self.birth_ns is None else round((now - self.birth_ns) / _NS, 1),
+            "last_session": self.last_session,
+        }
+
+
+def _segment_opener(session: SessionDirectory, camera: str) -> Callable[[int], SegmentFile]:
+    def open_segment(index: int) -> SegmentFile:
+        return session.open_segment(camera, index)
+
+    return open_segment
+
+
+def _segment_logger(session: SessionDirectory, camera: str) -> Callable[[ClosedSegment], None]:
+    def closed(segment: ClosedSegment) -> None:
+        entry = session.segment_closed(camera, segment)
+        log.info(
+            "segment_closed",
+            session=session.id,
+            camera=camera,
+            index=segment.index,
+            duration_s=round(segment.duration_s, 3),
+            frames=segment.video_frames,
+            audio_packets=segment.audio_packets,
+            bytes=entry["bytes"],
+            complete=segment.complete,
+        )
+
+    return closed

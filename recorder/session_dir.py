@@ -99,6 +99,7 @@ class _Manifest:
     table: str
     started_utc: str
     media_epoch_utc: str  # UTC of media time zero: utc = media_epoch_utc + pts seconds
+    started_s: float  # media time of the start: segments begin earlier by the pre-roll
     cameras: list[dict[str, Any]]
     reason: str
     format: int = FORMAT_VERSION
@@ -134,6 +135,7 @@ class SessionDirectory:
             table=table,
             started_utc=anchor.utc.isoformat(),
             media_epoch_utc=epoch_utc.isoformat(),
+            started_s=round(clock.seconds(anchor.mono_ns), 6),
             cameras=[asdict(c) for c in cameras],
             reason=reason,
         )

@@ -19,7 +19,7 @@ from typing import Any
 import av
 import structlog
 
-from recorder.session_dir import MANIFEST, VITALS
+from recorder.session_dir import MANIFEST, MARKERS, VITALS
 from store.age_reader import AgeReader
 from store.errors import TruncatedError
 from store.keys import Identity
@@ -29,6 +29,7 @@ log = structlog.get_logger()
 VITALS_COLUMNS = (
     "utc",
     "t_since_start_s",
+    "t_since_birth_s",
     "media_time_s",
     "monitor",
     "parameter",
@@ -49,6 +50,8 @@ class ExportResult:
     video_seconds: dict[str, float] = field(default_factory=dict)
     vitals_csv: Path | None = None
     vitals_rows: int = 0
+    markers_csv: Path | None = None
+    markers: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -94,22 +97,26 @@ def export_session(
             result.videos[camera] = target
             result.video_seconds[camera] = seconds
     start_s = min(starts) if starts else 0.0
-    vitals_path = session_dir / VITALS
-    if not vitals_path.exists():
-        vitals_path = session_dir / (VITALS + ".partial")
-    if vitals_path.exists():
+    result.markers = _read_jsonl(session_dir, MARKERS, identities, result.warnings)
+    births = [m["t"] for m in result.markers if m["label"].lower() == "birth"]
+    birth_s = births[-1] if births else None
+    if result.markers:
+        result.markers_csv = out_dir / "markers.csv"
+        _write_markers_csv(result.markers, result.markers_csv, start_s, birth_s)
+    vitals = _read_jsonl(session_dir, VITALS, identities, result.warnings)
+    if vitals:
         result.vitals_csv = out_dir / "vitals.csv"
-        result.vitals_rows = _write_vitals_csv(
-            vitals_path, identities, result.vitals_csv, start_s, result.warnings
-        )
+        result.vitals_rows = _write_vitals_csv(vitals, result.vitals_csv, start_s, birth_s)
     else:
-        result.warnings.append("no vitals log in this session")
+        result.warnings.append("no vitals in this session")
     summary = {
         "session": result.session,
         "table": manifest.get("table"),
         "started_utc": manifest.get("started_utc"),
         "ended_utc": manifest.get("ended_utc"),
         "media_start_s": start_s,
+        "birth_media_s": birth_s,
+        "markers": result.markers,
         "media_epoch_utc": manifest.get("media_epoch_utc"),
         "videos": {k: str(v.name) for k, v in result.videos.items()},
         "video_seconds": result.video_seconds,
@@ -179,29 +186,54 @@ def _join_segments(
     return first_s, end_s
 
 
-def _write_vitals_csv(
-    path: Path,
-    identities: Sequence[Identity],
-    target: Path,
-    start_s: float,
-    warnings: list[str],
-) -> int:
+def _read_jsonl(
+    session_dir: Path, name: str, identities: Sequence[Identity], warnings: list[str]
+) -> list[dict[str, Any]]:
+    path = session_dir / name
+    if not path.exists():
+        path = session_dir / (name + ".partial")
+        if not path.exists():
+            return []
     data, complete = decrypt(path, identities)
     if not complete:
-        warnings.append("vitals log cut short; exported what was complete")
-    rows = 0
+        warnings.append(f"{name} cut short; exported what was complete")
+    records = []
+    for line in data.decode("utf-8", errors="replace").splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue  # the last line of a log cut mid-write
+    return records
+
+
+def _relative(t: float, origin: float | None) -> str:
+    return "" if origin is None else f"{t - origin:.3f}"
+
+
+def _write_markers_csv(
+    markers: list[dict[str, Any]], target: Path, start_s: float, birth_s: float | None
+) -> None:
+    with open(target, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(("utc", "t_since_start_s", "t_since_birth_s", "label", "by"))
+        for m in markers:
+            writer.writerow(
+                [m["utc"], _relative(m["t"], start_s), _relative(m["t"], birth_s), m["label"], m["by"]]
+            )
+
+
+def _write_vitals_csv(
+    records: list[dict[str, Any]], target: Path, start_s: float, birth_s: float | None
+) -> int:
     with open(target, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(VITALS_COLUMNS)
-        for line in data.decode("utf-8", errors="replace").splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue  # the last line of a log cut mid-write
+        for rec in records:
             writer.writerow(
                 [
                     rec["utc"],
-                    f"{rec['t'] - start_s:.3f}",
+                    _relative(rec["t"], start_s),
+                    _relative(rec["t"], birth_s),
                     f"{rec['t']:.3f}",
                     rec["monitor"],
                     rec["parameter"],
@@ -214,5 +246,4 @@ def _write_vitals_csv(
                     rec["monitor_time"] or "",
                 ]
             )
-            rows += 1
-    return rows
+    return len(records)

@@ -188,3 +188,16 @@ def test_markers_and_birth_time_are_recorded(station: tuple[Path, MasimoSimulato
     ]
     assert [m["label"] for m in markers] == ["birth", "intubation"]
     assert markers[0]["t"] < markers[1]["t"] - 1.0
+
+    out = tmp / "export"
+    subprocess.run(
+        [sys.executable, "-m", "recorder.cli", "export", last["path"], "--identity",
+         str(tmp / "id.txt"), "--out", str(out)],
+        check=True, capture_output=True,
+    )
+    rows = (out / "markers.csv").read_text().splitlines()
+    assert rows[0].split(",") == ["utc", "t_since_start_s", "t_since_birth_s", "label", "by"]
+    birth, intubation = (r.split(",") for r in rows[1:])
+    assert birth[3] == "birth" and float(birth[2]) == 0.0
+    assert intubation[3] == "intubation" and float(intubation[2]) >= 1.0
+    assert float(intubation[1]) >= 0.0  # after the recording's first frame (pre-roll included)

@@ -328,7 +328,10 @@ class OverlayRenderer:
             self._big_digits_w + self._gap + self._big_unit_w,
             self._row_label_w + self._row_value_w + self._row_unit_w + self._row_age_w + 3 * self._gap,
             _width("REC 0:00:00", self._status) + self._status.cap + self._gap,
-            _width("Table 1", self._label) + _width("0000-00-00", self._small) + 2 * self._gap,
+            # The clock line: time, "UTC" and the date.
+            _width("00:00:00", self._mid) + _width("UTC", self._small) + _width("0000-00-00", self._small)
+            + 2 * self._gap,
+            _width("Resus table 1", self._label) + _width("close-up", self._small) + 2 * self._gap,
         )
         self._panel_w = min(inner + 2 * self._pad, width // 2)
         self._panel_x = width - self._margin - self._panel_w
@@ -392,7 +395,8 @@ class OverlayRenderer:
             y = rule_y + 2 * self._gap
             for v in view.big:
                 y = self._render_big(c, v, y)
-            y = self._render_rows(c, view.rows, y)
+            above = view.big[-1].monitor if view.big else ""
+            y = self._render_rows(c, view.rows, y, above)
         used = min(c.bgr.shape[0], y + self._pad - self._gap)
         self._set_panel(c.bgr[:used], c.mask[:used])
 
@@ -411,20 +415,24 @@ class OverlayRenderer:
             c.text("STANDBY", x, y + (st.cap - self._label.cap) // 2, self._label, _DIM)
         y += st.cap + 2 * self._gap
 
+        # The clock with the date on its right; then the table, whole, with the camera on the
+        # right: a reviewer must be able to tell tables apart, so the table name is never cut
+        # while the camera name is the one that gives way.
         clock_w = c.text(view.clock, x, y, self._mid, _WHITE)
-        c.text("UTC", x + clock_w + self._gap, y + self._mid.cap - self._small.cap, self._small, _DIM)
+        utc_x = x + clock_w + self._gap
+        utc_w = c.text("UTC", utc_x, y + self._mid.cap - self._small.cap, self._small, _DIM)
+        date_w = _width(view.date, self._small)
+        if utc_x + utc_w + self._gap + date_w <= right:
+            c.text(view.date, right - date_w, y + self._mid.cap - self._small.cap, self._small, _DIM)
         y += self._mid.cap + 2 * self._gap
 
-        # Table and camera on the left, the date on the right of one line.
-        date_w = _width(view.date, self._small)
         small_top = y + self._label.cap - self._small.cap
-        c.text(view.date, right - date_w, small_top, self._small, _DIM)
-        room = right - date_w - self._gap - x
-        table = _fit(view.table, self._label, room * 2 // 3)
+        table = _fit(view.table, self._label, right - x)
         table_w = c.text(table, x, y, self._label, _LABEL)
-        if view.camera:
-            cx = x + table_w + self._gap
-            c.text(_fit(view.camera, self._small, x + room - cx), cx, small_top, self._small, _DIM)
+        camera_room = right - (x + table_w + 2 * self._gap)
+        if view.camera and camera_room >= _width("cam.", self._small):
+            camera = _fit(view.camera, self._small, camera_room)
+            c.text(camera, right - _width(camera, self._small), small_top, self._small, _DIM)
         y += self._label.cap + 2 * self._gap
 
         if view.birth is not None:
@@ -481,12 +489,13 @@ class OverlayRenderer:
             c.text(v.age, ux, y + big.cap - small.cap, small, _STALE)
         return y + big.cap + 3 * self._gap
 
-    def _render_rows(self, c: _Canvas, rows: tuple[_ValueView, ...], y: int) -> int:
+    def _render_rows(self, c: _Canvas, rows: tuple[_ValueView, ...], y: int, above: str) -> int:
+        """The smaller rows; a monitor's name heads its rows only where it differs from above."""
         g = self._gap
         row_h = self._mid.cap + 2 * g + g // 2
         heading_h = self._small.cap + 2 * g + g // 2
         limit = c.bgr.shape[0] - self._pad
-        monitor = ""
+        monitor = above
         for i, v in enumerate(rows):
             heading = bool(v.monitor) and v.monitor != monitor
             need = row_h + (heading_h if heading else 0)

@@ -37,6 +37,9 @@ _DISPLAY: dict[Parameter, _Display] = {
     Parameter.TEMP: _Display("Temp", "°C", 1),
 }
 _ALWAYS = (Parameter.HR, Parameter.SPO2)  # shown (as dashes) even before any monitor speaks
+# Where a value came from matters for these (HR from ECG or from the pleth); for the rest the
+# source is implied and would only crowd the panel.
+_SHOW_SOURCE = (Parameter.HR, Parameter.SPO2, Parameter.PR)
 
 
 def format_value(value: float | None, decimals: int) -> str | None:
@@ -69,7 +72,7 @@ def shown_values(board: dict[Parameter, BoardValue]) -> tuple[ShownValue, ...]:
                 label=display.label,
                 text=text,
                 unit=shown.unit or display.unit,
-                source=shown.source,
+                source=shown.source if parameter in _SHOW_SOURCE else "",
                 monitor=shown.monitor,
                 stale_s=stale_s,
                 alarm=shown.alarm and stale_s is None,

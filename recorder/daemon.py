@@ -72,7 +72,9 @@ class Daemon:
         self._recipients = recipients
         self._clock = MediaClock(now_ns())
         self._anchor = UtcAnchor.take()
-        self.board = VitalsBoard(history_s=config.session.preroll_s + 30)
+        self.board = VitalsBoard(
+            history_s=config.session.preroll_s + 30, priority=[m.name for m in config.monitors]
+        )
         self._stale_after = {m.name: m.stale_after_s for m in config.monitors}
         self._cameras: list[_Camera] = []
         self._links: list[SerialLink] = []

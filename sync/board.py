@@ -4,6 +4,10 @@ Serial threads add samples as they arrive; camera threads ask ``as_of(t)`` for e
 draw. A frame captured at ``t`` shows only samples that had arrived by ``t``, so the overlay never
 shows a value from the future of the picture it is burned into.
 
+Several monitors may report the same parameter (HR from the patient monitor's ECG and from the
+oximeter's pleth). ``as_of`` then takes the first monitor in ``priority`` that has a fresh value,
+falls back to the next one when it goes quiet, and the value says which monitor it came from.
+
 Threads: ``add`` (serial threads) and ``as_of``/``history_since`` (camera threads, the daemon)
 meet under one lock; both do O(parameters) work, never O(history).
 """
@@ -12,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from vitals.sample import Parameter, VitalSample
@@ -35,10 +39,13 @@ class BoardValue:
 
 
 class VitalsBoard:
-    def __init__(self, *, history_s: float = 120.0, per_parameter: int = 64) -> None:
+    def __init__(
+        self, *, history_s: float = 120.0, per_parameter: int = 64, priority: Sequence[str] = ()
+    ) -> None:
+        self._rank = {monitor: i for i, monitor in enumerate(priority)}
         self._lock = threading.Lock()
         # Recent samples per parameter, oldest first. Short: as_of only looks back a few seconds.
-        self._recent: dict[Parameter, deque[VitalSample]] = {}
+        self._recent: dict[tuple[Parameter, str], deque[VitalSample]] = {}
         self._per_parameter = per_parameter
         # Every sample of the last history_s seconds, so a recording that starts with pre-roll
         # also gets the vitals of its pre-roll.
@@ -49,9 +56,10 @@ class VitalsBoard:
     def add(self, samples: Iterable[VitalSample]) -> None:
         with self._lock:
             for sample in samples:
-                recent = self._recent.get(sample.parameter)
+                key = (sample.parameter, sample.monitor)
+                recent = self._recent.get(key)
                 if recent is None:
-                    recent = self._recent[sample.parameter] = deque(maxlen=self._per_parameter)
+                    recent = self._recent[key] = deque(maxlen=self._per_parameter)
                 recent.append(sample)
                 self._history.append(sample)
                 self.samples_total += 1
@@ -66,29 +74,53 @@ class VitalsBoard:
         ``stale_after_s`` is either one limit or a limit per monitor name (monitors differ: an
         oximeter speaks every second, a blood pressure cuff every few minutes).
         """
-        out: dict[Parameter, BoardValue] = {}
+        candidates: dict[Parameter, list[BoardValue]] = {}
         with self._lock:
-            for parameter, recent in self._recent.items():
-                latest: VitalSample | None = None
-                last_valid: VitalSample | None = None
-                for sample in reversed(recent):
-                    if sample.host_ns > t_ns:
-                        continue
-                    if latest is None:
-                        latest = sample
-                    if sample.valid:
-                        last_valid = sample
-                        break
-                if latest is None:
-                    continue
-                limit = (
-                    stale_after_s.get(latest.monitor, 3.0)
-                    if isinstance(stale_after_s, dict)
-                    else stale_after_s
+            for (parameter, _monitor), recent in self._recent.items():
+                value = self._value_at(parameter, recent, t_ns, stale_after_s)
+                if value is not None:
+                    candidates.setdefault(parameter, []).append(value)
+        out: dict[Parameter, BoardValue] = {}
+        for parameter, values in candidates.items():
+            # Fresh and valid first, then fresh "no value", then stale; within each, the
+            # configured priority; then the newest.
+            values.sort(
+                key=lambda v: (
+                    v.stale,
+                    not v.latest.valid,
+                    self._rank.get(v.latest.monitor, len(self._rank)),
+                    -v.latest.host_ns,
                 )
-                age = (t_ns - latest.host_ns) / 1e9
-                out[parameter] = BoardValue(parameter, latest, last_valid, age, age > limit)
+            )
+            out[parameter] = values[0]
         return out
+
+    @staticmethod
+    def _value_at(
+        parameter: Parameter,
+        recent: deque[VitalSample],
+        t_ns: int,
+        stale_after_s: dict[str, float] | float,
+    ) -> BoardValue | None:
+        latest: VitalSample | None = None
+        last_valid: VitalSample | None = None
+        for sample in reversed(recent):
+            if sample.host_ns > t_ns:
+                continue
+            if latest is None:
+                latest = sample
+            if sample.valid:
+                last_valid = sample
+                break
+        if latest is None:
+            return None
+        limit = (
+            stale_after_s.get(latest.monitor, 3.0)
+            if isinstance(stale_after_s, dict)
+            else stale_after_s
+        )
+        age = (t_ns - latest.host_ns) / 1e9
+        return BoardValue(parameter, latest, last_valid, age, age > limit)
 
     def history_since(self, t_ns: int) -> list[VitalSample]:
         with self._lock:

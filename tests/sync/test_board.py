@@ -43,3 +43,24 @@ def test_history_is_bounded_in_time_and_keeps_order() -> None:
     history = board.history_since(0)
     assert [s.value for s in history] == [100 + i for i in range(19, 30)]
     assert [s.value for s in board.history_since(25 * S)] == [125, 126, 127, 128, 129]
+
+
+def from_monitor(monitor: str, value: float | None, t_s: float) -> VitalSample:
+    return VitalSample(Parameter.HR, value, "/min", value is not None, int(t_s * S), monitor)
+
+
+def test_priority_decides_between_monitors_and_falls_back_when_one_goes_quiet() -> None:
+    board = VitalsBoard(priority=["patient-monitor", "oximeter"])
+    board.add([from_monitor("oximeter", 150, 1.0), from_monitor("patient-monitor", 148, 1.5)])
+    chosen = board.as_of(int(2 * S), 3.0)[Parameter.HR]
+    assert (chosen.latest.monitor, chosen.latest.value) == ("patient-monitor", 148)
+    board.add([from_monitor("oximeter", 151, 4.0)])
+    fallback = board.as_of(int(5 * S), 3.0)[Parameter.HR]  # the patient monitor went quiet
+    assert (fallback.latest.monitor, fallback.latest.value, fallback.stale) == ("oximeter", 151, False)
+
+
+def test_a_valid_value_beats_a_no_value_from_the_preferred_monitor() -> None:
+    board = VitalsBoard(priority=["patient-monitor", "oximeter"])
+    board.add([from_monitor("patient-monitor", None, 1.0), from_monitor("oximeter", 140, 1.0)])
+    chosen = board.as_of(int(1.5 * S), 3.0)[Parameter.HR]
+    assert chosen.latest.monitor == "oximeter"

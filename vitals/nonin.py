@@ -1,0 +1,119 @@
+"""Nonin pulse oximeter real-time serial output (Avant 9600, 7500FO, BT4000, 2500, 8500) → samples.
+
+Once per second the oximeter prints one line, unasked, ending CR LF::
+
+    SPO2=097 HR=145
+    SPO2=--- HR=---          no reading (no sensor, no pulse)
+    SPO2=097 HR=145 F        "fast" values (DIP switch 8 up on the Avant 9600 / BT4000)
+    SPO2=097 HR=145*         event marker: ON/STANDBY was pressed
+    12:30:05 SPO2=097 HR=145 8600V / 8600MV: the monitor's clock in front
+
+The values are SpO2 in % and the pulse rate from the pleth in /min. ``---`` is "no data" and
+never becomes a number; ``*`` marks an event (a button press), not an alarm, and is kept as the
+flag ``event_marker``; ``F`` becomes the flag ``fast``. A header naming the model, time and date
+is sent at power-up; its layout is not published, so it is counted as a bad record and skipped,
+like any other line that is not a reading. The 8600V prints the time of day without a date, so
+it is not turned into ``monitor_time`` (a time without a day would mislead more than help).
+
+Sources (operator's manuals, the stored public pages; PROTOCOLS.md §5): Avant 9600 §5.3 (8 data
+bits, 2 stop bits, CR/LF, once per second, ``F`` format); 7500FO "Serial Patient Data Output"
+(9600, 8 data bits, 2 stop bits, CR/LF, ``*`` at the end of a line as event marker); BT4000 /
+Avant 4000 "Real-Time Patient Data Output" (9600 8N1, ``SPO2=--- HR=---`` when no data, ``F``
+and ``*``); 2500 / 8500 (9 data bits with the 9th always mark: readable as 8N1 or 8N2); 8600V
+(``HH:MM:SS SPO2=XXX HR=YYY``). The manuals write ``XXX``: whether values are zero- or
+blank-padded is not stated, so both are read. Not verified against a device.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar, Final
+
+from vitals.line_format import DEFAULT_MAX_LINE, LineReader, read_value
+from vitals.parser import LinkSettings, MonitorParser, register
+from vitals.sample import Parameter, VitalSample
+
+_LINE: Final = re.compile(
+    r"(?:[0-9]{2}:[0-9]{2}:[0-9]{2}\s+)?"
+    r"SPO2=\s*(?P<spo2>[0-9]{1,3}|-{1,3})\s+HR=\s*(?P<hr>[0-9]{1,3}|-{1,3})"
+    r"(?P<marks>(?:\s*[F*])*)",
+    re.ASCII | re.IGNORECASE,
+)
+_SOURCE: Final = "pleth"
+# SpO2 0–100 %; pulse rate 0–350 /min, the range every parser here uses (Nonin displays 18–321).
+_FIELDS: Final = (
+    ("spo2", Parameter.SPO2, "%", 0.0, 100.0),
+    ("hr", Parameter.HR, "/min", 0.0, 350.0),
+)
+
+
+def parse_line(line: str, host_ns: int, monitor: str) -> list[VitalSample] | None:
+    """The SpO2 and pulse-rate samples of one stripped line; None when it is not a reading."""
+    m = _LINE.fullmatch(line)
+    if m is None:
+        return None
+    marks = m.group("marks").upper()
+    flags: set[str] = set()
+    if "*" in marks:
+        flags.add("event_marker")
+    if "F" in marks:
+        flags.add("fast")
+    samples: list[VitalSample] = []
+    # Pulse rate in the HR slot with source "pleth", as for the other oximeters.
+    for group, parameter, unit, low, high in _FIELDS:
+        raw = read_value(m.group(group))
+        sample_flags = set(flags)
+        valid = raw.status == "ok"
+        if raw.status != "ok":
+            sample_flags.add(raw.status)
+        elif raw.value is not None and not low <= raw.value <= high:
+            sample_flags.add("out_of_range")
+            valid = False
+        samples.append(
+            VitalSample(
+                parameter=parameter,
+                value=raw.value,
+                unit=unit,
+                valid=valid,
+                host_ns=host_ns,
+                monitor=monitor,
+                source=_SOURCE,
+                flags=frozenset(sample_flags),
+            )
+        )
+    return samples
+
+
+@register
+class NoninParser(MonitorParser):
+    """Incremental Nonin ASCII parser: complete lines only, resyncs on the next good line."""
+
+    protocol: ClassVar[str] = "nonin"
+    # 8N2 on the Avant 9600 and 7500FO, 8N1 on the BT4000. A receiver set to one stop bit reads
+    # a sender using two without error (the second stop bit is idle line to it), so 1 is the
+    # default that reads every model; configuration may still say 2.
+    link_settings: ClassVar[LinkSettings] = LinkSettings(baudrate=9600, stopbits=1)
+
+    def __init__(self, monitor: str, *, max_line: int = DEFAULT_MAX_LINE) -> None:
+        super().__init__(monitor)
+        self._reader = LineReader(self.stats, line_ending="any", max_line=max_line)
+
+    def reset(self) -> None:
+        self._reader.reset()
+
+    def feed(self, data: bytes, host_ns: int) -> list[VitalSample]:
+        try:
+            samples: list[VitalSample] = []
+            for line in self._reader.push(data, host_ns):
+                record = parse_line(line.text, line.host_ns, self.monitor)
+                if record is None:
+                    self._reader.reject(line)
+                else:
+                    self._reader.accept(line)
+                    samples.extend(record)
+            return samples
+        except Exception:
+            # Unreachable by design; the contract is never to raise into the reader thread.
+            self.stats.records_bad += 1
+            self.reset()
+            return []

@@ -69,12 +69,12 @@ def parser(**timing: float) -> IntelliVueParser:
 def associate(p: IntelliVueParser, t: float = 0.0) -> list[str]:
     """Greeting, accept and MDS create at ``t``; what the client then sends."""
     assert kinds(p.greeting()) == ["aarq"]
-    assert p.poll(int(t * S)) == b""
-    p.feed(encode_frame(accept_message()), int(t * S))
+    assert p.poll(round(t * S)) == b""
+    p.feed(encode_frame(accept_message()), round(t * S))
     assert p.phase is Phase.AWAITING_MDS
-    p.feed(encode_frame(mds_create_event(0x1234, 0, datetime(2024, 1, 1), 0)), int(t * S))
+    p.feed(encode_frame(mds_create_event(0x1234, 0, datetime(2024, 1, 1), 0)), round(t * S))
     assert p.phase is Phase.ASSOCIATED
-    return kinds(p.poll(int(t * S)))
+    return kinds(p.poll(round(t * S)))
 
 
 def run(p: IntelliVueParser, start: float, stop: float, step: float = 0.1) -> list[tuple[float, str]]:
@@ -83,7 +83,7 @@ def run(p: IntelliVueParser, start: float, stop: float, step: float = 0.1) -> li
     n = round((stop - start) / step)
     for i in range(n + 1):
         t = round(start + i * step, 3)
-        out.extend((t, k) for k in kinds(p.poll(int(t * S))))
+        out.extend((t, k) for k in kinds(p.poll(round(t * S))))
     return out
 
 
@@ -153,7 +153,7 @@ def test_a_keep_alive_answer_keeps_the_association() -> None:
     p = parser()
     associate(p)
     run(p, 0.1, 4.0)
-    p.feed(reply_frame(), int(4.2 * S))  # the single poll is answered
+    p.feed(reply_frame(), round(4.2 * S))  # the single poll is answered
     assert run(p, 4.3, 12.0) == [(8.2, "keep_alive")]  # quiet again for 4 s; no new AARQ
     assert p.phase is Phase.ASSOCIATED
 
@@ -176,13 +176,13 @@ def test_refusals_are_retried_then_released_and_paused() -> None:
     p = parser()
     p.greeting()
     p.poll(0)
-    p.feed(encode_frame(refuse_message()), int(0.5 * S))
+    p.feed(encode_frame(refuse_message()), round(0.5 * S))
     assert run(p, 0.6, 1.6) == [(1.5, "aarq")]
     p.feed(encode_frame(refuse_message()), 2 * S)
     assert run(p, 2.1, 3.1) == [(3.0, "aarq")]
-    p.feed(encode_frame(refuse_message()), int(3.5 * S))
+    p.feed(encode_frame(refuse_message()), round(3.5 * S))
     assert p.phase is Phase.PAUSED
-    released = p.poll(int(3.5 * S))
+    released = p.poll(round(3.5 * S))
     assert messages(released) == [RELEASE_REQUEST]
     assert run(p, 3.6, 33.4, 0.2) == []
     assert run(p, 33.5, 33.5) == [(33.5, "aarq")]

@@ -304,6 +304,8 @@ def status_line(status: Mapping[str, Any], *, low_disk_bytes: int = LOW_DISK_BYT
     parts = [state]
     if state == "recording":
         parts = [f"recording {format_duration(float(status.get('elapsed_s') or 0.0))}"]
+    if status.get("do_not_record"):
+        parts.append("do not record")  # automatic starts suppressed for this patient
     cams = _cameras(status)
     not_live = [(n, _camera_state(c)) for n, c in cams.items() if _camera_state(c) != "live"]
     if cams and not not_live:

@@ -132,6 +132,7 @@ TWO_LIVE = {"closeup": camera_status(), "room": camera_status()}
             "idle, camera closeup connecting",
         ),
         (daemon_status(TWO_LIVE, free=3 * 1024**3), "idle, 2 cameras live, disk low: 3.0 GB free"),
+        ({**daemon_status(TWO_LIVE), "do_not_record": True}, "idle, do not record, 2 cameras live"),
         ({}, "?"),
     ],
 )

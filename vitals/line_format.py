@@ -542,7 +542,8 @@ def _link_settings_from_mapping(data: Mapping[str, Any]) -> LinkSettings:
 
 @register
 class LineFormatParser(MonitorParser):
-    """Reads the lines a ``LineFormat`` describes; one sample per field present in a line.
+    """Reads the lines a ``LineFormat`` describes; per line, one sample per field present, in
+    the order of ``spec.fields``.
 
     A line that does not match (regex) or carries none of the configured keys (key_value) is a
     bad record. A field whose group did not take part in the match, or whose key is missing,

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import select
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from datetime import datetime
 from typing import Any
 
 import pytest
+import serial
 from structlog.testing import capture_logs
 from vitals_testkit import STEADY, Collector, wait_for
 
@@ -22,7 +23,7 @@ from vitals.simulators.masimo import StabilisationScript
 from vitals.simulators.nellcor import XOFF, XON, NellcorSimulator, heading_rows, nellcor_row
 
 T0 = datetime(2024, 5, 1, 10, 0, 0)
-FAST = {"backoff_initial_s": 0.05, "backoff_max_s": 0.2}
+FAST: dict[str, Any] = {"backoff_initial_s": 0.05, "backoff_max_s": 0.2}
 
 
 def parse(data: bytes) -> tuple[list[VitalSample], NellcorParser]:
@@ -83,60 +84,38 @@ def test_script_phases() -> None:
     assert sim.reading_at(1201)[3] == ("SD",)
 
 
-def read_all(fd: int, timeout_s: float = 0.0) -> bytes:
+def read_until_quiet(fd: int, quiet_s: float = 0.15) -> bytes:
     data = b""
-    while select.select([fd], [], [], timeout_s)[0]:
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            break
-        data += chunk
-        timeout_s = 0.0
+    while select.select([fd], [], [], quiet_s)[0]:
+        data += os.read(fd, 65536)
     return data
 
 
-def test_thread_prints_headings_then_rows_and_honours_xon_xoff() -> None:
-    to_host, to_device = os.pipe(), os.pipe()  # the two directions of a null-modem cable
+def test_thread_prints_headings_then_rows_and_honours_xon_xoff(pty_pair: PtyPair) -> None:
+    # The simulator on a pyserial port (a pty slave); the master is the host's end of the cable.
+    port = serial.serial_for_url(pty_pair.slave_path, timeout=0.1)
+    fd = pty_pair.master_fd
     try:
-        port = _Duplex(to_host[1], to_device[0])
         sim = NellcorSimulator(port, interval_s=0.05, script=STEADY, start_time=T0, heading_every=5)
         sim.start()
         time.sleep(0.5)
-        os.write(to_device[1], bytes([XOFF]))
+        os.write(fd, bytes([XOFF]))
         assert wait_for(lambda: sim.paused, 1.0)
-        time.sleep(0.1)
-        before = read_all(to_host[0])
+        before = read_until_quiet(fd)
         time.sleep(0.3)
-        assert read_all(to_host[0]) == b""  # XOFF: nothing while paused
-        os.write(to_device[1], bytes([XON]))
+        assert select.select([fd], [], [], 0)[0] == []  # XOFF: nothing while paused
+        os.write(fd, bytes([XON]))
         assert wait_for(lambda: not sim.paused, 1.0)
         time.sleep(0.2)
         sim.stop()
-        after = read_all(to_host[0])
+        after = read_until_quiet(fd)
     finally:
-        for fd in (*to_host, *to_device):
-            os.close(fd)
+        port.close()
     samples, parser = parse(before + after)
     assert parser.info_lines >= 3 * 2  # headings at start and after every 5 rows
     assert parser.stats.records_ok == sim.rows_written >= 8
     assert {s.value for s in samples if s.parameter is Parameter.SPO2} == {95.0}
     assert b"SpO2 Limit" in before.split(b"\r\n")[0]
-
-
-class _Duplex:
-    """A pyserial-like port over two pipes: writes one, reads (``in_waiting``/``read``) the other."""
-
-    def __init__(self, write_fd: int, read_fd: int) -> None:
-        self._w, self._r = write_fd, read_fd
-
-    def write(self, data: bytes) -> int:
-        return os.write(self._w, data)
-
-    @property
-    def in_waiting(self) -> int:
-        return 1 if select.select([self._r], [], [], 0)[0] else 0
-
-    def read(self, size: int) -> bytes:
-        return os.read(self._r, size)
 
 
 def test_the_factory_builds_it_with_the_devices_interval() -> None:
@@ -195,7 +174,7 @@ def test_a_stalled_monitor_is_woken_by_the_reconnect_greeting(
     link = SerialLink(
         "pox", pty_pair.slave_path, NellcorParser("pox"), collector, silence_timeout_s=0.4, **FAST
     )
-    logs: list[dict[str, Any]]
+    logs: list[MutableMapping[str, Any]]
     with capture_logs() as logs:
         link.start()
         try:

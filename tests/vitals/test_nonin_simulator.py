@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import select
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import pytest
@@ -20,7 +20,7 @@ from vitals.simulators import make_simulator
 from vitals.simulators.masimo import StabilisationScript
 from vitals.simulators.nonin import NoninSimulator, nonin_line
 
-FAST = {"backoff_initial_s": 0.05, "backoff_max_s": 0.2}
+FAST: dict[str, Any] = {"backoff_initial_s": 0.05, "backoff_max_s": 0.2}
 
 
 def parse(data: bytes) -> list[VitalSample]:
@@ -128,7 +128,7 @@ def test_a_monitor_that_goes_quiet_is_read_again_after_the_reconnect(
     link = SerialLink(
         "pox", pty_pair.slave_path, NoninParser("pox"), collector, silence_timeout_s=0.3, **FAST
     )
-    logs: list[dict[str, Any]]
+    logs: list[MutableMapping[str, Any]]
     with capture_logs() as logs:
         link.start()
         try:

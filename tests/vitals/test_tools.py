@@ -1,0 +1,321 @@
+"""``read_command`` and ``simulate_command``: captures, ptys, simulators, exit codes, output."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import select
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+from vitals_testkit import STEADY, wait_for
+
+from vitals.line_format import FieldSpec, LineFormat
+from vitals.nellcor import NellcorParser
+from vitals.pty import PtyPair, open_pty_pair
+from vitals.sample import Parameter
+from vitals.simulators.masimo import EXC_NO_SENSOR, MasimoSimulator, masimo_line
+from vitals.simulators.nellcor import NellcorSimulator, heading_rows, nellcor_row
+from vitals.simulators.nonin import NoninSimulator, nonin_line
+from vitals.tools import read_command, simulate_command
+
+T0 = datetime(2024, 5, 1, 10, 0, 0)
+KEYS = {
+    "parameter",
+    "value",
+    "unit",
+    "valid",
+    "source",
+    "flags",
+    "alarm",
+    "monitor",
+    "host_time",
+    "monitor_time",
+}
+
+
+def records(out: io.StringIO) -> list[dict[str, Any]]:
+    lines = out.getvalue().splitlines()
+    parsed = [json.loads(line) for line in lines]
+    assert all(set(r) == KEYS for r in parsed)
+    return parsed
+
+
+def run_read(protocol: str, **kwargs: Any) -> tuple[int, list[dict[str, Any]], str]:
+    out, err = io.StringIO(), io.StringIO()
+    with capture_logs():
+        code = read_command(protocol, out=out, err=err, **kwargs)
+    return code, records(out), err.getvalue()
+
+
+@pytest.fixture
+def pty_pair() -> Iterator[PtyPair]:
+    pair = open_pty_pair()
+    yield pair
+    pair.close()
+
+
+# -- replaying a capture -------------------------------------------------------------------------
+
+CAPTURES = {
+    "masimo": b"7 SPO2=097% BPM=064\r\n"  # the partial line a port opens into
+    + masimo_line(T0, 97, 145, 2.5)
+    + masimo_line(T0 + timedelta(seconds=1), None, None, None, exc=EXC_NO_SENSOR),
+    "nellcor": heading_rows("N-595", "1.0.0.1", "3F2A", (85, 100), (100, 180))
+    + nellcor_row(T0, 97, 145, 50)
+    + b"\xff\xfe line noise\r\n"
+    + nellcor_row(T0 + timedelta(seconds=2), None, None, None, status=("SO",)),
+    "nonin": nonin_line(97, 145) + b"SPO2=9" + b"\r\n" + nonin_line(None, None),
+}
+
+
+@pytest.mark.parametrize("protocol", sorted(CAPTURES))
+def test_a_capture_is_replayed_as_json_lines(protocol: str, tmp_path: Path) -> None:
+    capture = tmp_path / f"{protocol}.raw"
+    capture.write_bytes(CAPTURES[protocol])
+    before = datetime.now(UTC)
+    code, recs, err = run_read(protocol, file=capture, monitor="ox")
+    after = datetime.now(UTC)
+    assert code == 0
+    valid = [r for r in recs if r["valid"]]
+    oximetry = {(r["parameter"], r["value"], r["unit"]) for r in valid if r["parameter"] in ("SpO2", "HR")}
+    assert oximetry == {("SpO2", 97.0, "%"), ("HR", 145.0, "/min")}
+    assert all(r["monitor"] == "ox" and r["source"] == "pleth" for r in recs)
+    dashed = [r for r in recs if not r["valid"]]
+    assert dashed and all(r["value"] is None and "no_value" in r["flags"] for r in dashed)
+    for r in recs:
+        host = datetime.fromisoformat(r["host_time"])
+        assert host.utcoffset() == timedelta(0)
+        assert before - timedelta(seconds=1) <= host <= after + timedelta(seconds=1)
+    if protocol != "nonin":  # Nonin lines carry no clock
+        assert valid[0]["monitor_time"] == T0.isoformat()
+    # The summary says what was read and what was thrown away.
+    assert err.count("\n") == 1
+    assert f"ox ({protocol}): {len(recs)} samples, {len(valid)} valid; records ok 2, bad 1;" in err
+    assert f"of {len(CAPTURES[protocol])} bytes" in err
+
+
+def test_a_capture_without_a_valid_value_exits_1(tmp_path: Path) -> None:
+    capture = tmp_path / "dashes.raw"
+    capture.write_bytes(nonin_line(None, None) * 3 + b"garbage\r\n")
+    code, recs, err = run_read("nonin", file=capture)
+    assert code == 1
+    assert len(recs) == 6 and not any(r["valid"] for r in recs)
+    assert "0 valid" in err and "no valid sample" in err
+
+
+def test_an_empty_capture_exits_1(tmp_path: Path) -> None:
+    capture = tmp_path / "empty.raw"
+    capture.write_bytes(b"")
+    assert run_read("masimo", file=capture)[:2] == (1, [])
+
+
+def test_a_capture_through_a_line_format(tmp_path: Path) -> None:
+    spec = LineFormat(mode="key_value", fields=(FieldSpec("O2", Parameter.FIO2, "%", source="blender"),))
+    capture = tmp_path / "blender.raw"
+    capture.write_bytes(b"O2=30\r\nO2=--\r\n")
+    code, recs, _ = run_read("line_format", file=capture, line_format=spec, monitor="blender")
+    assert code == 0
+    assert [(r["parameter"], r["value"], r["valid"], r["source"]) for r in recs] == [
+        ("FiO2", 30.0, True, "blender"),
+        ("FiO2", None, False, "blender"),
+    ]
+
+
+def test_a_large_capture_is_read_in_chunks(tmp_path: Path) -> None:
+    capture = tmp_path / "long.raw"
+    capture.write_bytes(b"".join(nonin_line(90 + i % 10, 120) for i in range(5_000)))
+    code, recs, err = run_read("nonin", file=capture)
+    assert code == 0 and len(recs) == 10_000
+    assert "records ok 5000, bad 0; garbage 0 of" in err
+
+
+@pytest.mark.parametrize(
+    ("protocol", "kwargs", "message"),
+    [
+        ("masimo", {}, "exactly one"),
+        ("masimo", {"port": "loop://", "file": Path("x")}, "exactly one"),
+        ("masimo", {"port": "loop://", "seconds": -1}, "negative"),
+        ("pulseox", {"file": Path("x")}, "unknown monitor protocol 'pulseox' (known: "),
+        ("line_format", {"file": Path("x")}, "needs a line format"),
+        (
+            "masimo",
+            {
+                "file": Path("x"),
+                "line_format": LineFormat(mode="key_value", fields=(FieldSpec("A", Parameter.HR, "/min"),)),
+            },
+            "line_format only",
+        ),
+        ("masimo", {"file": Path("/nonexistent/capture.raw")}, "cannot read the capture"),
+    ],
+)
+def test_usage_errors_exit_2_with_a_message(protocol: str, kwargs: dict[str, Any], message: str) -> None:
+    code, recs, err = run_read(protocol, **kwargs)
+    assert code == 2 and recs == []
+    assert message in err
+
+
+# -- reading a port --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("protocol", "make"),
+    [
+        ("masimo", lambda fd: MasimoSimulator(fd, interval_s=0.05, script=STEADY, start_time=T0)),
+        ("nellcor", lambda fd: NellcorSimulator(fd, interval_s=0.05, script=STEADY, start_time=T0)),
+        ("nonin", lambda fd: NoninSimulator(fd, interval_s=0.05, script=STEADY)),
+    ],
+)
+def test_a_pty_fed_by_a_simulator_is_read_through_the_link(
+    protocol: str, make: Any, pty_pair: PtyPair
+) -> None:
+    sim = make(pty_pair.master_fd)
+    sim.start()
+    try:
+        code, recs, err = run_read(protocol, port=pty_pair.slave_path, seconds=0.8, monitor="ox")
+    finally:
+        sim.stop()
+    assert code == 0
+    assert {r["value"] for r in recs if r["parameter"] == "SpO2" and r["valid"]} == {95.0}
+    assert {r["value"] for r in recs if r["parameter"] == "HR" and r["valid"]} == {140.0}
+    assert len(recs) >= 2 * 8
+    assert "link connected, reconnects 0" in err
+
+
+def test_a_silent_port_exits_1_and_says_why(pty_pair: PtyPair) -> None:
+    code, recs, err = run_read("nonin", port=pty_pair.slave_path, seconds=0.3)
+    assert (code, recs) == (1, [])
+    assert "0 samples" in err and "no valid sample" in err
+
+
+def test_a_port_that_cannot_be_opened_exits_1_with_the_error() -> None:
+    code, recs, err = run_read("masimo", port="/nonexistent/ttyUSB9", seconds=0.3)
+    assert (code, recs) == (1, [])
+    assert "link lost" in err and "open failed" in err
+
+
+def test_the_stop_event_ends_a_read(pty_pair: PtyPair) -> None:
+    stop = threading.Event()
+    threading.Timer(0.3, stop.set).start()
+    started = time.monotonic()
+    code, _, _ = run_read("masimo", port=pty_pair.slave_path, stop=stop)
+    assert code == 1 and time.monotonic() - started < 2.0
+
+
+# -- simulate -----------------------------------------------------------------------------------
+
+
+class _Lines(io.StringIO):
+    """A StringIO another thread may poll while the command writes to it."""
+
+    def first_line(self) -> str | None:
+        text = self.getvalue()
+        return text.split("\n", 1)[0] if "\n" in text else None
+
+
+def simulate_in_background(
+    protocol: str, **kwargs: Any
+) -> tuple[threading.Thread, threading.Event, _Lines, list[int]]:
+    out, stop, result = _Lines(), threading.Event(), []
+
+    def run() -> None:
+        result.append(simulate_command(protocol, out=out, err=io.StringIO(), stop=stop, **kwargs))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, stop, out, result
+
+
+class _StopOnValid(io.StringIO):
+    """Output that ends the read (through ``stop``) at the first valid SpO2 line."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        super().__init__()
+        self._stop = stop
+
+    def write(self, text: str) -> int:
+        if '"parameter": "SpO2"' in text and '"valid": true' in text:
+            self._stop.set()
+        return super().write(text)
+
+
+@pytest.mark.parametrize("protocol", ["masimo", "nonin"])
+def test_simulate_prints_a_path_that_read_can_use(protocol: str) -> None:
+    # time_scale compresses the no-sensor and pulse-search phases, so values come within seconds.
+    thread, stop, out, result = simulate_in_background(protocol, time_scale=100.0)
+    try:
+        assert wait_for(lambda: out.first_line() is not None)
+        path = out.first_line()
+        assert path is not None and path.startswith("/dev/pts/") and os.path.exists(path)
+        read_stop = threading.Event()
+        read_out = _StopOnValid(read_stop)
+        with capture_logs():
+            code = read_command(
+                protocol, port=path, seconds=5.0, out=read_out, err=io.StringIO(), stop=read_stop
+            )
+    finally:
+        stop.set()
+        thread.join(3.0)
+    assert code == 0
+    assert any(r["valid"] and r["parameter"] == "SpO2" for r in records(read_out))
+    assert result == [0] and not thread.is_alive()
+    assert not os.path.exists(path)  # the pty went with the simulator
+
+
+def read_master(fd: int, timeout_s: float) -> bytes:
+    """What arrived on a pty master within ``timeout_s``; b"" while no one has the slave open."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.02)[0]:
+            try:
+                return os.read(fd, 4096)
+            except OSError:  # EIO: the slave side is not open (yet)
+                time.sleep(0.02)
+    return b""
+
+
+def test_simulate_on_a_serial_device(pty_pair: PtyPair) -> None:
+    # The simulator opens a serial device (here a pty slave) with pyserial and prints there; the
+    # master side stands in for the recorder's end of the cable.
+    thread, stop, _, result = simulate_in_background("nellcor", port=pty_pair.slave_path, seconds=5.0)
+    parser = NellcorParser("host")
+    try:
+        deadline = time.monotonic() + 2.0
+        while parser.stats.records_ok == 0 and time.monotonic() < deadline:
+            parser.feed(read_master(pty_pair.master_fd, 0.1), 0)
+    finally:
+        stop.set()
+        thread.join(3.0)
+    assert parser.info_lines == 3 and parser.stats.records_ok == 1  # headings, first row
+    assert parser.info is not None and parser.info.model == "N-595"
+    assert result == [0]
+
+
+def test_simulate_ends_after_seconds() -> None:
+    out = _Lines()
+    started = time.monotonic()
+    assert simulate_command("nonin", seconds=0.3, out=out) == 0
+    assert 0.3 <= time.monotonic() - started < 1.5
+    assert (out.first_line() or "").startswith("/dev/pts/")
+
+
+@pytest.mark.parametrize(
+    ("protocol", "kwargs", "message"),
+    [
+        ("pulseox", {}, "unknown monitor protocol"),
+        ("line_format", {}, "no simulator for monitor protocol 'line_format'"),
+        ("masimo", {"time_scale": 0}, "positive"),
+        ("masimo", {"port": "/nonexistent/ttyUSB9"}, "cannot open /nonexistent/ttyUSB9"),
+    ],
+)
+def test_simulate_usage_errors_exit_2(protocol: str, kwargs: dict[str, Any], message: str) -> None:
+    err = io.StringIO()
+    assert simulate_command(protocol, seconds=0.1, out=io.StringIO(), err=err, **kwargs) == 2
+    assert message in err.getvalue()

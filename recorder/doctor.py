@@ -1,0 +1,670 @@
+"""``neoflix-capture doctor``: checks a station end to end and says what is wrong in plain words.
+
+Each check prints one line, ``OK``, ``WARN`` or ``FAIL``, with what was found and, where something
+needs doing, what to do. FAIL means recording is blocked (or would record nothing useful): the
+exit status is then 1. WARN is worth fixing but recording works.
+
+Devices are opened through the recorder's own source classes, so doctor sees what the recorder
+would see. While the recorder runs it holds those devices (a V4L2 camera streams to one reader,
+a serial port is locked): doctor then asks the running recorder over its control socket instead
+of opening them, and says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import grp
+import math
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TextIO, TypeVar
+
+from config.loading import ConfigError, load_config
+from config.models import AudioConfig, CameraConfig, Config, FileSource, MonitorConfig, TestPatternSource
+from recorder.service import storage_problem
+
+SERVICE_USER = "neoflix"
+STATE_DIRECTORY = Path("/var/lib/neoflix-capture")
+#: Seconds between two samples in each protocol's normal output (PROTOCOLS.md summary table).
+SAMPLE_INTERVAL_S = {
+    "masimo": 2.0,  # ~1 Hz; the Rad-87 sends trend lines every 2 s
+    "intellivue": 1.0,
+    "ge_s5": 5.0,  # displayed numerics no faster than every 5 s
+    "medibus": 2.0,
+    "nellcor": 2.0,
+    "nonin": 1.0,
+    "line_format": 2.0,
+}
+#: Below this much recording time left on the disk, recording is as good as blocked.
+MIN_FREE_MINUTES = 10.0
+
+Level = Literal["OK", "WARN", "FAIL"]
+T = TypeVar("T")
+
+
+@dataclass
+class Report:
+    out: TextIO
+    failures: int = 0
+    warnings: int = 0
+
+    def line(self, level: Level, what: str, detail: str, advice: str = "") -> None:
+        if level == "FAIL":
+            self.failures += 1
+        elif level == "WARN":
+            self.warnings += 1
+        self.out.write(f"{level:<4} {what}: {detail}\n")
+        for advice_line in advice.splitlines():
+            self.out.write(f"       {advice_line}\n")
+        self.out.flush()
+
+
+@dataclass
+class Recorder:
+    """What doctor knows about the recorder service."""
+
+    unit_state: str | None = None  # systemd's ActiveState, None when systemd cannot be asked
+    status: dict[str, Any] | None = None  # the running recorder's own status, when reachable
+    socket_error: str = ""
+
+    @property
+    def running(self) -> bool:
+        return self.status is not None or self.unit_state in ("active", "activating", "reloading")
+
+
+def run_doctor(
+    config_path: Path,
+    out: TextIO,
+    *,
+    service_name: str = "neoflix-capture",
+    timeout_s: float = 8.0,
+) -> int:
+    """Run every check, print the findings; 0 if nothing blocks recording, else 1."""
+    report = Report(out)
+    out.write(f"neoflix-capture doctor: {config_path}\n")
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        report.line(
+            "FAIL", "config", f"{config_path} cannot be used:",
+            str(exc) + "\nFix the named fields (config/example.toml documents each one).",
+        )  # fmt: skip
+        _check_clock(report)
+        _check_service(report, service_name, None)
+        return _summary(report)
+    report.line(
+        "OK", "config",
+        f"valid: {len(config.cameras)} camera(s), {len(config.monitors)} monitor(s), "
+        f"audio {'on' if config.audio else 'off'}",
+    )  # fmt: skip
+    _check_recipients(report, config, config_path)
+    recorder = _check_service(report, service_name, config)
+    _check_storage(report, config)
+    if recorder.status is not None:
+        _devices_from_recorder(report, config, recorder.status)
+    else:
+        held = recorder.running
+        for cam in config.cameras:
+            _check_camera(report, cam, timeout_s, held)
+        if config.audio is not None:
+            _check_audio(report, config, config.audio, timeout_s, held)
+        for mon in config.monitors:
+            _check_monitor(report, mon, timeout_s, held)
+    _check_button(report, config)
+    _check_clock(report)
+    return _summary(report)
+
+
+def _summary(report: Report) -> int:
+    if report.failures:
+        report.out.write(
+            f"\n{report.failures} problem(s) block recording"
+            f"{f', {report.warnings} warning(s)' if report.warnings else ''}.\n"
+        )
+        return 1
+    extra = f" ({report.warnings} warning(s) worth a look)" if report.warnings else ""
+    report.out.write(f"\nNothing blocks recording{extra}.\n")
+    return 0
+
+
+# --- keys and storage -------------------------------------------------------------------------------
+
+
+def _check_recipients(report: Report, config: Config, config_path: Path) -> None:
+    from recorder.recipients import resolve_recipients
+
+    try:
+        recipients = resolve_recipients(config.storage, str(config_path))
+    except ConfigError as exc:
+        report.line(
+            "FAIL", "recipients", "no usable review key, so the recorder refuses to record:",
+            str(exc),
+        )  # fmt: skip
+        return
+    shown = ", ".join(f"{str(r)[:12]}...{str(r)[-6:]}" for r in recipients)
+    report.line(
+        "OK", "recipients",
+        f"{len(recipients)} review key(s) ({shown}); recordings can be read only on the review side",
+    )  # fmt: skip
+
+
+def estimated_bits_per_second(config: Config) -> float:
+    """A rough recording rate: x264 at CRF 23 spends about 0.08 bit per pixel on a table scene.
+
+    Each 6 CRF steps halve or double it. Only used to turn free bytes into minutes.
+    """
+    bpp = 0.08 * 2 ** ((23 - config.encoding.crf) / 6)
+    video = sum(c.width * c.height * c.fps * bpp for c in config.cameras)
+    audio = sum(config.audio.bitrate for c in config.cameras if c.audio and config.audio)
+    return (video + audio) * 1.05  # MPEG-TS and age framing
+
+
+def _check_storage(report: Report, config: Config) -> None:
+    directory = config.storage.directory
+    problem = storage_problem(directory)
+    if problem is not None:
+        report.line(
+            "FAIL", "storage", problem,
+            f"Create it and give it to the service user: install -d -o {SERVICE_USER} -m 0700 {directory}",
+        )  # fmt: skip
+        return
+    probe = _existing(directory)
+    service_access = _writable_by(probe, SERVICE_USER)
+    if service_access is False:
+        report.line(
+            "FAIL", "storage", f"{probe} is not writable by the service user {SERVICE_USER}",
+            f"chown -R {SERVICE_USER}: {directory}",
+        )  # fmt: skip
+        return
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError as exc:
+        report.line("FAIL", "storage", f"cannot read the free space of {probe}: {exc.strerror}")
+        return
+    per_minute = estimated_bits_per_second(config) / 8 * 60
+    minutes = free / per_minute
+    longest = config.session.max_duration_s / 60
+    detail = f"{directory} writable, {free / 1024**3:.1f} GB free: about {_minutes(minutes)} of recording"
+    if minutes < MIN_FREE_MINUTES:
+        report.line("FAIL", "storage", detail, "Free space (move old sessions to the review side).")
+    elif minutes < longest:
+        report.line(
+            "WARN", "storage", detail,
+            f"Less than one recording of the maximum length ({_minutes(longest)}) fits.",
+        )  # fmt: skip
+    else:
+        report.line("OK", "storage", detail)
+    if not _inside(directory, STATE_DIRECTORY) and not _writable_under_unit(directory):
+        report.line(
+            "WARN", "storage",
+            f"{directory} is outside {STATE_DIRECTORY}: the service's sandbox keeps it read-only",
+            "Add a drop-in: systemctl edit neoflix-capture, then\n"
+            f"[Service]\nReadWritePaths={directory}",
+        )  # fmt: skip
+
+
+def _minutes(minutes: float) -> str:
+    if minutes >= 120:
+        return f"{minutes / 60:.0f} hours"
+    return f"{minutes:.0f} minutes"
+
+
+def _existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _inside(path: Path, parent: Path) -> bool:
+    try:
+        path.resolve().relative_to(parent.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def _writable_by(path: Path, user: str) -> bool | None:
+    """Whether ``user`` may create files in ``path`` by its mode bits; None if no such user."""
+    try:
+        pw = pwd.getpwnam(user)
+    except KeyError:
+        return None
+    if os.geteuid() != 0 and os.geteuid() == pw.pw_uid:
+        return os.access(path, os.W_OK | os.X_OK)
+    groups = {pw.pw_gid} | {g.gr_gid for g in grp.getgrall() if user in g.gr_mem}
+    st = path.stat()
+    if st.st_uid == pw.pw_uid:
+        need = stat.S_IWUSR | stat.S_IXUSR
+    elif st.st_gid in groups:
+        need = stat.S_IWGRP | stat.S_IXGRP
+    else:
+        need = stat.S_IWOTH | stat.S_IXOTH
+    return st.st_mode & need == need
+
+
+def _writable_under_unit(directory: Path) -> bool:
+    out = _run(["systemctl", "show", "-p", "ReadWritePaths", "--value", "neoflix-capture"])
+    if out is None:
+        return False
+    return any(_inside(directory, Path(p.lstrip("-+"))) for p in out.split() if p)
+
+
+# --- the service -------------------------------------------------------------------------------------
+
+
+def _check_service(report: Report, service_name: str, config: Config | None) -> Recorder:
+    recorder = Recorder()
+    out = _run(["systemctl", "show", "-p", "ActiveState,UnitFileState,LoadState", service_name])
+    if out is None:
+        report.line(
+            "WARN", "service", "cannot ask systemd about it (not running under systemd here?)"
+        )
+    else:
+        props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+        recorder.unit_state = props.get("ActiveState")
+        enabled = props.get("UnitFileState", "")
+        if props.get("LoadState") == "not-found":
+            report.line(
+                "WARN", "service", f"{service_name}.service is not installed",
+                "Install it with scripts/install (as root).",
+            )  # fmt: skip
+        elif recorder.unit_state == "failed":
+            report.line(
+                "FAIL", "service", f"{service_name} has failed and is not running",
+                f"See why: journalctl -u {service_name} -n 50; then systemctl restart {service_name}",
+            )  # fmt: skip
+        elif recorder.unit_state != "active":
+            report.line(
+                "WARN", "service", f"{service_name} is {recorder.unit_state} ({enabled})",
+                f"Start it once this report is clean: systemctl enable --now {service_name}",
+            )  # fmt: skip
+        else:
+            note = "" if enabled == "enabled" else f", but {enabled}: it will not start at boot"
+            report.line("OK" if not note else "WARN", "service", f"{service_name} is running{note}")
+    if config is not None:
+        from control.socket import ControlError, request
+
+        try:
+            reply = request(config.station.control_socket, "status", timeout=5.0, by="doctor")
+        except ControlError as exc:
+            recorder.socket_error = str(exc)
+        else:
+            if reply.get("ok"):
+                recorder.status = reply
+                report.line(
+                    "OK", "recorder",
+                    f"answers on {config.station.control_socket}: {reply.get('state', '?')}",
+                )  # fmt: skip
+        if recorder.status is None and recorder.running:
+            report.line(
+                "WARN", "recorder",
+                f"the service runs but its control socket does not answer: {recorder.socket_error}",
+                "Run doctor as root or as a member of the group neoflix to see the devices as the "
+                "recorder sees them.",
+            )  # fmt: skip
+    return recorder
+
+
+def _run(argv: list[str], timeout_s: float = 5.0) -> str | None:
+    if shutil.which(argv[0]) is None:
+        return None
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode != 0 and not done.stdout.strip():
+        return None
+    return done.stdout
+
+
+def _devices_from_recorder(report: Report, config: Config, status: dict[str, Any]) -> None:
+    """The devices as the running recorder reports them (it holds them; doctor cannot open them)."""
+    note = "(checked through the running recorder, which holds the device)"
+    cams = status.get("cameras") or {}
+    for cam in config.cameras:
+        info = cams.get(cam.name) or {}
+        health = info.get("health") or {}
+        state = health.get("state", "unknown")
+        fps = float(health.get("fps") or 0.0)
+        if state == "live":
+            level: Level = "OK" if fps >= 0.8 * cam.fps else "WARN"
+            report.line(
+                level, f"camera {cam.name}",
+                f"live at {fps:.1f} fps (config {cam.fps}), "
+                f"{info.get('frames_dropped', 0)} frames dropped {note}",
+            )  # fmt: skip
+        else:
+            report.line(
+                "FAIL", f"camera {cam.name}",
+                f"{state}: {health.get('last_error') or 'no frames'} {note}",
+                "The recording shows NO SIGNAL for this camera. Check its cable or network.",
+            )  # fmt: skip
+    if config.audio is not None:
+        audio = status.get("audio") or {}
+        state = audio.get("state", "not used")
+        level = "OK" if state == "live" or not any(c.audio for c in config.cameras) else "FAIL"
+        advice = "" if level == "OK" else str(audio.get("last_error") or "")
+        report.line(level, "audio", f"{state} {note}", advice)
+    mons = status.get("monitors") or {}
+    for mon in config.monitors:
+        info = mons.get(mon.name) or {}
+        state = info.get("state", "unknown")
+        if state == "connected":
+            report.line("OK", f"monitor {mon.name}", f"connected {note}")
+        else:
+            report.line(
+                "FAIL", f"monitor {mon.name}",
+                f"{state}: {info.get('last_error') or 'no data'} {note}",
+                "The overlay shows NO SIGNAL for its values. Check the cable and the monitor's "
+                "serial output setting.",
+            )  # fmt: skip
+
+
+# --- devices -----------------------------------------------------------------------------------------
+
+
+def _within(fn: Callable[[], T], timeout_s: float) -> tuple[T | None, BaseException | None, bool]:
+    """Run ``fn`` on a thread: (result, error, finished in time). A device read can block for
+    good; the thread is a daemon and is left behind rather than waited for."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["result"] = fn()
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, name="doctor-probe", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        return None, None, False
+    return box.get("result"), box.get("error"), True
+
+
+@dataclass
+class _FrameProbe:
+    size: tuple[int, int] | None = None  # what the source delivers, before any resizing
+    frames: int = 0
+    fps: float = 0.0
+    accepted: dict[str, object] = field(default_factory=dict)
+
+
+def _probe_frames(source: Any, seconds: float, max_frames: int) -> _FrameProbe:
+    probe = _FrameProbe()
+    source.open()
+    try:
+        probe.accepted = dict(getattr(source, "accepted", {}) or {})
+        stamps: list[float] = []
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and probe.frames < max_frames:
+            frame = source.read()
+            if frame is None:
+                break
+            stamps.append(time.monotonic())
+            probe.frames += 1
+            if probe.size is None:
+                probe.size = (int(frame.shape[1]), int(frame.shape[0]))
+        # The first frame of a camera comes late (exposure settling); rate from the rest.
+        if len(stamps) >= 3 and stamps[-1] > stamps[1]:
+            probe.fps = (len(stamps) - 2) / (stamps[-1] - stamps[1])
+    finally:
+        source.close()
+    return probe
+
+
+def _held_hint(held: bool) -> str:
+    if held:
+        return (
+            "The recorder service is running and holds its devices, so doctor cannot open them: "
+            "run doctor as root (it then asks the recorder), or stop the service to test the device."
+        )
+    return ""
+
+
+def _check_camera(report: Report, cam: CameraConfig, timeout_s: float, held: bool) -> None:
+    from recorder.source_factory import make_frame_source
+
+    what = f"camera {cam.name}"
+    source = make_frame_source(cam)
+    # Two seconds of frames measure the rate; timeout_s is what opening may take on top.
+    probe, error, finished = _within(
+        lambda: _probe_frames(source, seconds=2.0, max_frames=cam.fps * 2 + 2), timeout_s + 2.0
+    )
+    desc = source.describe()
+    if not finished:
+        report.line(
+            "FAIL", what, f"{desc} gave no frame within {timeout_s:g} s (its read hangs)",
+            _held_hint(held) or "Replug the camera or restart the encoder box; check the URL.",
+        )  # fmt: skip
+        return
+    if error is not None or probe is None:
+        report.line("FAIL", what, f"{error}", _held_hint(held))
+        return
+    if probe.frames == 0 or probe.size is None:
+        report.line(
+            "FAIL", what, f"{desc} opens but delivers no frames",
+            _held_hint(held) or "Another program may be streaming from it (only one can).",
+        )  # fmt: skip
+        return
+    w, h = probe.size
+    fourcc = probe.accepted.get("fourcc")
+    detail = f"{desc} delivers {w}x{h}" + (f" {fourcc}" if fourcc else "") + f" at {probe.fps:.1f} fps"
+    problems: list[str] = []
+    if (w, h) != (cam.width, cam.height):
+        scale = "up (blurry)" if w * h < cam.width * cam.height else "down (costs CPU)"
+        problems.append(
+            f"the config asks {cam.width}x{cam.height}, so every frame is scaled {scale}; "
+            "pick a size the camera offers (neoflix-capture devices lists them)"
+        )
+    paced_by_source = isinstance(cam.source, (FileSource, TestPatternSource))
+    if not paced_by_source and probe.fps < 0.8 * cam.fps:
+        problems.append(
+            f"the config asks {cam.fps} fps; many USB cameras halve their rate in low light with "
+            "automatic exposure (set a fixed exposure), or need MJPG for 720p30 over USB 2"
+        )
+    if problems:
+        report.line("WARN", what, detail, "\n".join(problems))
+    else:
+        report.line("OK", what, detail)
+
+
+def _check_audio(report: Report, config: Config, audio: AudioConfig, timeout_s: float, held: bool) -> None:
+    from recorder.source_factory import make_audio_source
+
+    if not any(c.audio for c in config.cameras):
+        report.line(
+            "WARN", "audio", "an [audio] section is configured but no camera has audio = true: unused"
+        )
+        return
+    source = make_audio_source(audio)
+
+    def listen() -> float | None:
+        source.open()
+        try:
+            peak = 0.0
+            heard = 0.0
+            deadline = time.monotonic() + 1.5
+            while time.monotonic() < deadline and heard < 1.0:
+                chunk = source.read()
+                if chunk is None:
+                    break
+                heard += chunk.duration_s
+                if chunk.samples:
+                    peak = max(peak, float(abs(chunk.pcm).max()))
+            return peak if heard > 0 else None
+        finally:
+            source.close()
+
+    peak, error, finished = _within(listen, timeout_s + 1.5)
+    desc = source.describe()
+    if not finished:
+        report.line("FAIL", "audio", f"{desc} gave no sound within {timeout_s:g} s", _held_hint(held))
+    elif error is not None:
+        report.line("FAIL", "audio", str(error), _held_hint(held))
+    elif peak is None:
+        report.line("FAIL", "audio", f"{desc} opens but delivers no sound", _held_hint(held))
+    elif peak == 0.0:
+        report.line(
+            "WARN", "audio", f"{desc} delivers only digital silence",
+            "Is the microphone muted, or the capture level at 0 (alsamixer, F4)?",
+        )  # fmt: skip
+    else:
+        report.line("OK", "audio", f"{desc} delivers sound (peak {20 * math.log10(peak):.0f} dBFS)")
+
+
+def _check_monitor(report: Report, mon: MonitorConfig, timeout_s: float, held: bool) -> None:
+    from vitals.link import SerialLink
+    from vitals.parser import make_parser
+    from vitals.sample import VitalSample
+
+    what = f"monitor {mon.name}"
+    interval = SAMPLE_INTERVAL_S.get(mon.protocol, 2.0)
+    wait_s = max(timeout_s, 3 * interval + 1)
+    samples: list[VitalSample] = []
+    got_valid = threading.Event()
+    lock = threading.Lock()
+
+    def on_samples(batch: list[VitalSample]) -> None:
+        with lock:
+            samples.extend(batch)
+        if any(s.valid for s in batch):
+            got_valid.set()
+
+    parser = make_parser(mon.protocol, mon.name)
+    link = SerialLink(mon.name, mon.port, parser, on_samples, baudrate=mon.baudrate)
+    baud = mon.baudrate or parser.link_settings.baudrate
+    started = time.monotonic()
+    link.start()
+    try:
+        deadline = started + wait_s
+        while not got_valid.wait(0.1) and time.monotonic() < deadline:
+            health = link.health()
+            if health.state == "lost" and (health.last_error or "").startswith("open failed"):
+                break  # the port is not there or not ours: waiting longer changes nothing
+        took = time.monotonic() - started
+        health = link.health()
+    finally:
+        link.stop()
+    where = f"{mon.protocol} on {mon.port} at {baud} baud"
+    with lock:
+        valid = [s for s in samples if s.valid]
+        seen = len(samples)
+    if valid:
+        latest: dict[str, str] = {}
+        for s in valid:
+            latest[str(s.parameter)] = f"{s.parameter} {s.value:g} {s.unit}".strip()
+        report.line(
+            "OK", what,
+            f"{where}: valid values after {took:.1f} s ({', '.join(list(latest.values())[:4])})",
+        )  # fmt: skip
+        return
+    if seen:
+        report.line(
+            "WARN", what, f"{where}: talks, but sends no valid values yet",
+            "Normal with no sensor on a patient; values appear once one is.",
+        )  # fmt: skip
+        return
+    error = health.last_error or ""
+    if health.state != "connected" and error:
+        report.line("FAIL", what, f"cannot open {mon.port}: {error}", _port_advice(error, held))
+        return
+    stats = health.stats
+    if stats.bytes_in:
+        report.line(
+            "FAIL", what,
+            f"{where}: {stats.bytes_in} bytes arrived in {wait_s:.0f} s but none made a sample "
+            f"({stats.records_bad} bad records, {stats.garbage_bytes} garbage bytes)",
+            "Wrong protocol or baud rate? Check the monitor's serial output setting.",
+        )  # fmt: skip
+        return
+    report.line(
+        "FAIL", what,
+        f"{where}: nothing arrived within {wait_s:.0f} s (a {mon.protocol} monitor sends about "
+        f"every {interval:g} s)",
+        "Is the monitor's serial output switched on (Masimo: ASCII 1), the baud rate right, and "
+        "the cable a null-modem cable where the monitor needs one?",
+    )  # fmt: skip
+
+
+def _port_advice(error: str, held: bool) -> str:
+    low = error.lower()
+    if "no such file" in low or "errno 2]" in low:
+        return "The device node is missing: is the adapter plugged in, is the udev rule loaded?"
+    if "permission denied" in low:
+        return "The service user needs the dialout group (the unit gives it; check the node's group)."
+    if "lock" in low or "busy" in low or "temporarily unavailable" in low:
+        return _held_hint(held) or "Another program holds the port."
+    return _held_hint(held)
+
+
+def _check_button(report: Report, config: Config) -> None:
+    button = config.button
+    if button.kind == "hid" and button.device:
+        device = Path(button.device)
+        if not device.exists():
+            report.line(
+                "WARN", "button", f"{device} does not exist: the bedside button will not work",
+                "Plug it in; neoflix-capture devices and /dev/input/by-id show its name.",
+            )  # fmt: skip
+        else:
+            report.line("OK", "button", f"{device} present")
+    elif button.kind == "serial" and button.port and button.port.startswith("/"):
+        level: Level = "OK" if Path(button.port).exists() else "WARN"
+        report.line(level, "button", f"{button.port} {'present' if level == 'OK' else 'does not exist'}")
+
+
+# --- the clock ---------------------------------------------------------------------------------------
+
+
+def _check_clock(report: Report) -> None:
+    synced = _run(["timedatectl", "show", "-p", "NTPSynchronized", "--value"])
+    if synced is not None and synced.strip() in ("yes", "no"):
+        if synced.strip() == "yes":
+            report.line("OK", "clock", "synchronised (timedatectl)")
+        else:
+            report.line(
+                "WARN", "clock", "not synchronised (timedatectl)",
+                "Recordings carry wrong UTC times. Point systemd-timesyncd or chrony at the "
+                "hospital's NTP server: timedatectl set-ntp true.",
+            )  # fmt: skip
+        return
+    tracking = _run(["chronyc", "-n", "tracking"])
+    if tracking is not None and "Leap status" in tracking:
+        ok = "Not synchronised" not in tracking
+        report.line(
+            "OK" if ok else "WARN", "clock",
+            "synchronised (chrony)" if ok else "not synchronised (chrony)",
+            "" if ok else "Check chronyc sources: can this PC reach the hospital's NTP server?",
+        )  # fmt: skip
+        return
+    state = _kernel_clock_state()
+    if state is None:
+        report.line("WARN", "clock", "cannot tell whether the clock is synchronised")
+    elif state:
+        report.line("OK", "clock", "synchronised (the kernel's clock status)")
+    else:
+        report.line(
+            "WARN", "clock", "the kernel says the clock is not synchronised",
+            "Recordings carry wrong UTC times. Enable time sync: timedatectl set-ntp true.",
+        )  # fmt: skip
+
+
+def _kernel_clock_state() -> bool | None:
+    """adjtimex(2) with no changes: TIME_ERROR (5) means no time daemon keeps the clock set."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        buf = ctypes.create_string_buffer(512)  # larger than struct timex; modes = 0: read only
+        result = int(libc.adjtimex(buf))
+        if result >= 0:
+            return result != 5
+    return None

@@ -6,7 +6,8 @@ a table test. Gestures and what they are for:
 
 - ``SHORT``: a press released before ``long_press_s``, with no second press within
   ``double_press_ms`` of the release. Reported only once that window has passed.
-- ``DOUBLE``: a second short press that began within the window.
+- ``DOUBLE``: a second short press that began within the window. ``double_press_ms=0`` turns
+  doubles off, and ``SHORT`` comes on release (once debounced).
 - ``LONG_ARMED``: held for ``long_press_s``; the lamp blinks fast to say "release now to discard".
 - ``LONG``: released while armed: the discard is confirmed.
 - ``LONG_CANCELLED``: held beyond ``long_press_max_s`` (a stuck button, someone leaning on it), or
@@ -55,8 +56,8 @@ class GestureRecognizer:
         long_press_s: float = 3.0,
         long_press_max_s: float = 10.0,
     ) -> None:
-        if debounce_ms < 0 or double_press_ms <= 0 or long_press_s <= 0:
-            raise ValueError("debounce_ms must be >= 0; double_press_ms and long_press_s > 0")
+        if debounce_ms < 0 or double_press_ms < 0 or long_press_s <= 0:
+            raise ValueError("debounce_ms and double_press_ms must be >= 0, long_press_s > 0")
         if long_press_max_s <= long_press_s:
             raise ValueError("long_press_max_s must be longer than long_press_s")
         self._debounce = int(debounce_ms * 1e6)

@@ -109,6 +109,11 @@ def test_timings_are_configurable() -> None:
     ]
 
 
+def test_without_doubles_a_tap_is_reported_on_release() -> None:
+    rec = GestureRecognizer(double_press_ms=0)
+    assert run("d0 u100 t129 t130 d200 u300 t330", rec) == ["short@130", "short@330"]
+
+
 def test_armed_property_follows_the_hold() -> None:
     rec = GestureRecognizer()
     rec.edge(True, 0)
@@ -168,7 +173,7 @@ def test_a_released_baseline_then_a_tap() -> None:
     "kwargs",
     [
         {"debounce_ms": -1},
-        {"double_press_ms": 0},
+        {"double_press_ms": -1},
         {"long_press_s": 0},
         {"long_press_s": 3.0, "long_press_max_s": 3.0},
     ],

@@ -35,6 +35,7 @@ special values, ``data/ObservedValue.java`` and ``data/UnitCode.java`` codes,
 from __future__ import annotations
 
 import enum
+import functools
 import struct
 from collections import deque
 from collections.abc import Iterator, Mapping
@@ -163,6 +164,7 @@ STATE_VALIDATED: Final = 0x0080  # manually validated; the normal case for such 
 _STATE_KNOWN: Final = sum(_STATE_INVALIDATING) | sum(_STATE_NOTED) | STATE_VALIDATED
 
 
+@functools.lru_cache(maxsize=512)  # a monitor uses a handful of states; decoding is per numeric
 def decode_state(state: int) -> tuple[bool, frozenset[str]]:
     """(still valid, flag names) for a MeasurementState; unknown bits as ``state_0x....``."""
     flags = {name for bit, name in _STATE_INVALIDATING.items() if state & bit}
@@ -891,6 +893,8 @@ def _ticks(seconds: float) -> int:
 MAX_FRAMES_PER_WINDOW: Final = 3
 FRAME_WINDOW_NS: Final = 128_000_000
 _MAX_OUTBOX: Final = 32
+# A monitor exports tens of objects; more remembered labels than this means noise, not a monitor.
+_MAX_LABELS: Final = 4096
 
 
 @register
@@ -1009,6 +1013,8 @@ class IntelliVueParser(MonitorParser):
         self.client.on_mds_create(mds, host_ns)
 
     def _samples(self, reply: PollReply, host_ns: int) -> list[VitalSample]:
+        if len(self._labels) + len(reply.labels) > _MAX_LABELS:
+            self._labels.clear()
         self._labels.update(reply.labels)
         monitor_time = self._monitor_time(reply)
         samples = []

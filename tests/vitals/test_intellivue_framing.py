@@ -199,13 +199,13 @@ def test_seeded_random_chunkings_agree() -> None:
     assert _chunked(data, list(range(len(data)))) == reference
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cuts=st.lists(st.integers(0, len(STREAM))))
 def test_any_chunking_gives_the_same_frames(cuts: list[int]) -> None:
     assert _chunked(STREAM, cuts) == _chunked(STREAM, [])
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(garbage=st.binary(max_size=600), cuts=st.lists(st.integers(0, 700), max_size=10))
 def test_any_garbage_then_a_good_frame_decodes(garbage: bytes, cuts: list[int]) -> None:
     data = garbage + F2

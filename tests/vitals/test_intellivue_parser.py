@@ -487,7 +487,7 @@ def test_seeded_random_chunkings_agree() -> None:
     assert one_by_one == reference and parser.stats == ref_parser.stats
 
 
-@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cuts=st.lists(st.integers(0, len(STREAM)), max_size=60))
 def test_any_chunking_gives_the_same_samples(cuts: list[int]) -> None:
     samples, parser = chunked(STREAM, cuts)
@@ -507,7 +507,7 @@ def _check(samples: list[VitalSample]) -> None:
             assert not s.valid
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.binary(max_size=1500))
 def test_random_bytes_never_raise_and_the_next_frame_is_read(data: bytes) -> None:
     parser = IntelliVueParser("iv")
@@ -518,7 +518,7 @@ def test_random_bytes_never_raise_and_the_next_frame_is_read(data: bytes) -> Non
     assert parser.stats.bytes_in == len(data) + len(GOOD)
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     payload=st.binary(max_size=300),
     prefix=st.sampled_from(
@@ -533,7 +533,7 @@ def test_well_framed_nonsense_never_raises(payload: bytes, prefix: bytes) -> Non
     assert len(parser.feed(GOOD, 1)) == 2
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     position=st.integers(0, len(GOOD) - 1),
     value=st.integers(0, 255),
@@ -548,7 +548,7 @@ def test_corrupted_and_truncated_frames_then_resync(position: int, value: int, t
     assert [s.value for s in after] == [141.0, 95.0]
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(
     mantissa=st.sampled_from([0x7FFFFF, 0x800000, 0x7FFFFE, 0x800002, 0x800001]),
     exponent=st.integers(0, 255),

@@ -352,9 +352,11 @@ class MedibusParser(MonitorParser):
 
     def _feed(self, data: bytes, host_ns: int) -> list[VitalSample]:
         self.stats.bytes_in += len(data)
+        # XON/XOFF are the device's flow control, not noise: dropped without counting. Realtime
+        # bytes are data we never configured: dropped and counted.
         text = data.translate(None, _FLOW_CONTROL)
         slow = text.translate(None, _REALTIME)
-        self.stats.garbage_bytes += len(text) - len(slow)  # realtime data we never asked for
+        self.stats.garbage_bytes += len(text) - len(slow)
         samples: list[VitalSample] = []
         pos = 0
         for m in _DELIMITERS.finditer(slow):

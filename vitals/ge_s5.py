@@ -37,10 +37,11 @@ What this parser decides on its own, each for a stated reason: every ``7E`` is a
 (one lost byte then costs one frame, never a run of them); a record must be exactly as long as
 its ``r_len`` says, because the 8-bit sum cannot see a lost 0x00 byte and most of a record is
 zeros (neither working decoder checks ``r_len``, so a monitor that pads its records would show up
-here first: not verified on hardware); a group that does not exist
-yields no samples while an existing but inactive one yields invalid samples; etCO2/FiCO2 go out in
-mmHg (``value × ambient pressure × 1e-5``, in float as §8 warns) when the ambient pressure is valid
-and in % of ambient otherwise.
+here first: not verified on hardware); a group that does not exist yields no samples while an
+existing but inactive one yields invalid samples; etCO2/FiCO2 go out in mmHg (``value × ambient
+pressure × 1e-5``, in float as §8 warns) when the ambient pressure is valid and in % of ambient
+otherwise. The link's silence timeout should exceed the re-request time (2 × interval, 10 s by
+default), or a reconnect comes before the re-request can help.
 """
 
 from __future__ import annotations

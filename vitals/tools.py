@@ -70,14 +70,26 @@ class _Printer:
         self._anchor = anchor
         self.samples = 0
         self.valid = 0
+        self.closed = False
 
     def __call__(self, samples: list[VitalSample]) -> None:
         for s in samples:
-            self._out.write(json.dumps(sample_record(s, self._anchor), ensure_ascii=False) + "\n")
             self.samples += 1
             self.valid += s.valid
-        if samples:
-            self._out.flush()
+            if not self.closed:
+                self._write(json.dumps(sample_record(s, self._anchor), ensure_ascii=False) + "\n")
+        if samples and not self.closed:
+            self._write(None)
+
+    def _write(self, text: str | None) -> None:
+        try:
+            if text is None:
+                self._out.flush()
+            else:
+                self._out.write(text)
+        except BrokenPipeError:
+            # The reader went away (``vitals read ... | head``): stop printing, end quietly.
+            self.closed = True
 
 
 def _make_parser(
@@ -161,7 +173,7 @@ def read_command(
 def _replay(parser: MonitorParser, file: Path, printer: _Printer) -> ParserStats:
     # Each chunk is stamped with the moment it was fed: a capture holds bytes, not their times.
     with file.open("rb") as f:
-        while chunk := f.read(_CHUNK):
+        while not printer.closed and (chunk := f.read(_CHUNK)):
             printer(parser.feed(chunk, time.monotonic_ns()))
     return parser.stats.copy()
 
@@ -182,7 +194,7 @@ def _read_port(
     deadline = None if seconds is None else time.monotonic() + seconds
     link.start()
     try:
-        while not (stop is not None and stop.is_set()):
+        while not (stop is not None and stop.is_set()) and not printer.closed:
             left = _POLL_S if deadline is None else deadline - time.monotonic()
             if left <= 0:
                 break

@@ -192,3 +192,17 @@ def test_a_stalled_monitor_is_woken_by_the_reconnect_greeting(
     lost = [e for e in logs if e["event"] == "serial link lost"]
     assert lost and "silent" in lost[0]["reason"]
     assert set(collector.values(Parameter.SPO2)) == {95.0}
+
+
+def test_stop_is_prompt_with_the_devices_2_s_interval(pty_pair: PtyPair) -> None:
+    reader = os.open(pty_pair.slave_path, os.O_RDWR | os.O_NOCTTY)  # so the master is not EIO
+    try:
+        sim = NellcorSimulator(pty_pair.master_fd)
+        sim.start()
+        time.sleep(0.3)  # inside the wait for the next row, listening for XON/XOFF
+        started = time.monotonic()
+        sim.stop()
+        assert time.monotonic() - started < 0.5
+        assert sim._thread is None
+    finally:
+        os.close(reader)

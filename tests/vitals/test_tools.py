@@ -319,3 +319,16 @@ def test_simulate_usage_errors_exit_2(protocol: str, kwargs: dict[str, Any], mes
     err = io.StringIO()
     assert simulate_command(protocol, seconds=0.1, out=io.StringIO(), err=err, **kwargs) == 2
     assert message in err.getvalue()
+
+
+class _ClosedPipe(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_closed_stdout_ends_the_read_quietly(tmp_path: Path) -> None:
+    capture = tmp_path / "many.raw"
+    capture.write_bytes(nonin_line(97, 140) * 10)
+    err = io.StringIO()
+    assert read_command("nonin", file=capture, out=_ClosedPipe(), err=err) == 0
+    assert "samples, 20 valid" in err.getvalue()  # the first chunk was read and counted

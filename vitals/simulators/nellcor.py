@@ -271,7 +271,8 @@ class NellcorSimulator:
         out = self._out
         try:
             if isinstance(out, int):
-                if not select.select([out], [], [], wait_s)[0]:
+                # Short selects, so stop() is prompt even with a 2 s row interval.
+                if not select.select([out], [], [], min(wait_s, 0.1))[0]:
                     return b""
                 return os.read(out, 256)
             waiting = getattr(out, "in_waiting", 0)

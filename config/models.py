@@ -155,6 +155,17 @@ class MonitorConfig(_Section):
     baudrate: int | None = Field(
         default=None, ge=300, le=921600, description="Override the protocol's default baud rate."
     )
+    parity: Literal["N", "E", "O"] | None = Field(
+        default=None, description="Override the protocol's parity (N, E or O)."
+    )
+    stopbits: Literal[1, 2] | None = Field(default=None, description="Override the stop bits.")
+    rtscts: bool | None = Field(default=None, description="Override RTS/CTS flow control.")
+    silence_timeout_s: float = Field(
+        default=15.0,
+        ge=2,
+        le=300,
+        description="Reconnect (and re-associate) after this long without data from the monitor.",
+    )
     stale_after_s: float = Field(
         default=3.0, gt=0, le=60, description="A value older than this is shown greyed."
     )
@@ -194,6 +205,15 @@ class StorageConfig(_Section):
     recipients_file: Path | None = Field(
         default=None, description="A file with one age1... recipient per line (comments allowed)."
     )
+    audit_log: Path | None = Field(
+        default=None,
+        description="Append-only audit log (no patient data); default: audit.jsonl beside the "
+        "recordings directory, so deleting recordings never touches it.",
+    )
+
+    @property
+    def audit_path(self) -> Path:
+        return self.audit_log or self.directory.parent / "audit.jsonl"
 
 
 class SessionConfig(_Section):
@@ -253,8 +273,11 @@ class ButtonConfig(_Section):
     line: Literal["CTS", "DSR", "CD", "RI"] = Field(
         default="CTS", description="serial: the modem status line the contact closes."
     )
-    lamp_line: Literal["DTR", "RTS"] | None = Field(
-        default="RTS", description="serial: the output line driving the button's lamp."
+    supply_line: Literal["DTR", "RTS"] = Field(
+        default="RTS", description="serial: the output line held on as the contact's supply."
+    )
+    lamp_line: Literal["DTR", "RTS", "none"] = Field(
+        default="DTR", description="serial: the output line driving the button's lamp ('none': no lamp)."
     )
     active_low: bool = Field(default=False, description="serial: pressed reads as the line off.")
     device: str | None = Field(
@@ -269,8 +292,14 @@ class ButtonConfig(_Section):
         description="What a long press does when nothing is recording.",
     )
 
+    double_press_ms: int = Field(
+        default=400, ge=0, le=1000, description="Window for a double press (marker); 0 = off."
+    )
+
     @model_validator(mode="after")
     def _device_named(self) -> ButtonConfig:
+        if self.lamp_line == self.supply_line:
+            raise ValueError("lamp_line: the lamp cannot share the contact's supply line")
         if self.kind == "serial" and not self.port:
             raise ValueError("port: a serial button needs the port its contact is wired to")
         if self.kind == "hid" and not self.device:

@@ -394,6 +394,10 @@ class ButtonController:
             return not thread.is_alive()
         return True
 
+    @property
+    def source(self) -> ButtonSource:
+        return self._source
+
     def health(self) -> ButtonHealth:
         with self._lock:
             return ButtonHealth(

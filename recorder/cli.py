@@ -76,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
             c.add_argument("--json", action="store_true", help="machine-readable output")
         c.set_defaults(handler=_cmd_control, command=name)
 
+    audit = sub.add_parser("audit", help="the audit log: verify its hash chain")
+    audit.add_argument("action", choices=["verify"])
+    audit.add_argument("file", type=Path, nargs="?", help="default: from the config")
+    audit.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    audit.set_defaults(handler=_cmd_audit)
+
     export = sub.add_parser("export", help="decrypt a session into playable MP4s and vitals.csv")
     export.add_argument("session_dir", type=Path)
     export.add_argument("--identity", type=Path, required=True, help="age identity file")
@@ -202,6 +208,21 @@ def _human_status(reply: dict[str, Any]) -> str:
     for name, mon in reply.get("monitors", {}).items():
         lines.append(f"  monitor {name}: {mon.get('state', '?')}")
     return "\n".join(lines)
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from recorder.audit import verify
+
+    path = args.file or load_config(args.config).storage.audit_path
+    if not Path(path).exists():
+        print(f"{path}: no audit log here", file=sys.stderr)
+        return 1
+    problems = verify(path)
+    for problem in problems:
+        print(problem)
+    if not problems:
+        print(f"{path}: chain intact")
+    return 1 if problems else 0
 
 
 def _cmd_export(args: argparse.Namespace) -> int:

@@ -24,6 +24,8 @@ import structlog
 from capture.recording import CameraRecorder
 from capture.segmenter import ClosedSegment, Segmenter, SegmentFile, StreamLayout
 from config.models import Config
+from control.gestures import Gesture
+from control.lamp import lamp_level, lamp_pattern
 from control.session import IDLE, Action, Event, Mode, SessionState, decide
 from control.triggers import ActivityTracker, Moment, TriggerRules, trigger_event
 from recorder.session_dir import CameraProfile, Marker, SessionDirectory
@@ -36,6 +38,9 @@ log = structlog.get_logger()
 
 _NS = 1_000_000_000
 BIRTH = "birth"
+# A long press this soon after a tap stopped a recording discards that recording: the tap was
+# the start of the long press (someone hesitated), and consent refused means all of it.
+_TAP_THEN_HOLD_S = 10.0
 
 
 class Audit(Protocol):
@@ -91,6 +96,8 @@ class SessionController:
         self.birth_ns: int | None = None
         self._recent_markers: deque[Marker] = deque(maxlen=256)
         self.last_session: dict[str, Any] | None = None
+        self.armed_discard = False  # the button is held: the lamp blinks fast, release discards
+        self._just_stopped: tuple[SessionDirectory, int] | None = None
 
     # --- inputs ----------------------------------------------------------------------------
 
@@ -153,9 +160,49 @@ class SessionController:
             if self._session is not None:
                 self._session.write_markers([marker])
             if self._audit is not None:
-                self._audit.append("marker", session=self._session_id(), by=by)
+                kind = BIRTH if label.lower() == BIRTH else "other"
+                self._audit.append("marker", session=self._session_id(), by=by, marker_kinds=[kind])
         log.info("marker", label=label, by=by, recording=self._session is not None)
         return {"ok": True, "note": f"marker {label!r} set" + ("" if self._session else " (not recording)")}
+
+    def on_gesture(self, gesture: Gesture) -> None:
+        """The bedside button (its own thread)."""
+        if gesture is Gesture.SHORT:
+            self.handle(Event.TOGGLE, by="button")
+        elif gesture is Gesture.DOUBLE:
+            self.mark("button", by="button")
+        elif gesture is Gesture.LONG_ARMED:
+            self.armed_discard = True
+        elif gesture is Gesture.LONG_CANCELLED:
+            self.armed_discard = False
+        elif gesture is Gesture.LONG:
+            self.armed_discard = False
+            with self._lock:
+                if not self.recording and self._config.button.idle_long_press == "nothing":
+                    self._discard_just_stopped()
+                    return
+                self._discard_just_stopped()
+                self.handle(Event.DISCARD, by="button", why="long press")
+
+    def lamp(self, t_ns: int) -> bool:
+        """Whether the button's lamp is lit at ``t_ns`` (the button thread asks every poll)."""
+        pattern = lamp_pattern(self.recording, self.armed_discard, self.state.do_not_record)
+        return lamp_level(pattern, t_ns)
+
+    def _discard_just_stopped(self) -> None:
+        just = self._just_stopped
+        self._just_stopped = None
+        if just is None or self.recording or (now_ns() - just[1]) / _NS > _TAP_THEN_HOLD_S:
+            return
+        session, _ended = just
+        files = session.discard()
+        if self.last_session is not None and self.last_session.get("session") == session.id:
+            self.last_session = {**self.last_session, "discarded": True, "segments": 0}
+        if self._audit is not None:
+            self._audit.append(
+                "recording_discarded", session=session.id, reason="long press after stop", files=files
+            )
+        log.info("session_discarded", session=session.id, reason="long press right after a stop")
 
     # --- actions ---------------------------------------------------------------------------
 
@@ -193,7 +240,12 @@ class SessionController:
         self.recording_since_ns = now_ns()
         self.reason = reason
         if self._audit is not None:
-            self._audit.append("start", session=session.id, reason=reason, automatic=automatic)
+            self._audit.append(
+                "recording_started",
+                session=session.id,
+                reason=reason,
+                trigger="auto" if automatic else "manual",
+            )
         log.info("session_started", session=session.id, reason=reason)
 
     def _end(self, reason: str, *, discard: bool = False) -> None:
@@ -227,10 +279,11 @@ class SessionController:
             "discarded": discard,
         }
         self.last_session = summary
+        self._just_stopped = None if discard else (session, now_ns())
         if self._audit is not None:
             if discard:
                 self._audit.append(
-                    "discard",
+                    "recording_discarded",
                     session=session.id,
                     reason=reason,
                     files=destroyed,
@@ -238,10 +291,10 @@ class SessionController:
                 )
             else:
                 self._audit.append(
-                    "stop",
+                    "recording_stopped",
                     session=session.id,
                     reason=reason,
-                    files=len(segments) + 3,
+                    segments=len(segments),
                     bytes=session.bytes_closed,
                     duration_s=round(duration, 1),
                 )
@@ -252,7 +305,7 @@ class SessionController:
         for cam in self._cameras:
             cam.recorder.keep_preroll(not on)
         if self._audit is not None:
-            self._audit.append("do_not_record" if on else "allow_recording", reason=reason)
+            self._audit.append("do_not_record_set" if on else "do_not_record_cleared", reason=reason)
 
     def _session_id(self) -> str | None:
         return self._session.id if self._session is not None else None
@@ -281,10 +334,12 @@ class SessionController:
             "automatic": self.state.automatic,
             "reason": self.reason if self.recording else None,
             "session": session.id if session else None,
+            "markers": session.markers_written if session else 0,
             "elapsed_s": round((now - since) / _NS, 1) if since is not None else None,
             "auto_stop_in_s": None if auto_stop is None else round(auto_stop, 1),
             "vitals_valid_for_s": round(self.activity.vitals_valid_for_s(now), 1),
             "since_birth_s": None if self.birth_ns is None else round((now - self.birth_ns) / _NS, 1),
+            "armed_discard": self.armed_discard,
             "last_session": self.last_session,
         }
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -28,13 +29,17 @@ from capture.audio import AudioChunk, AudioReader
 from capture.camera_reader import CameraReader
 from capture.encoder import AudioEncoder, VideoEncoder
 from capture.interleave import Interleaver
+from capture.motion import MotionDetector
 from capture.overlay import OverlayRenderer, OverlayState
 from capture.pipeline import CameraPipeline
 from capture.recording import CameraRecorder
 from capture.segmenter import StreamLayout
 from config.models import CameraConfig, Config
+from control.button import ButtonController, ButtonSource, EvdevButton, ModemLineButton
+from control.gestures import GestureRecognizer
 from control.session import Event
 from control.socket import ControlServer
+from recorder.audit import AuditLog
 from recorder.controller import CameraOutput, SessionController
 from recorder.overlay_view import shown_values
 from recorder.source_factory import make_audio_source, make_frame_source
@@ -83,6 +88,8 @@ class Daemon:
         self._audio_timeline: AudioTimeline | None = None
         self._control: ControlServer | None = None
         self.started = threading.Event()
+        self.audit = AuditLog(_prepared(config.storage.audit_path))
+        self._motion: MotionDetector | None = None
         self._build()
         audio_rate = config.audio.sample_rate if config.audio else None
         audio_channels = config.audio.channels if config.audio else 1
@@ -104,8 +111,10 @@ class Daemon:
                 )
                 for c in self._cameras
             ],
+            audit=self.audit,
             frames_dropped=lambda: sum(c.pipeline.frames_dropped for c in self._cameras),
         )
+        self._button = self._make_button()
 
     # --- construction ------------------------------------------------------------------------
 
@@ -146,7 +155,7 @@ class Daemon:
             reader = CameraReader(
                 cam.name,
                 make_frame_source(cam),
-                pipeline.on_frame,
+                self._motion_tap(cam.name, pipeline.on_frame),
                 width=cam.width,
                 height=cam.height,
             )
@@ -159,15 +168,18 @@ class Daemon:
             self._audio_timeline = AudioTimeline(self._clock, audio_cfg.sample_rate)
             self._audio = AudioReader(make_audio_source(audio_cfg), self._on_audio)
         for mon in cfg.monitors:
-            overrides: dict[str, Any] = {}
-            if mon.baudrate is not None:
-                overrides["baudrate"] = mon.baudrate
+            overrides: dict[str, Any] = {
+                name: getattr(mon, name)
+                for name in ("baudrate", "parity", "stopbits", "rtscts")
+                if getattr(mon, name) is not None
+            }
             self._links.append(
                 SerialLink(
                     mon.name,
                     mon.port,
                     make_parser(mon.protocol, mon.name),
                     self._on_samples,
+                    silence_timeout_s=mon.silence_timeout_s,
                     **overrides,
                 )
             )
@@ -195,6 +207,53 @@ class Daemon:
 
     # --- running -----------------------------------------------------------------------------
 
+    def _motion_tap(
+        self, camera: str, on_frame: Callable[[np.ndarray, int], None]
+    ) -> Callable[[np.ndarray, int], None]:
+        """Watch this camera for motion, on its reader thread, before the frame is queued."""
+        t = self.config.triggers
+        watched = t.motion_camera or self.config.cameras[0].name
+        if not t.motion or camera != watched:
+            return on_frame
+        detector = self._motion = MotionDetector(t.motion_region, threshold=t.motion_threshold)
+
+        def tap(frame: np.ndarray, t_ns: int) -> None:
+            if detector.update(frame, t_ns):
+                self.controller.activity.on_motion(t_ns, self.controller.rules.motion_gap_s)
+            on_frame(frame, t_ns)
+
+        return tap
+
+    @property
+    def button(self) -> ButtonController | None:
+        return self._button
+
+    def _make_button(self) -> ButtonController | None:
+        b = self.config.button
+        source: ButtonSource
+        if b.kind == "serial":
+            assert b.port is not None
+            source = ModemLineButton(
+                b.port,
+                line=b.line,
+                lamp_line=None if b.lamp_line == "none" else b.lamp_line,
+                supply_line=b.supply_line,
+                active_low=b.active_low,
+            )
+        elif b.kind == "hid":
+            assert b.device is not None
+            source = EvdevButton(b.device, b.key)
+        else:
+            return None
+        return ButtonController(
+            source,
+            self.controller.on_gesture,
+            lamp=self.controller.lamp,
+            recognizer=GestureRecognizer(
+                double_press_ms=b.double_press_ms, long_press_s=b.long_press_s
+            ),
+        )
+
     def start(self) -> None:
         for cam in self._cameras:
             cam.recorder.start()
@@ -206,6 +265,11 @@ class Daemon:
             link.start()
         self._control = ControlServer(self.config.station.control_socket, self.handle_request)
         self._control.start()
+        if self._button is not None:
+            self._button.start()
+        self.audit.append(
+            "service_started", table=self.config.station.table, cameras=len(self._cameras)
+        )
         self.started.set()
         log.info(
             "recorder_started",
@@ -224,6 +288,8 @@ class Daemon:
         self.controller.tick()
 
     def shutdown(self) -> None:
+        if self._button is not None:
+            self._button.stop()
         self.controller.handle(Event.SHUTDOWN, by="service")
         if self._control is not None:
             self._control.stop()
@@ -237,6 +303,8 @@ class Daemon:
             cam.pipeline.stop()
             cam.interleaver.flush()
             cam.recorder.stop()
+        self.audit.append("service_stopped", table=self.config.station.table)
+        self.audit.close()
         log.info("recorder_stopped")
 
     # --- inputs ------------------------------------------------------------------------------
@@ -288,6 +356,8 @@ class Daemon:
             },
             "audio": _as_dict(self._audio.health()) if self._audio else None,
             "monitors": {link_name(link): _as_dict(link.health()) for link in self._links},
+            "button": _as_dict(self._button.health()) if self._button else None,
+            "motion": None if self._motion is None else round(self._motion.moving_fraction, 4),
             "vitals_samples": self.board.samples_total,
             "storage_free_bytes": _free_bytes(self.config.storage.directory),
         }
@@ -322,6 +392,11 @@ def _as_dict(obj: Any) -> dict[str, Any]:
             value = str(value)
         out[name] = value
     return out
+
+
+def _prepared(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _free_bytes(path: Path) -> int | None:

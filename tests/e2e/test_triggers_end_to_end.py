@@ -171,6 +171,22 @@ def test_discard_destroys_the_recording_and_do_not_record_holds_off_the_trigger(
     cli(sock, "allow-recording")
     wait_until(lambda: status(sock)["state"] == "recording", HOLD_S + 10, "the trigger again")
 
+    # The audit log says what happened, holds no patient data, and its chain is intact.
+    audit = tmp / "audit.jsonl"
+    entries = [json.loads(line) for line in audit.read_text().splitlines()]
+    events = [e["event"] for e in entries]
+    assert events[:5] == [
+        "service_started", "recording_started", "recording_discarded", "do_not_record_set",
+        "do_not_record_cleared",
+    ]
+    discarded = entries[2]
+    assert discarded["session"] == session.name and discarded["files"] >= 3
+    verified = subprocess.run(
+        [sys.executable, "-m", "recorder.cli", "audit", "verify", str(audit)],
+        capture_output=True, text=True, check=False,
+    )
+    assert verified.returncode == 0 and "chain intact" in verified.stdout
+
 
 def test_markers_and_birth_time_are_recorded(station: tuple[Path, MasimoSimulator, Path]) -> None:
     sock, _simulator, tmp = station

@@ -97,6 +97,8 @@ class SessionController:
         self._recent_markers: deque[Marker] = deque(maxlen=256)
         self.last_session: dict[str, Any] | None = None
         self.armed_discard = False  # the button is held: the lamp blinks fast, release discards
+        self._trigger_late_s: float | None = None
+        self.last_start: dict[str, float] | None = None  # how quickly the last start took effect
         self._just_stopped: tuple[SessionDirectory, int] | None = None
 
     # --- inputs ----------------------------------------------------------------------------
@@ -124,6 +126,13 @@ class SessionController:
             result = trigger_event(self.state, moment, self.rules)
             if result is not None:
                 event, why = result
+                if event is Event.AUTO_START:
+                    # How long the start condition had already held when this tick saw it.
+                    late = max(
+                        moment.vitals_valid_for_s - self.rules.vitals_hold_s,
+                        moment.motion_for_s - self.rules.motion_hold_s,
+                    )
+                    self._trigger_late_s = max(0.0, late)
                 self.handle(event, by="trigger", why=why)
 
     def handle(self, event: Event, *, by: str, why: str = "") -> dict[str, Any]:
@@ -207,6 +216,7 @@ class SessionController:
     # --- actions ---------------------------------------------------------------------------
 
     def _begin(self, reason: str, *, automatic: bool) -> None:
+        began = now_ns()
         cfg = self._config
         session = SessionDirectory(
             cfg.storage.directory,
@@ -239,6 +249,13 @@ class SessionController:
         session.write_markers(recent)
         self.recording_since_ns = now_ns()
         self.reason = reason
+        self.last_start = {
+            "trigger_to_decision_s": round(self._trigger_late_s, 3)
+            if automatic and self._trigger_late_s is not None
+            else 0.0,
+            "decision_to_recording_s": round((self.recording_since_ns - began) / _NS, 4),
+        }
+        self._trigger_late_s = None
         if self._audit is not None:
             self._audit.append(
                 "recording_started",
@@ -340,6 +357,7 @@ class SessionController:
             "vitals_valid_for_s": round(self.activity.vitals_valid_for_s(now), 1),
             "since_birth_s": None if self.birth_ns is None else round((now - self.birth_ns) / _NS, 1),
             "armed_discard": self.armed_discard,
+            "last_start": self.last_start,
             "last_session": self.last_session,
         }
 

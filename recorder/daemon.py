@@ -280,8 +280,8 @@ class Daemon:
         )
 
     def run(self, stop: threading.Event) -> None:
-        """The main loop: housekeeping twice a second until ``stop`` is set."""
-        while not stop.wait(0.5):
+        """The main loop: triggers and housekeeping five times a second until ``stop`` is set."""
+        while not stop.wait(0.2):
             self.tick()
 
     def tick(self) -> None:

@@ -301,3 +301,27 @@ def test_dash_markers_never_become_numbers(spo2: str, pr: str) -> None:
     assert samples[0].parameter is Parameter.SPO2
     assert samples[0].value is None and samples[0].valid is False
     assert "no_value" in samples[0].flags
+
+
+@settings(max_examples=300)
+@given(
+    row=st.sampled_from([MANUAL_ROW, ALARM_ROW, NO_SENSOR_ROW, MOTION_ROW]),
+    at=st.integers(0, 60),
+    byte=st.integers(0, 255),
+    truncate=st.booleans(),
+)
+def test_truncated_or_corrupted_rows_never_raise_and_the_next_row_is_read(
+    row: bytes, at: int, byte: int, truncate: bool
+) -> None:
+    at = min(at, len(row) - 1)
+    damaged = row[:at] if truncate else row[:at] + bytes([byte]) + row[at + 1 :]
+    parser = NellcorParser("pox")
+    damaged_samples = parser.feed(damaged + b"\r\n", 0)
+    assert parser.stats.records_ok + parser.stats.records_bad + parser.info_lines <= 2
+    for s in damaged_samples:
+        assert s.value is not None or not s.valid
+    after = parser.feed(MANUAL_ROW + b"\r\n", 1)
+    assert [(s.parameter, s.value, s.valid) for s in after] == [
+        (Parameter.SPO2, 100.0, True),
+        (Parameter.HR, 120.0, True),
+    ]

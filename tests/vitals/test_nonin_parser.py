@@ -181,3 +181,25 @@ def test_dash_markers_never_become_numbers(spo2: str, hr: str) -> None:
     samples = NoninParser("pox").feed(f"SPO2={spo2} HR={hr}\r\n".encode(), 0)
     assert samples[0].parameter is Parameter.SPO2
     assert samples[0].value is None and samples[0].valid is False and "no_value" in samples[0].flags
+
+
+@settings(max_examples=300)
+@given(
+    line=st.sampled_from(ALL_LINES),
+    at=st.integers(0, 30),
+    byte=st.integers(0, 255),
+    truncate=st.booleans(),
+)
+def test_truncated_or_corrupted_lines_never_raise_and_the_next_line_is_read(
+    line: bytes, at: int, byte: int, truncate: bool
+) -> None:
+    at = min(at, len(line) - 1)
+    damaged = line[:at] if truncate else line[:at] + bytes([byte]) + line[at + 1 :]
+    parser = NoninParser("pox")
+    for s in parser.feed(damaged + b"\r\n", 0):
+        assert s.value is not None or not s.valid
+    after = parser.feed(PLAIN + b"\r\n", 1)
+    assert [(s.parameter, s.value, s.valid) for s in after] == [
+        (Parameter.SPO2, 97.0, True),
+        (Parameter.HR, 145.0, True),
+    ]

@@ -246,7 +246,7 @@ class _StopOnValid(io.StringIO):
         return super().write(text)
 
 
-@pytest.mark.parametrize("protocol", ["masimo", "nonin"])
+@pytest.mark.parametrize("protocol", ["masimo", "nellcor", "nonin"])
 def test_simulate_prints_a_path_that_read_can_use(protocol: str) -> None:
     # time_scale compresses the no-sensor and pulse-search phases, so values come within seconds.
     thread, stop, out, result = simulate_in_background(protocol, time_scale=100.0)

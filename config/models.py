@@ -7,7 +7,7 @@ in a field name is an error that names the field, not a setting silently ignored
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -160,6 +160,11 @@ class MonitorConfig(_Section):
     )
     stopbits: Literal[1, 2] | None = Field(default=None, description="Override the stop bits.")
     rtscts: bool | None = Field(default=None, description="Override RTS/CTS flow control.")
+    line_format: dict[str, Any] | None = Field(
+        default=None,
+        description="protocol 'line_format': how to read each line (mode, pattern, fields); "
+        "the table's shape is in vitals/line_format.py.",
+    )
     silence_timeout_s: float = Field(
         default=15.0,
         ge=2,
@@ -169,6 +174,23 @@ class MonitorConfig(_Section):
     stale_after_s: float = Field(
         default=3.0, gt=0, le=60, description="A value older than this is shown greyed."
     )
+
+
+    @model_validator(mode="after")
+    def _line_format_complete(self) -> MonitorConfig:
+        if self.protocol != "line_format":
+            if self.line_format is not None:
+                raise ValueError("line_format: only used with protocol = 'line_format'")
+            return self
+        if self.line_format is None:
+            raise ValueError("line_format: protocol 'line_format' needs a [monitors.line_format] table")
+        from vitals.line_format import LineFormatError, line_format_from_mapping
+
+        try:
+            line_format_from_mapping(self.line_format)
+        except LineFormatError as exc:
+            raise ValueError(str(exc)) from exc
+        return self
 
 
 # --- encoding, storage, session ------------------------------------------------------------------

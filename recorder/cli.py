@@ -76,6 +76,30 @@ def _parser() -> argparse.ArgumentParser:
             c.add_argument("--json", action="store_true", help="machine-readable output")
         c.set_defaults(handler=_cmd_control, command=name)
 
+    vitals = sub.add_parser("vitals", help="wiring check: read a monitor and print its samples")
+    vitals_sub = vitals.add_subparsers(metavar="ACTION")
+    read = vitals_sub.add_parser("read", help="print normalised samples as JSON lines")
+    read.add_argument("--protocol", required=True, help="masimo, intellivue, ge_s5, medibus, ...")
+    where = read.add_mutually_exclusive_group(required=True)
+    where.add_argument("--port", help="pyserial URL: /dev/ttyUSB0, socket://host:port, ...")
+    where.add_argument("--file", type=Path, help="a raw byte capture to replay")
+    read.add_argument("--monitor", default="monitor", help="name shown in each sample")
+    read.add_argument("--baudrate", type=int)
+    read.add_argument("--seconds", type=float, help="stop after this long (default: Ctrl-C)")
+    read.add_argument(
+        "--line-format", type=Path, help="protocol line_format: a TOML file with the table"
+    )
+    read.set_defaults(handler=_cmd_vitals_read)
+
+    simulate = sub.add_parser(
+        "simulate", help="run a monitor simulator on a serial port, or on a new pty it prints"
+    )
+    simulate.add_argument("--protocol", required=True)
+    simulate.add_argument("--port", help="serial device to write to (default: create a pty)")
+    simulate.add_argument("--time-scale", type=float, default=1.0, help="speed up the script")
+    simulate.add_argument("--seconds", type=float, help="stop after this long (default: Ctrl-C)")
+    simulate.set_defaults(handler=_cmd_simulate)
+
     audit = sub.add_parser("audit", help="the audit log: verify its hash chain")
     audit.add_argument("action", choices=["verify"])
     audit.add_argument("file", type=Path, nargs="?", help="default: from the config")
@@ -208,6 +232,47 @@ def _human_status(reply: dict[str, Any]) -> str:
     for name, mon in reply.get("monitors", {}).items():
         lines.append(f"  monitor {name}: {mon.get('state', '?')}")
     return "\n".join(lines)
+
+
+def _cmd_vitals_read(args: argparse.Namespace) -> int:
+    import tomllib
+
+    from recorder.logs import configure_logging
+    from vitals.line_format import LineFormatError, line_format_from_mapping
+    from vitals.tools import read_command
+
+    configure_logging("console", "warning")  # logs to stderr; stdout carries the samples
+    spec = None
+    if args.line_format is not None:
+        try:
+            spec = line_format_from_mapping(tomllib.loads(args.line_format.read_text()))
+        except (OSError, tomllib.TOMLDecodeError, LineFormatError) as exc:
+            raise ConfigError(f"{args.line_format}: {exc}") from exc
+    try:
+        return read_command(
+            args.protocol,
+            port=args.port,
+            file=args.file,
+            monitor=args.monitor,
+            baudrate=args.baudrate,
+            seconds=args.seconds,
+            line_format=spec,
+        )
+    except KeyboardInterrupt:
+        return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from recorder.logs import configure_logging
+    from vitals.tools import simulate_command
+
+    configure_logging("console", "warning")
+    try:
+        return simulate_command(
+            args.protocol, port=args.port, time_scale=args.time_scale, seconds=args.seconds
+        )
+    except KeyboardInterrupt:
+        return 0
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:

@@ -34,7 +34,7 @@ from capture.overlay import OverlayRenderer, OverlayState
 from capture.pipeline import CameraPipeline
 from capture.recording import CameraRecorder
 from capture.segmenter import StreamLayout
-from config.models import CameraConfig, Config
+from config.models import CameraConfig, Config, MonitorConfig
 from control.button import ButtonController, ButtonSource, EvdevButton, ModemLineButton
 from control.gestures import GestureRecognizer
 from control.session import Event
@@ -47,8 +47,9 @@ from store.keys import Recipient
 from sync.audio_timeline import AudioTimeline
 from sync.board import VitalsBoard
 from sync.clock import MediaClock, UtcAnchor, now_ns
+from vitals.line_format import line_format_from_mapping
 from vitals.link import SerialLink
-from vitals.parser import make_parser
+from vitals.parser import MonitorParser, make_parser
 from vitals.sample import VitalSample
 
 log = structlog.get_logger()
@@ -177,7 +178,7 @@ class Daemon:
                 SerialLink(
                     mon.name,
                     mon.port,
-                    make_parser(mon.protocol, mon.name),
+                    _parser_for(mon),
                     self._on_samples,
                     silence_timeout_s=mon.silence_timeout_s,
                     **overrides,
@@ -392,6 +393,13 @@ def _as_dict(obj: Any) -> dict[str, Any]:
             value = str(value)
         out[name] = value
     return out
+
+
+def _parser_for(mon: MonitorConfig) -> MonitorParser:
+    if mon.protocol == "line_format":
+        assert mon.line_format is not None  # the config refuses it otherwise
+        return make_parser(mon.protocol, mon.name, spec=line_format_from_mapping(mon.line_format))
+    return make_parser(mon.protocol, mon.name)
 
 
 def _prepared(path: Path) -> Path:

@@ -126,3 +126,46 @@ def test_unreadable_toml_is_a_config_error(tmp_path: Path) -> None:
     result = cli("check-config", str(path))
     assert result.returncode == EX_CONFIG
     assert "not valid TOML" in result.stderr
+
+
+LINE_MONITOR = """
+[[monitors]]
+name = "analyser"
+protocol = "line_format"
+port = "/dev/ttyUSB3"
+"""
+
+
+def test_line_format_monitor_needs_its_table() -> None:
+    with pytest.raises(ConfigError, match=r"monitors\[0\]: line_format: protocol 'line_format' needs"):
+        parse_config(MINIMAL + LINE_MONITOR)
+
+
+def test_line_format_errors_name_the_field_inside_the_table() -> None:
+    text = MINIMAL + LINE_MONITOR + """
+[monitors.line_format]
+mode = "regex"
+pattern = 'O2=(?P<fio2>\\d+)'
+[[monitors.line_format.fields]]
+name = "o2"
+parameter = "FiO2"
+unit = "%"
+"""
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, source="station.toml")
+    message = str(err.value)
+    assert "station.toml: monitors[0]" in message
+    assert "fields[0].name" in message and "fio2" in message
+
+
+def test_a_good_line_format_monitor_loads() -> None:
+    text = MINIMAL + LINE_MONITOR + """
+[monitors.line_format]
+mode = "regex"
+pattern = 'O2=(?P<fio2>\\d+)'
+[[monitors.line_format.fields]]
+name = "fio2"
+parameter = "FiO2"
+unit = "%"
+"""
+    assert parse_config(text).monitors[0].line_format is not None

@@ -95,7 +95,8 @@ vitals = false
         assert health["state"] == "connected", (name, health)
         assert health["stats"]["records_ok"] >= 2, (name, health)
     session = Path(daemon.status()["last_session"]["path"])
-    records = [json.loads(line) for line in decrypt_file(session / "vitals.jsonl.age", [identity]).splitlines()]
+    plain = decrypt_file(session / "vitals.jsonl.age", [identity])
+    records = [json.loads(line) for line in plain.splitlines()]
     by_monitor = {r["monitor"] for r in records if r["valid"]}
     assert by_monitor == {"patient-monitor", "anaesthesia", "oximeter"}
     hr_sources = {(r["monitor"], r["source"]) for r in records if r["parameter"] == "HR" and r["valid"]}

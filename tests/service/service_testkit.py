@@ -1,9 +1,19 @@
-"""Helpers for the service tests: the service manager's end of sd_notify, daemon-like status dicts."""
+"""Helpers for the service tests: the service manager's end of sd_notify, daemon-like status dicts,
+and an offline wheelhouse made from the project's own virtualenv."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import socket
+import tomllib
+import zipfile
+from importlib import metadata
+from pathlib import Path
 from typing import Any
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 
 class NotifySocket:
@@ -74,3 +84,94 @@ def daemon_status(
         "storage_free_bytes": free,
         "last_session": None,
     }
+
+
+# --- an offline wheelhouse from what the project's virtualenv already has ------------------------
+
+
+def runtime_distributions(project: str = "neoflix-capture") -> list[metadata.Distribution]:
+    """The installed distributions ``project`` needs at run time (no extras), itself excluded."""
+    seen: dict[str, metadata.Distribution] = {}
+    todo = [project]
+    env = {"extra": ""}
+    while todo:
+        name = canonicalize_name(todo.pop())
+        if name in seen:
+            continue
+        dist = metadata.distribution(name)
+        seen[name] = dist
+        for text in dist.requires or []:
+            req = Requirement(text)
+            if req.marker is None or req.marker.evaluate(env):
+                todo.append(req.name)
+    del seen[canonicalize_name(project)]
+    return list(seen.values())
+
+
+def repack_wheel(dist: metadata.Distribution, out_dir: Path) -> Path:
+    """Zip an installed distribution back into a wheel, from the files its RECORD lists.
+
+    Scripts installed outside site-packages and the installer's own bookkeeping are left out;
+    pip writes those again when it installs the wheel.
+    """
+    files = [f for f in dist.files or [] if not str(f).startswith("..") and "__pycache__" not in str(f)]
+    info_dir = next(str(f).split("/")[0] for f in files if str(f).split("/")[0].endswith(".dist-info"))
+    skip = {f"{info_dir}/{n}" for n in ("RECORD", "INSTALLER", "REQUESTED", "direct_url.json")}
+    wheel_meta = (Path(str(dist.locate_file(f"{info_dir}/WHEEL")))).read_text()
+    tags = [line.split(":", 1)[1].strip() for line in wheel_meta.splitlines() if line.startswith("Tag:")]
+    parts = [sorted({t.split("-")[i] for t in tags}) for i in range(3)]
+    tag = "-".join(".".join(p) for p in parts)
+    name = dist.metadata["Name"].replace("-", "_")
+    path = out_dir / f"{name}-{dist.version}-{tag}.whl"
+    record: list[str] = []
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for f in files:
+            rel = str(f)
+            if rel in skip:
+                continue
+            data = Path(str(dist.locate_file(f))).read_bytes()
+            zf.writestr(rel, data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            record.append(f"{rel},sha256={digest},{len(data)}")
+        record.append(f"{info_dir}/RECORD,,")
+        zf.writestr(f"{info_dir}/RECORD", "\n".join(record) + "\n")
+    return path
+
+
+def project_wheel(checkout: Path, out_dir: Path) -> Path:
+    """The project as a wheel, from the checkout's packages and its installed metadata.
+
+    Building it with setuptools would need a setuptools newer than the virtualenv has, from the
+    network; this puts the same files in the same places (pyproject's packages and package-data).
+    """
+    project = tomllib.loads((checkout / "pyproject.toml").read_text())
+    version = project["project"]["version"]
+    installed = metadata.distribution("neoflix-capture")
+    info_dir = f"neoflix_capture-{version}.dist-info"
+    setuptools_cfg = project["tool"]["setuptools"]
+    package_data: dict[str, list[str]] = setuptools_cfg.get("package-data", {})
+    path = out_dir / f"neoflix_capture-{version}-py3-none-any.whl"
+    record: list[str] = []
+
+    def add(zf: zipfile.ZipFile, rel: str, data: bytes) -> None:
+        zf.writestr(rel, data)
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{rel},sha256={digest},{len(data)}")
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for package in setuptools_cfg["packages"]:
+            base = checkout / package.replace(".", "/")
+            for src in sorted(base.glob("*.py")):
+                add(zf, src.relative_to(checkout).as_posix(), src.read_bytes())
+            for pattern in package_data.get(package, []):
+                for src in sorted(base.glob(pattern)):
+                    add(zf, src.relative_to(checkout).as_posix(), src.read_bytes())
+        # An editable install keeps its metadata as METADATA (dist-info) or PKG-INFO (egg-info).
+        meta = installed.read_text("METADATA") or installed.read_text("PKG-INFO") or ""
+        add(zf, f"{info_dir}/METADATA", meta.encode())
+        add(zf, f"{info_dir}/entry_points.txt", (installed.read_text("entry_points.txt") or "").encode())
+        wheel = b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        add(zf, f"{info_dir}/WHEEL", wheel)
+        record.append(f"{info_dir}/RECORD,,")
+        zf.writestr(f"{info_dir}/RECORD", "\n".join(record) + "\n")
+    return path

@@ -1,0 +1,230 @@
+"""scripts/install into a staging root: install twice, validate, upgrade, refuse, uninstall, purge.
+
+Offline, as on a PC without package access: the wheelhouse is made from the project's own
+virtualenv (its installed distributions zipped back into wheels), pip's configuration is
+switched off, and every pip call gets --no-index. Nothing outside the staging root is touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from service_testkit import project_wheel, repack_wheel, runtime_distributions
+
+from store.keys import Identity
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+INSTALL = CHECKOUT / "scripts" / "install"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        shutil.which("systemd-sysusers") is None or shutil.which("systemd-analyze") is None,
+        reason="needs systemd's tools (Debian package systemd)",
+    ),
+    pytest.mark.skipif(os.geteuid() != 0, reason="giving staged files to the service user needs root"),
+]
+
+
+@pytest.fixture(scope="module")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("wheelhouse")
+    for dist in runtime_distributions():
+        repack_wheel(dist, out)
+    project_wheel(CHECKOUT, out)
+    return out
+
+
+@pytest.fixture
+def run_install(tmp_path: Path, wheelhouse: Path) -> Iterator[tuple[Path, object]]:
+    """(staging root, run(*args) → CompletedProcess) with an environment that cannot go online."""
+    root = tmp_path / "root"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env["PIP_CONFIG_FILE"] = os.devnull  # no site index, no extra find-links, no constraints
+    python = getattr(sys, "_base_executable", sys.executable)  # the Python the wheels were built for
+    wheel = next(wheelhouse.glob("neoflix_capture-*.whl"))
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [str(INSTALL), "--root", str(root), "--python", python, "--wheelhouse", str(wheelhouse),
+             "--wheel", str(wheel), *args],
+            capture_output=True, text=True, env=env, timeout=300, check=False,
+        )  # fmt: skip
+        print(f"$ install {' '.join(args)}\n{done.stdout}{done.stderr}")
+        return done
+
+    yield root, run
+
+
+def snapshot(root: Path) -> dict[str, tuple[object, ...]]:
+    """Every path under root with type, mode, owner and content (programs by venv name only)."""
+    seen: dict[str, tuple[object, ...]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = Path(dirpath).relative_to(root)
+        if rel_dir.parts[:3] == ("opt", "neoflix-capture", "venvs") and len(rel_dir.parts) > 3:
+            dirnames.clear()
+            continue
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            st = path.lstat()
+            key = str(path.relative_to(root))
+            if stat.S_ISLNK(st.st_mode):
+                seen[key] = ("link", os.readlink(path))
+            elif stat.S_ISDIR(st.st_mode):
+                seen[key] = ("dir", stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
+            else:
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                seen[key] = ("file", stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, digest)
+    return seen
+
+
+def ids(root: Path, table: str, name: str) -> int:
+    for line in (root / "etc" / table).read_text().splitlines():
+        fields = line.split(":")
+        if fields[0] == name:
+            return int(fields[2])
+    raise AssertionError(f"{name} not in {table}")
+
+
+def test_install_is_idempotent_and_keeps_config_and_recordings(
+    run_install: tuple[Path, object], tmp_path: Path
+) -> None:
+    root, run = run_install
+    assert callable(run)
+
+    # A fresh PC, no config given: the example goes in, and the service is enabled but not
+    # started, since the example has no review key yet.
+    first = run()
+    assert first.returncode == 0, first.stderr
+    config = root / "etc/neoflix-capture/config.toml"
+    assert config.read_text() == (CHECKOUT / "config/example.toml").read_text()
+    assert "NOT STARTED" in first.stdout
+    assert "storage.recipients" in first.stdout + first.stderr
+
+    uid, gid = ids(root, "passwd", "neoflix"), ids(root, "group", "neoflix")
+    for group in ("video", "audio", "dialout", "input"):
+        lines = (root / "etc/group").read_text().splitlines()
+        members = next(g for g in lines if g.startswith(group + ":")).split(":")[3]
+        assert "neoflix" in members.split(",")
+    st = config.stat()
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o640, 0, gid)
+    state = root / "var/lib/neoflix-capture"
+    assert (stat.S_IMODE(state.stat().st_mode), state.stat().st_uid) == (0o750, uid)
+    recordings = state / "recordings"
+    assert (stat.S_IMODE(recordings.stat().st_mode), recordings.stat().st_uid) == (0o700, uid)
+    unit = root / "etc/systemd/system/neoflix-capture.service"
+    assert unit.read_text() == (CHECKOUT / "systemd/neoflix-capture.service").read_text()
+    wants = root / "etc/systemd/system/multi-user.target.wants/neoflix-capture.service"
+    assert wants.is_symlink()
+    assert (root / "etc/udev/rules.d/99-neoflix.rules").is_file()
+    program = root / "opt/neoflix-capture/venv/bin/neoflix-capture"
+    assert os.access(program, os.X_OK)
+    cli_link = os.readlink(root / "usr/local/bin/neoflix-capture")
+    assert cli_link == "/opt/neoflix-capture/venv/bin/neoflix-capture"
+
+    # Again: nothing changes, nothing is rebuilt.
+    before = snapshot(root)
+    second = run()
+    assert second.returncode == 0, second.stderr
+    assert "already installed" in second.stdout
+    assert snapshot(root) == before
+
+    # A config handed over later never replaces the one there; it is put beside it.
+    recipient = str(Identity.generate().recipient)
+    station = tmp_path / "station.toml"
+    station.write_text(
+        (CHECKOUT / "config/example.toml").read_text().replace(
+            "recipients = []", f'recipients = ["{recipient}"]'
+        )
+    )
+    third = run("--config", str(station))
+    assert third.returncode == 0, third.stderr
+    assert config.read_text() == (CHECKOUT / "config/example.toml").read_text()
+    assert (config.parent / "config.toml.new").read_text() == station.read_text()
+
+    # IT edits the config: now it validates, and the unit verifies as installed.
+    shutil.copy(station, config)
+    fourth = run()
+    assert fourth.returncode == 0, fourth.stderr
+    assert "1 recipient(s)" in fourth.stdout and "NOT STARTED" not in fourth.stdout
+    verify_unit(root)
+
+    # Upgrade keeps the edited config, switches to a freshly built program, keeps the old one.
+    edited = config.read_text().replace('table = "Resus 1"', 'table = "Resus 2"')
+    config.write_text(edited)
+    old_program = os.readlink(root / "opt/neoflix-capture/venv")
+    upgrade = run("--upgrade")
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert config.read_text() == edited
+    new_program = os.readlink(root / "opt/neoflix-capture/venv")
+    assert new_program != old_program
+    assert (root / "opt/neoflix-capture" / old_program).is_dir()  # for a manual rollback
+
+    # An upgrade the config does not pass changes nothing.
+    config.write_text(edited.replace("fps = 30", "fps = 120"))
+    refused = run("--upgrade")
+    assert refused.returncode == 78
+    assert "the running version stays" in refused.stderr
+    assert os.readlink(root / "opt/neoflix-capture/venv") == new_program
+    assert sorted(p.name for p in (root / "opt/neoflix-capture/venvs").iterdir()) == sorted(
+        Path(p).name for p in (old_program, new_program)
+    )
+    config.write_text(edited)
+
+    # Uninstall removes the program and the unit, keeps config, udev rules and recordings.
+    session = recordings / "20260101T000000Z-abcdef"
+    session.mkdir()
+    (session / "closeup-000001.ts.age").write_bytes(b"age-encryption.org/v1\n")
+    gone = run("--uninstall")
+    assert gone.returncode == 0, gone.stderr
+    assert not (root / "opt/neoflix-capture").exists()
+    assert not unit.exists() and not wants.exists()
+    assert not (root / "usr/local/bin/neoflix-capture").exists()
+    assert config.read_text() == edited
+    assert (root / "etc/udev/rules.d/99-neoflix.rules").is_file()
+    assert (session / "closeup-000001.ts.age").is_file()
+    assert "neoflix:" in (root / "etc/passwd").read_text()
+
+    purged = run("--uninstall", "--purge")
+    assert purged.returncode == 0, purged.stderr
+    assert not config.parent.exists()
+    assert not state.exists()
+    assert not (root / "etc/udev/rules.d/99-neoflix.rules").exists()
+
+
+def verify_unit(root: Path) -> None:
+    """systemd-analyze verify on the unit as installed, its program resolved inside the root."""
+    units = root / "usr/lib/systemd/system"
+    # The distribution's units (multi-user.target, sysinit.target ...) that the check follows.
+    shutil.copytree("/usr/lib/systemd/system", units, symlinks=True)
+    try:
+        done = subprocess.run(
+            ["systemd-analyze", "verify", f"--root={root}", "/etc/systemd/system/neoflix-capture.service"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(root / "usr/lib/systemd")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "neoflix-capture" not in done.stderr, done.stderr
+
+
+def test_install_refuses_what_it_cannot_do(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [str(INSTALL), "--root", str(tmp_path / "root"), "--upgrade"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "not installed here" in done.stderr
+    done = subprocess.run(
+        [str(INSTALL), "--purge"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 1
+    assert "--purge goes with --uninstall" in done.stderr

@@ -1,0 +1,148 @@
+"""The systemd unit, sysusers/tmpfiles snippets and udev rules, checked by systemd's own tools."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+SYSTEMD = Path(__file__).resolve().parents[2] / "systemd"
+UNIT = SYSTEMD / "neoflix-capture.service"
+MAX_EXPOSURE = 2.0
+
+needs_systemd = pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None, reason="needs systemd-analyze (Debian package systemd)"
+)
+
+
+def options(text: str) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if line and not line.startswith(("#", "[")) and "=" in line:
+            key, value = line.split("=", 1)
+            found.setdefault(key, []).append(value)
+    return found
+
+
+@needs_systemd
+def test_security_exposure_is_at_most_2(capsys: pytest.CaptureFixture[str]) -> None:
+    done = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", "--no-pager", str(UNIT)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    m = re.search(r"Overall exposure level for neoflix-capture\.service: ([\d.]+)", done.stdout)
+    assert m, done.stdout + done.stderr
+    exposure = float(m.group(1))
+    with capsys.disabled():
+        print(f"\nsystemd-analyze security --offline=yes: exposure {exposure} (limit {MAX_EXPOSURE})")
+    assert exposure <= MAX_EXPOSURE, done.stdout
+
+    # Every setting the analysis still counts against the unit has its reason written beside it.
+    text = UNIT.read_text()
+    lines = text.splitlines()
+    for row in done.stdout.splitlines():
+        if not row.startswith("✗"):
+            continue
+        name = row[1:].split()[0].split("=")[0].split("/")[0]
+        explained = re.search(rf"^#.*\b{name}=", text, re.M) is not None or any(
+            line.startswith(f"{name}=") and lines[i - 1].startswith("#") for i, line in enumerate(lines)
+        )
+        assert explained, f"{name}: left off or loosened without a reason in the unit"
+
+
+@needs_systemd
+def test_unit_verifies(tmp_path: Path) -> None:
+    # verify insists that ExecStart's program exists; point it at a stand-in with the same job.
+    program = tmp_path / "neoflix-capture"
+    program.write_text("#!/bin/sh\nexit 0\n")
+    program.chmod(0o755)
+    unit = tmp_path / "neoflix-capture.service"
+    unit.write_text(UNIT.read_text().replace("/opt/neoflix-capture/venv/bin/neoflix-capture", str(program)))
+    done = subprocess.run(
+        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "neoflix-capture" not in done.stderr, done.stderr
+
+
+def test_unit_has_what_the_recorder_relies_on() -> None:
+    opts = options(UNIT.read_text())
+    assert opts["Type"] == ["notify"]
+    assert opts["Restart"] == ["on-failure"]
+    assert opts["RestartPreventExitStatus"] == ["78"]  # config errors (EX_CONFIG) are final
+    assert int(opts["WatchdogSec"][0]) >= 20  # well above the daemon's 5 s stall detection
+    assert opts["User"] == ["neoflix"]
+    assert set(opts["SupplementaryGroups"][0].split()) == {"video", "audio", "dialout", "input"}
+    assert opts["UMask"] == ["0077"]
+    assert opts["MemorySwapMax"] == ["0"]
+    assert opts["LimitCORE"] == ["0"]
+    assert opts["CapabilityBoundingSet"] == [""]
+    assert opts["ProtectSystem"] == ["strict"]
+    assert opts["DevicePolicy"] == ["closed"]
+    allowed = {a.split()[0] for a in opts["DeviceAllow"]}
+    assert allowed == {
+        "char-video4linux", "char-alsa", "char-ttyUSB", "char-ttyACM", "char-ttyS", "char-input"
+    }  # fmt: skip
+    assert opts["SystemCallFilter"][0] == "@system-service"
+    assert set(opts["RestrictAddressFamilies"][0].split()) == {"AF_UNIX", "AF_INET", "AF_INET6"}
+    for name in ("StateDirectory", "RuntimeDirectory", "ConfigurationDirectory"):
+        assert opts[name] == ["neoflix-capture"]
+    exec_start = opts["ExecStart"][0]
+    assert exec_start.endswith("run --config /etc/neoflix-capture/config.toml")
+
+
+@pytest.mark.skipif(shutil.which("systemd-sysusers") is None, reason="needs systemd-sysusers")
+def test_sysusers_and_tmpfiles_apply(tmp_path: Path) -> None:
+    sysusers = tmp_path / "etc/sysusers.d/neoflix-capture.conf"
+    tmpfiles = tmp_path / "etc/tmpfiles.d/neoflix-capture.conf"
+    sysusers.parent.mkdir(parents=True)
+    tmpfiles.parent.mkdir(parents=True)
+    shutil.copy(SYSTEMD / "neoflix-capture.sysusers", sysusers)
+    shutil.copy(SYSTEMD / "neoflix-capture.tmpfiles", tmpfiles)
+    for argv in (
+        ["systemd-sysusers", f"--root={tmp_path}", str(sysusers)],
+        ["systemd-tmpfiles", f"--root={tmp_path}", "--create", str(tmpfiles)],
+    ):
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        assert "ignoring" not in done.stderr.lower() and "failed" not in done.stderr.lower(), done.stderr
+    passwd = (tmp_path / "etc/passwd").read_text()
+    assert re.search(r"^neoflix:x:\d+:\d+:neoflix-capture recorder:/var/lib/neoflix-capture:\S*nologin$",
+                     passwd, re.M)  # fmt: skip
+    assert (tmp_path / "var/lib/neoflix-capture/recordings").is_dir()
+    # tmpfiles must never age out recordings: no Age column on any line.
+    for line in tmpfiles.read_text().splitlines():
+        if line and not line.startswith("#"):
+            assert line.split()[-1] == "-", line
+
+
+_RULE_PART = re.compile(r'^(?P<key>[A-Z_]+(\{[^}]+\})?)(?P<op>==|!=|\+=|:=|=)"(?P<value>[^"]*)"$')
+_MATCH_KEYS = {"SUBSYSTEM", "KERNEL", "ATTR", "ATTRS", "ENV"}
+_ASSIGN_KEYS = {"SYMLINK", "GROUP", "MODE"}
+
+
+def test_udev_rules_template_is_well_formed() -> None:
+    rules = [
+        line for line in (SYSTEMD / "99-neoflix.rules").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]  # fmt: skip
+    links = []
+    for rule in rules:
+        for part in (p.strip() for p in rule.split(", ")):
+            m = _RULE_PART.match(part)
+            assert m, f"not a udev key: {part!r} in {rule!r}"
+            key = m.group("key").split("{")[0]
+            if m.group("op") in ("==", "!="):
+                assert key in _MATCH_KEYS, part
+            else:
+                assert key in _ASSIGN_KEYS, part
+            if key == "SYMLINK":
+                links.append(m.group("value"))
+        # A placeholder never matches a real device: an unfilled rule does nothing.
+        assert 'ATTRS{idVendor}=="XXXX"' in rule
+    assert links == [
+        "neoflix/camera-0", "neoflix/camera-1", "neoflix/monitor-0", "neoflix/monitor-1", "neoflix/button-0"
+    ]  # fmt: skip

@@ -377,6 +377,8 @@ class ServiceLoop:
         self._progress = Progress()
         self._ready = False
         self._healthy = True
+        #: The latest verdict of ``pipeline_health``, for ``status()`` and fleet tools.
+        self.health: tuple[bool, str] = (False, "starting")
         self._last_ping: float | None = None
         self._last_status: str | None = None
 
@@ -400,6 +402,7 @@ class ServiceLoop:
         healthy, why = pipeline_health(
             status, now, self._progress, stall_after_s=self._stall_after_s
         )
+        self.health = (healthy, why)
         if healthy != self._healthy:
             self._healthy = healthy
             if healthy:

@@ -305,6 +305,7 @@ def test_service_loop_ready_watchdog_status(notify_socket: NotifySocket, tmp_pat
     assert quiet[:2] == [{"WATCHDOG": "1"}] * 2  # the first 5 s are within the stall time
     hung = [m for m in quiet if "STATUS" in m]
     assert hung and "HUNG" in hung[0]["STATUS"] and "camera closeup" in hung[0]["STATUS"]
+    assert loop.health[0] is False and "camera closeup" in loop.health[1]
     assert {"WATCHDOG": "1"} not in quiet[quiet.index(hung[0]):]
     # Frames flow again (it came back before systemd's timeout): pings resume.
     back = tick() + tick()

@@ -434,6 +434,7 @@ def _held_hint(held: bool) -> str:
 def _check_camera(report: Report, cam: CameraConfig, timeout_s: float, held: bool) -> None:
     from recorder.source_factory import make_frame_source
 
+    _quiet_opencv()
     what = f"camera {cam.name}"
     source = make_frame_source(cam)
     # Two seconds of frames measure the rate; timeout_s is what opening may take on top.
@@ -476,6 +477,15 @@ def _check_camera(report: Report, cam: CameraConfig, timeout_s: float, held: boo
         report.line("WARN", what, detail, "\n".join(problems))
     else:
         report.line("OK", what, detail)
+
+
+def _quiet_opencv() -> None:
+    # OpenCV prints its own warnings for a device it cannot open ("can't be used to capture by
+    # name"); the finding below says it in plain words, so theirs would only confuse.
+    import cv2
+
+    with contextlib.suppress(AttributeError, cv2.error):
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
 def _check_audio(report: Report, config: Config, audio: AudioConfig, timeout_s: float, held: bool) -> None:

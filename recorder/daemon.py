@@ -42,6 +42,7 @@ from control.socket import ControlServer
 from recorder.audit import AuditLog
 from recorder.controller import CameraOutput, SessionController
 from recorder.overlay_view import shown_values
+from recorder.service import ServiceLoop
 from recorder.source_factory import make_audio_source, make_frame_source
 from store.keys import Recipient
 from sync.audio_timeline import AudioTimeline
@@ -89,6 +90,7 @@ class Daemon:
         self._audio_timeline: AudioTimeline | None = None
         self._control: ControlServer | None = None
         self.started = threading.Event()
+        self.service: ServiceLoop | None = None
         self.audit = AuditLog(_prepared(config.storage.audit_path))
         self._motion: MotionDetector | None = None
         self._build()
@@ -281,9 +283,18 @@ class Daemon:
         )
 
     def run(self, stop: threading.Event) -> None:
-        """The main loop: triggers and housekeeping five times a second until ``stop`` is set."""
-        while not stop.wait(0.2):
-            self.tick()
+        """The main loop, five times a second until ``stop`` is set: systemd's READY, WATCHDOG
+        and STATUS (``recorder.service``), then the triggers and housekeeping."""
+        service = ServiceLoop(storage_dir=self.config.storage.directory)
+        self.service = service
+        try:
+            while True:
+                service.tick(self.status())
+                if stop.wait(0.2):
+                    break
+                self.tick()
+        finally:
+            service.stopping()
 
     def tick(self) -> None:
         self.controller.tick()
@@ -361,6 +372,9 @@ class Daemon:
             "motion": None if self._motion is None else round(self._motion.moving_fraction, 4),
             "vitals_samples": self.board.samples_total,
             "storage_free_bytes": _free_bytes(self.config.storage.directory),
+            "service": None
+            if self.service is None
+            else {"healthy": self.service.health[0], "why": self.service.health[1]},
         }
 
 

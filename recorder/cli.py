@@ -76,6 +76,20 @@ def _parser() -> argparse.ArgumentParser:
             c.add_argument("--json", action="store_true", help="machine-readable output")
         c.set_defaults(handler=_cmd_control, command=name)
 
+    doctor = sub.add_parser(
+        "doctor", help="check config, keys, storage, devices, clock and service, in plain words"
+    )
+    doctor.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    doctor.add_argument(
+        "--timeout", type=float, default=8.0, help="seconds each device may take to answer"
+    )
+    doctor.set_defaults(handler=_cmd_doctor)
+
+    devices = sub.add_parser(
+        "devices", help="list cameras (with formats), audio inputs and serial ports for the config"
+    )
+    devices.set_defaults(handler=_cmd_devices)
+
     vitals = sub.add_parser("vitals", help="wiring check: read a monitor and print its samples")
     vitals_sub = vitals.add_subparsers(metavar="ACTION")
     read = vitals_sub.add_parser("read", help="print normalised samples as JSON lines")
@@ -232,6 +246,20 @@ def _human_status(reply: dict[str, Any]) -> str:
     for name, mon in reply.get("monitors", {}).items():
         lines.append(f"  monitor {name}: {mon.get('state', '?')}")
     return "\n".join(lines)
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from recorder.doctor import run_doctor
+    from recorder.logs import configure_logging
+
+    configure_logging("console", "error")  # the findings are the output, not the libraries' chatter
+    return run_doctor(args.config, sys.stdout, timeout_s=args.timeout)
+
+
+def _cmd_devices(args: argparse.Namespace) -> int:
+    from recorder.devices import list_devices
+
+    return list_devices(sys.stdout)
 
 
 def _cmd_vitals_read(args: argparse.Namespace) -> int:

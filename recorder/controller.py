@@ -352,6 +352,9 @@ class SessionController:
             "reason": self.reason if self.recording else None,
             "session": session.id if session else None,
             "markers": session.markers_written if session else 0,
+            "last_segment_age_s": None
+            if session is None or session.last_segment_ns is None
+            else round((now - session.last_segment_ns) / _NS, 1),
             "elapsed_s": round((now - since) / _NS, 1) if since is not None else None,
             "auto_stop_in_s": None if auto_stop is None else round(auto_stop, 1),
             "vitals_valid_for_s": round(self.activity.vitals_valid_for_s(now), 1),

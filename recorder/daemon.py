@@ -13,6 +13,7 @@ Threads, and where they meet:
 
 from __future__ import annotations
 
+import importlib.metadata
 import shutil
 import threading
 import time
@@ -41,6 +42,7 @@ from control.session import Event
 from control.socket import ControlServer
 from recorder.audit import AuditLog
 from recorder.controller import CameraOutput, SessionController
+from recorder.doctor import estimated_bits_per_second
 from recorder.overlay_view import shown_values
 from recorder.service import ServiceLoop
 from recorder.source_factory import make_audio_source, make_frame_source
@@ -54,6 +56,11 @@ from vitals.parser import MonitorParser, make_parser
 from vitals.sample import VitalSample
 
 log = structlog.get_logger()
+
+try:
+    _VERSION = importlib.metadata.version("neoflix-capture")
+except importlib.metadata.PackageNotFoundError:  # running from a checkout that is not installed
+    _VERSION = "unknown"
 
 
 @dataclass
@@ -91,6 +98,7 @@ class Daemon:
         self._control: ControlServer | None = None
         self.started = threading.Event()
         self.service: ServiceLoop | None = None
+        self._bits_per_s = estimated_bits_per_second(config)
         self.audit = AuditLog(_prepared(config.storage.audit_path))
         self._motion: MotionDetector | None = None
         self._build()
@@ -350,12 +358,20 @@ class Daemon:
         return {**self.controller.handle(event, by=by), **self.status()}
 
     def status(self) -> dict[str, Any]:
+        now = now_ns()
+        free = _free_bytes(self.config.storage.directory)
         return {
+            "version": _VERSION,
+            "table": self.config.station.table,
+            "uptime_s": round((now - self._clock.epoch_ns) / 1e9, 1),
             **self.controller.status(),
             "cameras": {
                 c.config.name: {
                     "health": _as_dict(c.reader.health()),
                     "frames_encoded": c.pipeline.frames_encoded,
+                    "last_frame_age_s": round((now - c.pipeline.last_frame_ns) / 1e9, 2)
+                    if c.pipeline.last_frame_ns
+                    else None,
                     "frames_dropped": c.pipeline.frames_dropped,
                     "no_signal_frames": c.pipeline.no_signal_frames,
                     "packets_dropped": c.recorder.packets_dropped,
@@ -371,7 +387,8 @@ class Daemon:
             "button": _as_dict(self._button.health()) if self._button else None,
             "motion": None if self._motion is None else round(self._motion.moving_fraction, 4),
             "vitals_samples": self.board.samples_total,
-            "storage_free_bytes": _free_bytes(self.config.storage.directory),
+            "storage_free_bytes": free,
+            "storage_free_minutes": None if free is None else round(free * 8 / self._bits_per_s / 60),
             "service": None
             if self.service is None
             else {"healthy": self.service.health[0], "why": self.service.health[1]},

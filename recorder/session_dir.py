@@ -18,6 +18,7 @@ import os
 import secrets
 import shutil
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -143,6 +144,7 @@ class SessionDirectory:
         self._vitals = _JsonLines(self.path / VITALS, self._recipients, self._fsync)
         self._markers = _JsonLines(self.path / MARKERS, self._recipients, self._fsync)
         self.bytes_closed = 0
+        self.last_segment_ns: int | None = None  # when a segment was last closed (monotonic)
         self._write_manifest()
 
     # --- media -------------------------------------------------------------------------------
@@ -181,6 +183,7 @@ class SessionDirectory:
             self._manifest.chain = entry["chain"]
             self._manifest.segments.append(entry)
             self.bytes_closed += size
+            self.last_segment_ns = time.monotonic_ns()
             self._write_manifest()
         return entry
 

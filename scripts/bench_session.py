@@ -57,8 +57,25 @@ def ffprobe_duration(path: Path) -> float:
 
 
 def main() -> int:
-    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--source",
+        choices=["testsrc2", "pattern"],
+        default="testsrc2",
+        help="testsrc2: a busy picture (an MJPEG clip, as a USB camera delivers) whose bit rate is "
+        "closer to a real table's; pattern: the built-in test pattern (compresses far better)",
+    )
+    args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="neoflix-bench-session-"))
+    camera_source = '{ kind = "test_pattern" }'
+    if args.source == "testsrc2":
+        clip = work / "testsrc2.avi"
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
+             "-t", "10", "-c:v", "mjpeg", "-q:v", "3", "-pix_fmt", "yuvj420p", str(clip)],
+            check=True,
+        )
+        camera_source = f'{{ kind = "file", path = "{clip}" }}'
     identity = Identity.generate()
     (work / "id.txt").write_text(identity_file_text(identity, datetime.now(UTC)))
     pty = open_pty_pair()
@@ -72,7 +89,7 @@ def main() -> int:
 control_socket = "{sock}"
 [[cameras]]
 name = "closeup"
-source = {{ kind = "test_pattern" }}
+source = {camera_source}
 width = 1280
 height = 720
 fps = 30
@@ -95,7 +112,7 @@ level = "warning"
     )
     simulator.start()
     daemon = subprocess.Popen([sys.executable, "-m", "recorder.cli", "run", "--config", str(config)])
-    result: dict[str, Any] = {}
+    result: dict[str, Any] = {"camera_content": args.source}
     try:
         while not sock.exists():
             time.sleep(0.1)

@@ -10,6 +10,9 @@ The rules, in the words of the people who use it:
 - Never stop early: a recording someone started by hand ends by hand (or at the maximum
   duration); one that started by itself ends by itself after the post-roll. Asking to start an
   automatic recording that is already running makes it a manual one.
+- A stop means stop: after a person stops a recording (or it reaches its maximum duration) the
+  sensor is usually still on the baby, and the trigger must not start a new recording at once.
+  Automatic starts wait ("held") until the stabilisation has ended; a manual start still works.
 - Consent refused: a discard destroys the recording, pre-roll included, and sets "do not
   record", or the still-valid vitals would start a new recording at once.
 - "Do not record" suppresses automatic starts and keeps no pre-roll until it is lifted or the
@@ -53,6 +56,12 @@ class SessionState:
     mode: Mode = Mode.IDLE
     do_not_record: bool = False
     automatic: bool = False  # the current recording was started by a trigger
+    held: bool = False  # stopped by hand while the stabilisation goes on: no automatic start yet
+
+    @property
+    def waiting_for_quiet(self) -> bool:
+        """Automatic starts are off until the stabilisation ends (do-not-record, or held)."""
+        return self.do_not_record or self.held
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +99,10 @@ def decide(state: SessionState, event: Event) -> Decision:
             return Decision(state, Action.NONE, "already recording")
         if dnr:
             return Decision(state, Action.NONE, "automatic start suppressed: do not record")
+        if state.held:
+            return Decision(
+                state, Action.NONE, "automatic start waits: stopped by hand during this stabilisation"
+            )
         return Decision(
             SessionState(Mode.RECORDING, False, True), Action.BEGIN, "recording started by trigger"
         )
@@ -101,6 +114,8 @@ def decide(state: SessionState, event: Event) -> Decision:
             )
         if not recording and dnr:
             return Decision(IDLE, Action.NONE, "do-not-record lifted: the stabilisation ended")
+        if not recording and state.held:
+            return Decision(IDLE, Action.NONE, "automatic start re-armed: the stabilisation ended")
         return Decision(state, Action.NONE, "nothing to do")
 
     if event is Event.DISCARD:
@@ -125,10 +140,12 @@ def decide(state: SessionState, event: Event) -> Decision:
         )
 
     if event is Event.ALLOW_RECORDING:
-        if not dnr:
+        if not state.waiting_for_quiet:
             return Decision(state, Action.NONE, "recording was not suppressed")
         return Decision(
-            SessionState(state.mode, False, state.automatic), Action.NONE, "do-not-record lifted"
+            SessionState(state.mode, False, state.automatic),
+            Action.NONE,
+            "do-not-record lifted" if dnr else "automatic start re-armed",
         )
 
     # STOP, MAX_DURATION, SHUTDOWN: end a recording, keeping it.
@@ -139,4 +156,5 @@ def decide(state: SessionState, event: Event) -> Decision:
         Event.MAX_DURATION: "recording stopped: maximum duration reached",
         Event.SHUTDOWN: "recording stopped: service shutting down",
     }[event]
-    return Decision(SessionState(Mode.IDLE, dnr, False), Action.END, note)
+    held = event is not Event.SHUTDOWN  # a restart of the service starts afresh
+    return Decision(SessionState(Mode.IDLE, dnr, False, held), Action.END, note)

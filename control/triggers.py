@@ -101,7 +101,7 @@ class Moment:
     motion_for_s: float
     last_activity_ns: int | None
     recording_since_ns: int | None  # when the current recording began
-    quiet_since_ns: int | None  # when "do not record" was set (it lifts after a quiet post-roll)
+    quiet_since_ns: int | None  # when automatic starts were held off (they resume after a quiet post-roll)
 
 
 def trigger_event(state: SessionState, m: Moment, rules: TriggerRules) -> tuple[Event, str] | None:
@@ -114,7 +114,7 @@ def trigger_event(state: SessionState, m: Moment, rules: TriggerRules) -> tuple[
             if (m.now_ns - since) / _NS >= rules.post_roll_s:
                 return Event.ACTIVITY_ENDED, f"no activity for {rules.post_roll_s:.0f} s"
         return None
-    if state.do_not_record:
+    if state.waiting_for_quiet:
         since = max(m.quiet_since_ns or 0, m.last_activity_ns or 0)
         if (m.now_ns - since) / _NS >= rules.post_roll_s:
             return Event.ACTIVITY_ENDED, f"no activity for {rules.post_roll_s:.0f} s"

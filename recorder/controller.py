@@ -146,6 +146,8 @@ class SessionController:
                 self._end(reason)
             elif decision.action is Action.DISCARD:
                 self._end(reason, discard=True)
+            if decision.state.waiting_for_quiet and not before.waiting_for_quiet:
+                self._quiet_since_ns = now_ns()
             if decision.state.do_not_record != before.do_not_record:
                 self._set_do_not_record(decision.state.do_not_record, reason)
             elif decision.action is Action.CLEAR_PREROLL:
@@ -318,7 +320,6 @@ class SessionController:
         log.info("session_ended", **summary)
 
     def _set_do_not_record(self, on: bool, reason: str) -> None:
-        self._quiet_since_ns = now_ns() if on else None
         for cam in self._cameras:
             cam.recorder.keep_preroll(not on)
         if self._audit is not None:
@@ -348,6 +349,7 @@ class SessionController:
         return {
             "state": str(self.state.mode),
             "do_not_record": self.state.do_not_record,
+            "auto_start_held": self.state.held,
             "automatic": self.state.automatic,
             "reason": self.reason if self.recording else None,
             "session": session.id if session else None,

@@ -2,8 +2,10 @@
 
 A test-pattern camera with the vitals overlay, a second "room" camera with a tone as its audio,
 and a simulated Masimo pulse oximeter writing into a pseudo-terminal that the daemon reads as a
-real serial port. The recording is started and stopped through the control socket, exactly as
-``neoflix-capture start`` does, and exported with the identity generated for the occasion.
+real serial port. As at the bedside, the recording starts by itself once the oximeter's sensor is
+on the baby and reports valid values, beginning with the pre-roll from before; a "birth" marker
+and the stop go through the control socket, exactly as ``neoflix-capture mark``/``stop`` do.
+The session is then exported with the identity generated for the occasion.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from recorder.recipients import resolve_recipients
 from review.export import export_session
 from store.keys import Identity, identity_file_text
 from vitals.pty import open_pty_pair
-from vitals.simulators.masimo import MasimoSimulator
+from vitals.simulators.masimo import MasimoSimulator, StabilisationScript
 
 PREROLL_S = 4.0
+HOLD_S = 2.0
+TIME_SCALE = 8.0  # the simulated stabilisation runs this much faster than the clock
 
 
 def demo_config(out: Path, recipient: str, serial_port: str) -> str:
@@ -68,6 +72,9 @@ recipients = ["{recipient}"]
 [session]
 preroll_s = {PREROLL_S}
 
+[triggers]
+vitals_hold_s = {HOLD_S}
+
 [logging]
 format = "console"
 """
@@ -87,7 +94,9 @@ def run_demo(out: Path, *, seconds: float = 30.0, verbose: bool = False) -> int:
     identity_path.chmod(0o600)
 
     pty = open_pty_pair()
-    simulator = MasimoSimulator(pty.master_fd, time_scale=8.0)
+    # The sensor goes on once the pre-roll has filled; the monitor then searches for a pulse.
+    script = StabilisationScript(no_sensor_s=(PREROLL_S + 1.0) * TIME_SCALE, acquire_s=TIME_SCALE)
+    simulator = MasimoSimulator(pty.master_fd, time_scale=TIME_SCALE, script=script)
     text = demo_config(out, str(identity.recipient), pty.slave_path)
     (out / "config.toml").write_text(text)
     config = parse_config(text, source=str(out / "config.toml"))
@@ -99,11 +108,14 @@ def run_demo(out: Path, *, seconds: float = 30.0, verbose: bool = False) -> int:
     daemon.start()
     main_loop.start()
     try:
-        print(f"recorder running; filling {PREROLL_S:.0f} s of pre-roll ...")
-        wait_for_frames(daemon)
-        time.sleep(PREROLL_S + 0.5)
         sock = config.station.control_socket
-        print(request(sock, "start", by="demo")["note"])
+        print(f"recorder running, filling {PREROLL_S:.0f} s of pre-roll; no sensor on the baby yet ...")
+        wait_for_frames(daemon)
+        while (status := request(sock, "status"))["state"] != "recording":
+            time.sleep(0.2)
+        started = str(status["reason"])
+        print(f"recording started by itself: {started}")
+        print(request(sock, "mark", label="birth", by="demo")["note"])
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
@@ -126,7 +138,10 @@ def run_demo(out: Path, *, seconds: float = 30.0, verbose: bool = False) -> int:
     print("Demo finished.")
     print(f"  session        {summary.get('session')}")
     print(f"  segments       {summary.get('segments')} ({summary.get('media_s')} s of media)")
+    print(f"  started        {started}")
+    print(f"  stopped        {summary.get('reason')}")
     print(f"  pre-roll       {json.dumps(summary.get('preroll_s'))} s")
+    print(f"  markers        {summary.get('markers')}")
     print(f"  frames dropped {summary.get('frames_dropped')}")
     print(f"  vitals         {summary.get('vitals_samples')} samples")
     print(f"  edge wrote     {out / 'recordings'} ({sum(1 for p in media if p.is_file())} files, "

@@ -8,6 +8,7 @@ from control.session import Action, Decision, Event, Mode, SessionState, decide
 
 idle = SessionState(Mode.IDLE, False, False)
 idle_dnr = SessionState(Mode.IDLE, True, False)
+idle_held = SessionState(Mode.IDLE, False, False, held=True)  # stopped by hand, vitals go on
 manual = SessionState(Mode.RECORDING, False, False)
 auto = SessionState(Mode.RECORDING, False, True)
 
@@ -21,13 +22,13 @@ TABLE: list[tuple[SessionState, Event, SessionState, Action]] = [
     # the button's short press
     (idle, Event.TOGGLE, manual, Action.BEGIN),
     (idle_dnr, Event.TOGGLE, manual, Action.BEGIN),
-    (manual, Event.TOGGLE, idle, Action.END),
-    (auto, Event.TOGGLE, idle, Action.END),
+    (manual, Event.TOGGLE, idle_held, Action.END),
+    (auto, Event.TOGGLE, idle_held, Action.END),
     # a person stops
     (idle, Event.STOP, idle, Action.NONE),
     (idle_dnr, Event.STOP, idle_dnr, Action.NONE),
-    (manual, Event.STOP, idle, Action.END),
-    (auto, Event.STOP, idle, Action.END),
+    (manual, Event.STOP, idle_held, Action.END),
+    (auto, Event.STOP, idle_held, Action.END),
     # a trigger sees a stabilisation begin
     (idle, Event.AUTO_START, auto, Action.BEGIN),
     (idle_dnr, Event.AUTO_START, idle_dnr, Action.NONE),  # suppressed
@@ -41,8 +42,8 @@ TABLE: list[tuple[SessionState, Event, SessionState, Action]] = [
     # limits and shutdown keep what was recorded
     (idle, Event.MAX_DURATION, idle, Action.NONE),
     (idle_dnr, Event.MAX_DURATION, idle_dnr, Action.NONE),
-    (manual, Event.MAX_DURATION, idle, Action.END),
-    (auto, Event.MAX_DURATION, idle, Action.END),
+    (manual, Event.MAX_DURATION, idle_held, Action.END),
+    (auto, Event.MAX_DURATION, idle_held, Action.END),
     (idle, Event.SHUTDOWN, idle, Action.NONE),
     (idle_dnr, Event.SHUTDOWN, idle_dnr, Action.NONE),
     (manual, Event.SHUTDOWN, idle, Action.END),
@@ -61,6 +62,17 @@ TABLE: list[tuple[SessionState, Event, SessionState, Action]] = [
     (idle_dnr, Event.ALLOW_RECORDING, idle, Action.NONE),
     (manual, Event.ALLOW_RECORDING, manual, Action.NONE),
     (auto, Event.ALLOW_RECORDING, auto, Action.NONE),
+    # stopped by hand while the stabilisation goes on: no automatic restart until it ends
+    (idle_held, Event.START, manual, Action.BEGIN),
+    (idle_held, Event.TOGGLE, manual, Action.BEGIN),
+    (idle_held, Event.STOP, idle_held, Action.NONE),
+    (idle_held, Event.AUTO_START, idle_held, Action.NONE),
+    (idle_held, Event.ACTIVITY_ENDED, idle, Action.NONE),
+    (idle_held, Event.MAX_DURATION, idle_held, Action.NONE),
+    (idle_held, Event.SHUTDOWN, idle_held, Action.NONE),
+    (idle_held, Event.DISCARD, idle_dnr, Action.CLEAR_PREROLL),
+    (idle_held, Event.DO_NOT_RECORD, idle_dnr, Action.CLEAR_PREROLL),
+    (idle_held, Event.ALLOW_RECORDING, idle, Action.NONE),
 ]
 
 
@@ -72,7 +84,7 @@ def test_transition(state: SessionState, event: Event, new_state: SessionState, 
 
 
 def test_table_covers_every_combination() -> None:
-    states = {idle, idle_dnr, manual, auto}
+    states = {idle, idle_dnr, idle_held, manual, auto}
     assert {(s, e) for s, e, *_ in TABLE} == {(s, e) for s in states for e in Event}
 
 
@@ -82,3 +94,14 @@ def test_discard_then_trigger_does_not_record_again_until_the_stabilisation_ends
     assert d.action is Action.NONE and "suppressed" in d.note
     d = decide(d.state, Event.ACTIVITY_ENDED)
     assert decide(d.state, Event.AUTO_START).action is Action.BEGIN
+
+
+def test_a_stop_by_hand_is_not_undone_by_the_trigger() -> None:
+    d = decide(auto, Event.STOP)
+    assert decide(d.state, Event.AUTO_START).action is Action.NONE
+    d = decide(d.state, Event.ACTIVITY_ENDED)  # the baby left the table; the next one may come
+    assert decide(d.state, Event.AUTO_START).action is Action.BEGIN
+
+
+def test_a_restarted_service_is_not_held() -> None:
+    assert decide(auto, Event.SHUTDOWN).state == idle

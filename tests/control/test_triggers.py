@@ -12,6 +12,7 @@ S = 1_000_000_000
 RULES = TriggerRules(vitals=True, vitals_hold_s=5, motion=True, motion_hold_s=3, post_roll_s=300)
 idle = SessionState()
 dnr = SessionState(Mode.IDLE, True, False)
+held = SessionState(Mode.IDLE, False, False, held=True)
 auto = SessionState(Mode.RECORDING, False, True)
 manual = SessionState(Mode.RECORDING, False, False)
 
@@ -37,6 +38,8 @@ def moment(now: float, *, valid: float = 0, motion: float = 0, activity: float |
         (dnr, moment(100, valid=60), RULES, None),  # suppressed
         (dnr, moment(400, activity=101, quiet=50), RULES, None),
         (dnr, moment(402, activity=101, quiet=50), RULES, Event.ACTIVITY_ENDED),
+        (held, moment(100, valid=60, quiet=50), RULES, None),  # stopped by hand: no restart
+        (held, moment(402, activity=101, quiet=50), RULES, Event.ACTIVITY_ENDED),  # re-armed
         (auto, moment(400, activity=150, since=100), RULES, None),  # post-roll still running
         (auto, moment(450, activity=150, since=100), RULES, Event.ACTIVITY_ENDED),
         (auto, moment(450, activity=None, since=100), RULES, Event.ACTIVITY_ENDED),

@@ -133,7 +133,8 @@ def run_demo(out: Path, *, seconds: float = 30.0, verbose: bool = False) -> int:
     summary = reply.get("last_session") or {}
     session_dir = Path(summary.get("path", ""))
     result = export_session(session_dir, [identity], out / "export")
-    media = sorted((out / "recordings").rglob("*"))
+    files = [p for p in (out / "recordings").rglob("*") if p.is_file()]
+    encrypted = sum(1 for p in files if _is_age_file(p))
     print()
     print("Demo finished.")
     print(f"  session        {summary.get('session')}")
@@ -144,13 +145,20 @@ def run_demo(out: Path, *, seconds: float = 30.0, verbose: bool = False) -> int:
     print(f"  markers        {summary.get('markers')}")
     print(f"  frames dropped {summary.get('frames_dropped')}")
     print(f"  vitals         {summary.get('vitals_samples')} samples")
-    print(f"  edge wrote     {out / 'recordings'} ({sum(1 for p in media if p.is_file())} files, "
-          "every one age-encrypted)")
+    print(f"  edge wrote     {out / 'recordings'} ({len(files)} files, {encrypted} of them age files)")
+    print(f"  audit log      {config.storage.audit_path} (plain text, no patient data)")
     print(f"  review key     {identity_path}")
     for camera, path in result.videos.items():
         print(f"  export         {path} ({result.video_seconds[camera]:.1f} s)")
     if result.vitals_csv:
         print(f"  export         {result.vitals_csv} ({result.vitals_rows} rows)")
+    if result.markers_csv:
+        print(f"  export         {result.markers_csv} ({len(result.markers)} markers)")
     for warning in result.warnings:
         print(f"  warning        {warning}")
-    return 0 if result.videos else 1
+    return 0 if result.videos and encrypted == len(files) else 1
+
+
+def _is_age_file(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(22) == b"age-encryption.org/v1\n"

@@ -50,6 +50,7 @@ from store.keys import Recipient
 from sync.audio_timeline import AudioTimeline
 from sync.board import VitalsBoard
 from sync.clock import MediaClock, UtcAnchor, now_ns
+from sync.monitor_clock import MonitorClock
 from vitals.line_format import line_format_from_mapping
 from vitals.link import SerialLink
 from vitals.parser import MonitorParser, make_parser
@@ -89,6 +90,7 @@ class Daemon:
         self.board = VitalsBoard(
             history_s=config.session.preroll_s + 30, priority=[m.name for m in config.monitors]
         )
+        self._monitor_clocks: dict[str, MonitorClock] = {}
         self._stale_after = {m.name: m.stale_after_s for m in config.monitors}
         self._cameras: list[_Camera] = []
         self._links: list[SerialLink] = []
@@ -330,7 +332,20 @@ class Daemon:
     # --- inputs ------------------------------------------------------------------------------
 
     def _on_samples(self, samples: list[VitalSample]) -> None:
+        """A serial thread: samples to session control; the monitor's own clock checked."""
         self.controller.on_samples(samples)
+        for s in samples:
+            if s.monitor_time is None:
+                continue
+            clock = self._monitor_clocks.setdefault(s.monitor, MonitorClock())
+            first = clock.reported_s is None
+            offset = clock.observe(s.monitor_time, self._anchor.utc_at(s.host_ns))
+            if offset is not None:
+                log.info(
+                    "monitor_clock_offset" if first else "monitor_clock_drifted",
+                    monitor=s.monitor,
+                    offset_s=round(offset, 1),
+                )
 
     def _on_audio(self, chunk: AudioChunk, t_ns: int) -> None:
         assert self._audio_timeline is not None and self._audio_encoder is not None
@@ -383,7 +398,13 @@ class Daemon:
                 for c in self._cameras
             },
             "audio": _as_dict(self._audio.health()) if self._audio else None,
-            "monitors": {link_name(link): _as_dict(link.health()) for link in self._links},
+            "monitors": {
+                link_name(link): {
+                    **_as_dict(link.health()),
+                    "clock_offset_s": _rounded(self._monitor_clocks.get(link_name(link))),
+                }
+                for link in self._links
+            },
             "button": _as_dict(self._button.health()) if self._button else None,
             "motion": None if self._motion is None else round(self._motion.moving_fraction, 4),
             "vitals_samples": self.board.samples_total,
@@ -431,6 +452,10 @@ def _parser_for(mon: MonitorConfig) -> MonitorParser:
         assert mon.line_format is not None  # the config refuses it otherwise
         return make_parser(mon.protocol, mon.name, spec=line_format_from_mapping(mon.line_format))
     return make_parser(mon.protocol, mon.name)
+
+
+def _rounded(clock: MonitorClock | None) -> float | None:
+    return None if clock is None or clock.offset_s is None else round(clock.offset_s, 1)
 
 
 def _prepared(path: Path) -> Path:

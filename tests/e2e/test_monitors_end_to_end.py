@@ -94,6 +94,9 @@ vitals = false
     for name, health in status["monitors"].items():
         assert health["state"] == "connected", (name, health)
         assert health["stats"]["records_ok"] >= 2, (name, health)
+    # The simulators' clocks run on ours (the Masimo one in local time, to the second).
+    offset = status["monitors"]["oximeter"]["clock_offset_s"]
+    assert offset is not None and abs(offset) < 2.0
     session = Path(daemon.status()["last_session"]["path"])
     plain = decrypt_file(session / "vitals.jsonl.age", [identity])
     records = [json.loads(line) for line in plain.splitlines()]

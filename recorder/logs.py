@@ -11,6 +11,7 @@ import logging
 import sys
 from typing import Literal
 
+import av.logging
 import structlog
 
 Format = Literal["auto", "json", "console"]
@@ -43,12 +44,14 @@ def configure_logging(fmt: Format = "auto", level: str = "info") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name, structlog.stdlib.ExtraAdder()],
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
-    # libav is chatty at info level (every stream it opens); its warnings and errors matter.
+    # PyAV hands libav's messages to the logger "libav" only once a level is set; info is chatty
+    # (every stream it opens), warnings and errors matter (a corrupt packet, a device error).
+    av.logging.set_level(av.logging.WARNING)
     logging.getLogger("libav").setLevel(logging.WARNING)

@@ -399,9 +399,9 @@ class Daemon:
             },
             "audio": _as_dict(self._audio.health()) if self._audio else None,
             "monitors": {
-                link_name(link): {
+                link.monitor: {
                     **_as_dict(link.health()),
-                    "clock_offset_s": _rounded(self._monitor_clocks.get(link_name(link))),
+                    "clock_offset_s": _rounded(self._monitor_clocks.get(link.monitor)),
                 }
                 for link in self._links
             },
@@ -424,10 +424,6 @@ _COMMANDS = {
     "do-not-record": Event.DO_NOT_RECORD,
     "allow-recording": Event.ALLOW_RECORDING,
 }
-
-
-def link_name(link: SerialLink) -> str:
-    return str(getattr(link, "monitor", "monitor"))
 
 
 def _as_dict(obj: Any) -> dict[str, Any]:

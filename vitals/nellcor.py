@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar, Final
 
-from vitals.line_format import DEFAULT_MAX_LINE, LineReader
+from vitals.lines import DEFAULT_MAX_LINE, LineReader
 from vitals.parser import LinkSettings, MonitorParser, register
 from vitals.sample import Parameter, VitalSample
 

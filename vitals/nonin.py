@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from typing import ClassVar, Final
 
-from vitals.line_format import DEFAULT_MAX_LINE, LineReader, read_value
+from vitals.lines import DEFAULT_MAX_LINE, LineReader, read_value
 from vitals.parser import LinkSettings, MonitorParser, register
 from vitals.sample import Parameter, VitalSample
 

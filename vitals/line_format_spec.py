@@ -15,16 +15,11 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Literal, get_args
+from typing import Any, Final, Literal, get_args
 
 from vitals.lines import LineEnding
+from vitals.link_settings import LinkSettings
 from vitals.sample import Parameter
-
-# vitals.parser is imported where ``LinkSettings`` is used, not here: importing it loads every
-# family, vitals.line_format among them, which imports this module's names. A top-level import
-# would fail whenever this module is imported before vitals.parser.
-if TYPE_CHECKING:
-    from vitals.parser import LinkSettings
 
 Mode = Literal["regex", "key_value"]
 
@@ -123,12 +118,6 @@ class FieldSpec:
         return (low, high)
 
 
-def _default_link_settings() -> LinkSettings:
-    from vitals.parser import LinkSettings
-
-    return LinkSettings()
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LineFormat:
     """How to read one device's lines; validated on construction (``LineFormatError``).
@@ -147,7 +136,7 @@ class LineFormat:
     line_ending: LineEnding = "any"
     time_field: str | None = None  # group or key holding the monitor's own time
     time_format: str = "%Y-%m-%d %H:%M:%S"  # strptime format of time_field
-    link_settings: LinkSettings = field(default_factory=_default_link_settings)
+    link_settings: LinkSettings = field(default_factory=LinkSettings)
 
     def __post_init__(self) -> None:
         if self.mode not in get_args(Mode):
@@ -196,8 +185,6 @@ class LineFormat:
             seen_outputs[key] = i
         if not isinstance(self.time_format, str) or not self.time_format:
             raise LineFormatError("time_format", "must be a non-empty strptime format")
-        from vitals.parser import LinkSettings
-
         if not isinstance(self.link_settings, LinkSettings):
             raise LineFormatError("link_settings", f"must be LinkSettings, not {self.link_settings!r}")
 
@@ -328,8 +315,6 @@ def line_format_from_mapping(data: Mapping[str, Any]) -> LineFormat:
 
 
 def _link_settings_from_mapping(data: Mapping[str, Any]) -> LinkSettings:
-    from vitals.parser import LinkSettings
-
     defaults = LinkSettings()
     baudrate = _typed("baudrate", data.get("baudrate", defaults.baudrate), int, "an integer")
     if not 50 <= baudrate <= 4_000_000:

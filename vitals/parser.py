@@ -19,28 +19,21 @@ import abc
 import importlib
 import importlib.util
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, TypeVar
 
+from vitals.link_settings import LinkSettings, Parity
 from vitals.sample import VitalSample
 
-Parity = Literal["N", "E", "O", "M", "S"]
+__all__ = [
+    "PARSERS",
+    "LinkSettings",
+    "MonitorParser",
+    "Parity",
+    "ParserStats",
+    "make_parser",
+    "register",
+]
 _P = TypeVar("_P", bound="type[MonitorParser]")
-
-
-@dataclass(frozen=True, slots=True)
-class LinkSettings:
-    """Serial line settings a protocol uses by default; configuration may override each one.
-
-    The letters and numbers are pyserial's own (``parity="N"``, ``stopbits=1``), so the link can
-    pass them straight through.
-    """
-
-    baudrate: int = 9600
-    bytesize: int = 8
-    parity: Parity = "N"
-    stopbits: float = 1
-    xonxoff: bool = False
-    rtscts: bool = False
 
 
 @dataclass(slots=True)

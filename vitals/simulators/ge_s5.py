@@ -22,11 +22,8 @@ anew.
 from __future__ import annotations
 
 import math
-import os
 import random
-import select
 import struct
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -56,6 +53,7 @@ from vitals.ge_s5 import (
     parse_header,
     unescape,
 )
+from vitals.simulators.device import SimulatedDevice
 
 STATUS_PRESENT: Final = 0x3  # exists | active
 HR_SOURCE_ECG: Final = 1 << 3  # ECG heart-rate source code 1 in status bits 3–6
@@ -280,7 +278,7 @@ class StabilisationCourse:
         )
 
 
-class GeS5Simulator:
+class GeS5Simulator(SimulatedDevice):
     """The monitor's side of the DRI link, on a pty master fd (or a pyserial port) from a thread.
 
     ``out`` is a file descriptor read and written with ``os.read``/``os.write``, or an object
@@ -304,34 +302,24 @@ class GeS5Simulator:
         start_time: datetime | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._out = out
-        self.time_scale = time_scale
+        super().__init__(out, name="ge-s5", time_scale=time_scale, clock=clock)
         self.dri_level = dri_level
         self.course = course or StabilisationCourse()
         # The monitor's clock as it sends it: seconds since 1970 of its own (zone-less) wall time.
         self._start_unix = int(((start_time or datetime.now()) - _EPOCH).total_seconds())
         self._rng = random.Random(seed)
-        self._clock = clock
-        self._lock = threading.Lock()
         self._probe_on = True
         self._silent = False
         self._interval_s = 0.0  # real seconds between records; 0 = not transmitting
         self._classes = 0
         self._next_due = 0.0
         self._single = False
-        self._t0 = clock()
         self._rx = bytearray()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.records_sent = 0
         self.requests_seen = 0
         self.requests_ignored = 0
-        self.write_errors = 0
 
     # -- what the monitor shows ----------------------------------------------------------------
-
-    def script_time(self) -> float:
-        return (self._clock() - self._t0) * self.time_scale
 
     def displayed_at(self, t_s: float) -> Displayed:
         d = self.course.at(t_s, self._rng)
@@ -381,27 +369,6 @@ class GeS5Simulator:
 
     # -- thread --------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        if self._thread is not None:
-            raise RuntimeError("simulator already started")
-        self._t0 = self._clock()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="ge-s5-simulator", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-            self._thread = None
-
-    def __enter__(self) -> GeS5Simulator:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
     def _run(self) -> None:
         r_nbr = 0
         while not self._stop.is_set():
@@ -413,8 +380,6 @@ class GeS5Simulator:
                 r_nbr = (r_nbr + 1) & 0xFF
                 if self._write(frame(record)):
                     self.records_sent += 1
-                else:
-                    self.write_errors += 1
                 with self._lock:
                     self._single = False
                     # Deadlines from the previous one, so the cadence does not drift.
@@ -426,7 +391,7 @@ class GeS5Simulator:
             self._receive(wait)
 
     def _receive(self, timeout_s: float) -> None:
-        data = self._read(timeout_s)
+        data = self._line.read(timeout_s)
         if not data:
             return
         self._rx += data
@@ -456,41 +421,6 @@ class GeS5Simulator:
             else:
                 self._single = True
                 self._next_due = now
-
-    # -- I/O -----------------------------------------------------------------------------------
-
-    def _read(self, timeout_s: float) -> bytes:
-        out = self._out
-        try:
-            if isinstance(out, int):
-                ready, _, _ = select.select([out], [], [], timeout_s)
-                return os.read(out, 4096) if ready else b""
-            waiting = out.in_waiting
-            if waiting:
-                data: bytes = out.read(waiting)
-                return data
-            self._stop.wait(timeout_s)
-        except Exception:
-            # EIO while nobody holds the pty slave open (the host is between connections), or a
-            # vanished port: wait and try again, as a monitor's UART would keep listening.
-            self._stop.wait(max(timeout_s, 0.05))
-        return b""
-
-    def _write(self, data: bytes) -> bool:
-        out = self._out
-        try:
-            if isinstance(out, int):
-                view = memoryview(data)
-                while view:
-                    _, ready, _ = select.select([], [out], [], 1.0)
-                    if not ready or self._stop.is_set():
-                        return False
-                    view = view[os.write(out, view) :]
-            else:
-                out.write(data)
-        except Exception:
-            return False
-        return True
 
 
 SIMULATOR = GeS5Simulator

@@ -29,10 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import random
-import select
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -82,6 +79,7 @@ from vitals.intellivue import (
     user_info,
 )
 from vitals.intellivue_framing import FrameDecoder, encode_frame
+from vitals.simulators.device import SimulatedDevice
 
 STATE_UNAVAILABLE: Final = 0x2000
 STATE_DEMO_DATA: Final = 0x0400
@@ -297,8 +295,11 @@ class SupportsReadWrite(Protocol):
     def read(self, size: int = 1, /) -> bytes: ...
 
 
-class IntelliVueSimulator:
+class IntelliVueSimulator(SimulatedDevice):
     """The monitor side of Data Export on ``port``: a pty master fd, or a pyserial-like port.
+
+    ``stop()`` makes it stop answering (nothing more is written); ``start()`` resumes it
+    unassociated.
 
     Threads: ``start``/``stop``/``sensor_off``/``sensor_on`` belong to the owner's thread; the
     simulator's thread reads requests and writes replies, and reads the sensor state under
@@ -322,8 +323,7 @@ class IntelliVueSimulator:
         demo: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._port = port
-        self.time_scale = time_scale
+        super().__init__(port, name="intellivue", time_scale=time_scale, clock=clock)
         self.course = course or NeonatalCourse()
         self.reply_interval_s = reply_interval_s
         self.host_timeout_s = host_timeout_s
@@ -334,14 +334,9 @@ class IntelliVueSimulator:
         self._start_time = start_time or datetime.now().replace(microsecond=0)
         self._rng = random.Random(seed)
         self._rel_offset = self._rng.randrange(1 << 31)  # the monitor's counter runs since its boot
-        self._clock = clock
-        self._t0 = clock()
-        self._lock = threading.Lock()
         self._sensor_on = True
         self._attached_at_s: float | None = None  # script time the probe was last put back on
         self._invoke_ids = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._decoder = FrameDecoder()
         self._forget_association()
         self.aarqs = 0
@@ -350,12 +345,8 @@ class IntelliVueSimulator:
         self.replies = 0
         self.associations = 0
         self.aborts_sent = 0
-        self.write_errors = 0
 
     # -- the course ------------------------------------------------------------------------------
-
-    def script_time(self) -> float:
-        return (self._clock() - self._t0) * self.time_scale
 
     def reading_at(self, t_s: float) -> Reading:
         """What the monitor shows ``t_s`` script seconds in, given the sensor, with noise."""
@@ -445,27 +436,9 @@ class IntelliVueSimulator:
     def associated(self) -> bool:
         return self._phase == "associated"
 
-    def start(self) -> None:
-        if self._thread is not None:
-            raise RuntimeError("simulator already started")
+    def _starting(self) -> None:
+        # Only the interface restarts: the monitor's clock runs on, the association is forgotten.
         self._forget_association()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="intellivue-simulator", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop answering (nothing more is written); ``start()`` resumes unassociated."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-            self._thread = None
-
-    def __enter__(self) -> IntelliVueSimulator:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def _forget_association(self) -> None:
         self._phase = "idle"  # idle, awaiting_result, associated
@@ -478,7 +451,7 @@ class IntelliVueSimulator:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            data = self._read(0.02)
+            data = self._line.read(0.02)
             if data:
                 for frame in self._decoder.feed(data, 0):
                     self._on_message(frame.user_data)
@@ -611,37 +584,9 @@ class IntelliVueSimulator:
 
     # -- I/O ---------------------------------------------------------------------------------------
 
-    def _read(self, timeout_s: float) -> bytes:
-        port = self._port
-        try:
-            if isinstance(port, int):
-                ready, _, _ = select.select([port], [], [], timeout_s)
-                return os.read(port, 4096) if ready else b""
-            waiting = getattr(port, "in_waiting", 0) or 1
-            return port.read(waiting)
-        except Exception:
-            # EIO while nobody has the pty's other side open (the link is between connections),
-            # or a vanished port: wait and try again, as a monitor's UART would keep listening.
-            self._stop.wait(timeout_s)
-            return b""
-
     def _send(self, message: bytes) -> None:
-        data = encode_frame(message)
-        port = self._port
-        try:
-            if isinstance(port, int):
-                view = memoryview(data)
-                while view:
-                    _, ready, _ = select.select([], [port], [], 1.0)
-                    if not ready or self._stop.is_set():
-                        self.write_errors += 1
-                        return
-                    view = view[os.write(port, view) :]
-            else:
-                port.write(data)
-        except Exception:
-            # A vanished port: the frame is lost, as from a monitor whose cable was pulled.
-            self.write_errors += 1
+        # A frame that does not go out is lost, as from a monitor whose cable was pulled.
+        self._write(encode_frame(message))
 
 
 SIMULATOR = IntelliVueSimulator

@@ -14,15 +14,14 @@ the sensor off and put it back on command.
 from __future__ import annotations
 
 import math
-import os
 import random
-import select
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
+
+from vitals.simulators.device import PacedDevice
 
 # EXC bits the simulator uses (meanings as in vitals.masimo.EXC_BITS).
 EXC_NO_SENSOR = 0x000001
@@ -125,7 +124,7 @@ class StabilisationScript:
         )
 
 
-class MasimoSimulator:
+class MasimoSimulator(PacedDevice):
     """Writes ASCII 1 lines to ``out`` every ``interval_s`` from its own thread.
 
     ``out`` is a file descriptor (written with ``os.write``; a pty master) or an object with
@@ -149,23 +148,15 @@ class MasimoSimulator:
         serial_number: str = "0000070986",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._out = out
-        self.interval_s = interval_s
-        self.time_scale = time_scale
+        super().__init__(out, name="masimo", interval_s=interval_s, time_scale=time_scale, clock=clock)
         self.script = script or StabilisationScript()
         self.serial_number = serial_number
         self._start_time = start_time or datetime.now().replace(microsecond=0)
         self._rng = random.Random(seed)
-        self._clock = clock
-        self._lock = threading.Lock()
         self._sensor_attached = True
         self._sensor_off_exc = EXC_SENSOR_OFF
         self._attached_at_s = 0.0  # script time the sensor was last put back on
-        self._t0 = clock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.lines_written = 0
-        self.write_errors = 0
 
     # -- script ------------------------------------------------------------------------------
 
@@ -200,9 +191,6 @@ class MasimoSimulator:
         stamp = when or self._start_time + timedelta(seconds=t_s)
         return masimo_line(stamp, r.spo2, r.bpm, r.pi, exc=r.exc, serial_number=self.serial_number)
 
-    def script_time(self) -> float:
-        return (self._clock() - self._t0) * self.time_scale
-
     # -- sensor ------------------------------------------------------------------------------
 
     def sensor_off(self, *, unplugged: bool = False) -> None:
@@ -221,58 +209,12 @@ class MasimoSimulator:
 
     # -- thread ------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        if self._thread is not None:
-            raise RuntimeError("simulator already started")
-        self._t0 = self._clock()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="masimo-simulator", daemon=True)
-        self._thread.start()
+    def _emit(self) -> None:
+        # Real time drives the monitor clock; scaled time drives the physiology.
+        elapsed = self._clock() - self._t0
+        line = self.line_at(elapsed * self.time_scale, self._start_time + timedelta(seconds=elapsed))
+        if self._write(line):
+            self.lines_written += 1
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-            self._thread = None
 
-    def __enter__(self) -> MasimoSimulator:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def _run(self) -> None:
-        tick = 0
-        while not self._stop.is_set():
-            # Real time drives the monitor clock; scaled time drives the physiology.
-            elapsed = self._clock() - self._t0
-            line = self.line_at(elapsed * self.time_scale, self._start_time + timedelta(seconds=elapsed))
-            if self._write(line):
-                self.lines_written += 1
-            else:
-                self.write_errors += 1
-            tick += 1
-            # Deadlines from the start, not from the last write, so the cadence does not drift.
-            delay = self._t0 + tick * self.interval_s - self._clock()
-            if delay > 0:
-                self._stop.wait(delay)
-
-    def _write(self, data: bytes) -> bool:
-        out = self._out
-        try:
-            if isinstance(out, int):
-                view = memoryview(data)
-                while view:
-                    _, ready, _ = select.select([], [out], [], 1.0)
-                    if not ready or self._stop.is_set():
-                        return False
-                    view = view[os.write(out, view) :]
-            else:
-                out.write(data)
-        except Exception:
-            # A closed fd, a vanished port (pyserial's SerialException): the line is lost, the
-            # simulator keeps its cadence, and the owner decides when to stop it.
-            return False
-        return True
 SIMULATOR = MasimoSimulator

@@ -19,10 +19,7 @@ leak) go out as dashes, while the inspired O2, measured inside the ventilator, s
 from __future__ import annotations
 
 import math
-import os
 import random
-import select
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -42,6 +39,7 @@ from vitals.medibus import (
     command,
     response,
 )
+from vitals.simulators.device import SimulatedDevice
 
 #: What the ventilator says when asked who it is: id (made up), 'name', revision, in Medibus.java's
 #: layout.
@@ -143,7 +141,7 @@ class VentilationCourse:
         )
 
 
-class MedibusSimulator:
+class MedibusSimulator(SimulatedDevice):
     """The ventilator's side of a Medibus link, on a pty master fd (or a pyserial port).
 
     ``out`` is a file descriptor read and written with ``os.read``/``os.write``, or an object
@@ -166,30 +164,20 @@ class MedibusSimulator:
         nop_interval_s: float = 3.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._out = out
-        self.time_scale = time_scale
+        super().__init__(out, name="medibus", time_scale=time_scale, clock=clock)
         self.course = course or VentilationCourse()
         self.nop_interval_s = nop_interval_s
         self._rng = random.Random(seed)
-        self._clock = clock
-        self._lock = threading.Lock()
         self._connected = True
         self._silent = False
         self._session = False  # the host has sent ICC
-        self._t0 = clock()
         self._rx = bytearray()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.commands_seen = 0
         self.data_replies = 0
         self.host_answers = 0
         self.corrupt_seen = 0
-        self.write_errors = 0
 
     # -- what the ventilator measures ----------------------------------------------------------
-
-    def script_time(self) -> float:
-        return (self._clock() - self._t0) * self.time_scale
 
     def ventilation_at(self, t_s: float) -> Ventilation:
         v = self.course.at(t_s, self._rng)
@@ -243,29 +231,8 @@ class MedibusSimulator:
 
     # -- thread --------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        if self._thread is not None:
-            raise RuntimeError("simulator already started")
-        self._t0 = self._clock()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="medibus-simulator", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-            self._thread = None
-
-    def __enter__(self) -> MedibusSimulator:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
     def _run(self) -> None:
-        self._send(command(ICC))  # the device opens its side of the session
+        self._write(command(ICC))  # the device opens its side of the session
         next_nop = self._clock() + self.nop_interval_s
         while not self._stop.is_set():
             now = self._clock()
@@ -273,9 +240,9 @@ class MedibusSimulator:
                 with self._lock:
                     silent = self._silent
                 if not silent:
-                    self._send(command(NOP))
+                    self._write(command(NOP))
                 next_nop = now + self.nop_interval_s
-            data = self._read(min(0.05, max(0.0, next_nop - now)))
+            data = self._line.read(min(0.05, max(0.0, next_nop - now)))
             if data:
                 self._receive(data)
 
@@ -295,7 +262,7 @@ class MedibusSimulator:
         if not payload or cs != b"%02X" % ((kind + sum(payload)) & 0xFF):
             self.corrupt_seen += 1
             if kind == ESC:
-                self._send(response(CORRUPT))
+                self._write(response(CORRUPT))
             return
         if kind == SOH:
             self.host_answers += 1  # the host answered our ICC or NOP
@@ -303,46 +270,7 @@ class MedibusSimulator:
         self.commands_seen += 1
         reply = self.reply_to(payload[0], self.script_time())
         if reply is not None:
-            self._send(reply)
-
-    # -- I/O -----------------------------------------------------------------------------------
-
-    def _send(self, data: bytes) -> None:
-        if not self._write(data):
-            self.write_errors += 1
-
-    def _read(self, timeout_s: float) -> bytes:
-        out = self._out
-        try:
-            if isinstance(out, int):
-                ready, _, _ = select.select([out], [], [], timeout_s)
-                return os.read(out, 4096) if ready else b""
-            waiting = out.in_waiting
-            if waiting:
-                data: bytes = out.read(waiting)
-                return data
-            self._stop.wait(timeout_s)
-        except Exception:
-            # EIO while nobody holds the pty slave open (the host is between connections), or a
-            # vanished port: wait and try again, as a device's UART would keep listening.
-            self._stop.wait(max(timeout_s, 0.05))
-        return b""
-
-    def _write(self, data: bytes) -> bool:
-        out = self._out
-        try:
-            if isinstance(out, int):
-                view = memoryview(data)
-                while view:
-                    _, ready, _ = select.select([], [out], [], 1.0)
-                    if not ready or self._stop.is_set():
-                        return False
-                    view = view[os.write(out, view) :]
-            else:
-                out.write(data)
-        except Exception:
-            return False
-        return True
+            self._write(reply)
 
 
 SIMULATOR = MedibusSimulator

@@ -15,15 +15,13 @@ number and CRC printed in the heading are made up.
 
 from __future__ import annotations
 
-import os
 import random
-import select
-import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from vitals.simulators.device import PacedDevice
 from vitals.simulators.masimo import StabilisationScript
 
 XON = 0x11
@@ -77,7 +75,7 @@ def nellcor_row(
     return (line.rstrip() + "\r\n").encode("ascii")
 
 
-class NellcorSimulator:
+class NellcorSimulator(PacedDevice):
     """Writes N-595 rows to ``out`` every ``interval_s`` from its own thread; reads XON/XOFF.
 
     ``out`` is a file descriptor (a pty master: written with ``os.write``, read for flow
@@ -105,9 +103,7 @@ class NellcorSimulator:
         heading_every: int = 25,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._out = out
-        self.interval_s = interval_s
-        self.time_scale = time_scale
+        super().__init__(out, name="nellcor", interval_s=interval_s, time_scale=time_scale, clock=clock)
         self.script = script or StabilisationScript()
         self.model, self.version, self.crc = model, version, crc
         self.spo2_limits = spo2_limits
@@ -115,17 +111,12 @@ class NellcorSimulator:
         self.heading_every = heading_every
         self._start_time = start_time or datetime.now().replace(microsecond=0)
         self._rng = random.Random(seed)
-        self._clock = clock
-        self._lock = threading.Lock()
         self._sensor_attached = True
         self._off_status = _STATUS_SENSOR_OFF
         self._attached_at_s = 0.0
         self._paused = False  # XOFF received or stalled: no output until XON
-        self._t0 = clock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._rows_since_heading: int | None = None  # None: the headings are due
         self.rows_written = 0
-        self.write_errors = 0
 
     # -- script ------------------------------------------------------------------------------
 
@@ -178,9 +169,6 @@ class NellcorSimulator:
     def headings(self) -> bytes:
         return heading_rows(self.model, self.version, self.crc, self.spo2_limits, self.pr_limits)
 
-    def script_time(self) -> float:
-        return (self._clock() - self._t0) * self.time_scale
-
     # -- controls ----------------------------------------------------------------------------
 
     def sensor_off(self, *, unplugged: bool = False) -> None:
@@ -209,54 +197,34 @@ class NellcorSimulator:
 
     # -- thread ------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        if self._thread is not None:
-            raise RuntimeError("simulator already started")
-        self._t0 = self._clock()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="nellcor-simulator", daemon=True)
-        self._thread.start()
+    def _starting(self) -> None:
+        super()._starting()
+        self._rows_since_heading = None  # a restarted port prints its headings first
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-            self._thread = None
+    def _emit(self) -> None:
+        self._read_flow_control(0.0)
+        if self.paused:
+            return
+        elapsed = self._clock() - self._t0
+        data = b""
+        if self._rows_since_heading is None or self._rows_since_heading >= self.heading_every:
+            data += self.headings()
+            self._rows_since_heading = 0
+        data += self.row_at(elapsed * self.time_scale, self._start_time + timedelta(seconds=elapsed))
+        if self._write(data):
+            self.rows_written += 1
+            self._rows_since_heading += 1
 
-    def __enter__(self) -> NellcorSimulator:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def _run(self) -> None:
-        tick = 0
-        rows_since_heading: int | None = None  # None: the headings are due
-        while not self._stop.is_set():
-            self._read_flow_control(0.0)
-            if not self.paused:
-                elapsed = self._clock() - self._t0
-                data = b""
-                if rows_since_heading is None or rows_since_heading >= self.heading_every:
-                    data += self.headings()
-                    rows_since_heading = 0
-                data += self.row_at(elapsed * self.time_scale, self._start_time + timedelta(seconds=elapsed))
-                if self._write(data):
-                    self.rows_written += 1
-                    rows_since_heading += 1
-                else:
-                    self.write_errors += 1
-            tick += 1
-            # Deadlines from the start, so the cadence does not drift; listen for XON/XOFF
-            # while waiting.
-            self._read_flow_control(max(0.0, self._t0 + tick * self.interval_s - self._clock()))
+    def _idle(self, wait_s: float) -> None:
+        # Listen for XON/XOFF while waiting for the next row.
+        self._read_flow_control(max(0.0, wait_s))
 
     def _read_flow_control(self, wait_s: float) -> None:
         """Take XON/XOFF bytes from the host for up to ``wait_s``; other bytes are ignored."""
         deadline = self._clock() + wait_s
         while not self._stop.is_set():
-            data = self._read(max(0.0, deadline - self._clock()))
+            # Short reads, so stop() is prompt even with a 2 s row interval.
+            data = self._line.read(min(max(0.0, deadline - self._clock()), 0.05))
             for byte in data:
                 if byte == XOFF:
                     with self._lock:
@@ -266,42 +234,6 @@ class NellcorSimulator:
                         self._paused = False
             if self._clock() >= deadline:
                 return
-
-    def _read(self, wait_s: float) -> bytes:
-        out = self._out
-        try:
-            if isinstance(out, int):
-                # Short selects, so stop() is prompt even with a 2 s row interval.
-                if not select.select([out], [], [], min(wait_s, 0.1))[0]:
-                    return b""
-                return os.read(out, 256)
-            waiting = getattr(out, "in_waiting", 0)
-            if waiting:
-                data: bytes = out.read(waiting)
-                return data
-        except Exception:
-            # A pty master whose slave is closed reads as an error (EIO) until someone opens it
-            # again; a vanished port likewise. Nothing to read: wait out the time instead.
-            pass
-        self._stop.wait(min(wait_s, 0.05))
-        return b""
-
-    def _write(self, data: bytes) -> bool:
-        out = self._out
-        try:
-            if isinstance(out, int):
-                view = memoryview(data)
-                while view:
-                    _, ready, _ = select.select([], [out], [], 1.0)
-                    if not ready or self._stop.is_set():
-                        return False
-                    view = view[os.write(out, view) :]
-            else:
-                out.write(data)
-        except Exception:
-            # A closed fd or a vanished port: the row is lost, the cadence continues.
-            return False
-        return True
 
 
 SIMULATOR = NellcorSimulator

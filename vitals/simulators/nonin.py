@@ -10,14 +10,12 @@ its layout is not published. Formats and sources: see ``vitals.nonin``.
 
 from __future__ import annotations
 
-import os
 import random
-import select
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+from vitals.simulators.device import PacedDevice
 from vitals.simulators.masimo import StabilisationScript
 
 
@@ -33,7 +31,7 @@ def nonin_line(
     return (line + "\r\n").encode("ascii")
 
 
-class NoninSimulator:
+class NoninSimulator(PacedDevice):
     """Writes Nonin lines to ``out`` every ``interval_s`` from its own thread.
 
     ``out`` is a file descriptor (a pty master, written with ``os.write``) or a pyserial port
@@ -55,22 +53,14 @@ class NoninSimulator:
         fast: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._out = out
-        self.interval_s = interval_s
-        self.time_scale = time_scale
+        super().__init__(out, name="nonin", interval_s=interval_s, time_scale=time_scale, clock=clock)
         self.script = script or StabilisationScript()
         self.fast = fast
         self._rng = random.Random(seed)
-        self._clock = clock
-        self._lock = threading.Lock()
         self._sensor_attached = True
         self._attached_at_s = 0.0
         self._event_pending = False
-        self._t0 = clock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.lines_written = 0
-        self.write_errors = 0
 
     def reading_at(self, t_s: float) -> tuple[float | None, float | None]:
         """(SpO2, pulse rate) ``t_s`` script seconds in; None while there is nothing to show."""
@@ -90,9 +80,6 @@ class NoninSimulator:
             event, self._event_pending = self._event_pending, False
         return nonin_line(spo2, rate, fast=self.fast, event=event)
 
-    def script_time(self) -> float:
-        return (self._clock() - self._t0) * self.time_scale
-
     def sensor_off(self) -> None:
         """Take the sensor off: dashes until it is back on and the pulse is found again."""
         with self._lock:
@@ -110,55 +97,9 @@ class NoninSimulator:
         with self._lock:
             self._event_pending = True
 
-    def start(self) -> None:
-        if self._thread is not None:
-            raise RuntimeError("simulator already started")
-        self._t0 = self._clock()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="nonin-simulator", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-            self._thread = None
-
-    def __enter__(self) -> NoninSimulator:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def _run(self) -> None:
-        tick = 0
-        while not self._stop.is_set():
-            if self._write(self.line_at(self.script_time())):
-                self.lines_written += 1
-            else:
-                self.write_errors += 1
-            tick += 1
-            delay = self._t0 + tick * self.interval_s - self._clock()
-            if delay > 0:
-                self._stop.wait(delay)
-
-    def _write(self, data: bytes) -> bool:
-        out = self._out
-        try:
-            if isinstance(out, int):
-                view = memoryview(data)
-                while view:
-                    _, ready, _ = select.select([], [out], [], 1.0)
-                    if not ready or self._stop.is_set():
-                        return False
-                    view = view[os.write(out, view) :]
-            else:
-                out.write(data)
-        except Exception:
-            # A closed fd or a vanished port: the line is lost, the cadence continues.
-            return False
-        return True
+    def _emit(self) -> None:
+        if self._write(self.line_at(self.script_time())):
+            self.lines_written += 1
 
 
 SIMULATOR = NoninSimulator

@@ -48,7 +48,9 @@ class SimulatorPort:
                 view = memoryview(data)
                 while view:
                     _, ready, _ = select.select([], [port], [], WRITE_TIMEOUT_S)
-                    if not ready or self._stop.is_set():
+                    if self._stop.is_set():
+                        return False  # stopping: a message cut short is not a line fault
+                    if not ready:
                         self.write_errors += 1
                         return False
                     view = view[os.write(port, view) :]

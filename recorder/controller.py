@@ -112,7 +112,7 @@ class SessionController:
                 self._session.write_vitals(samples)
 
     def tick(self) -> None:
-        """The daemon's main loop, twice a second: let the triggers speak."""
+        """The daemon's main loop, five times a second: let the triggers speak."""
         with self._lock:
             now = now_ns()
             moment = Moment(
@@ -143,7 +143,7 @@ class SessionController:
             if decision.action is Action.BEGIN:
                 self._begin(reason, automatic=decision.state.automatic)
             elif decision.action is Action.END:
-                self._end(reason)
+                self._end(reason, by_button=by == "button")
             elif decision.action is Action.DISCARD:
                 self._end(reason, discard=True)
             if decision.state.waiting_for_quiet and not before.waiting_for_quiet:
@@ -267,7 +267,7 @@ class SessionController:
             )
         log.info("session_started", session=session.id, reason=reason)
 
-    def _end(self, reason: str, *, discard: bool = False) -> None:
+    def _end(self, reason: str, *, discard: bool = False, by_button: bool = False) -> None:
         session = self._session
         if session is None:
             return
@@ -298,7 +298,8 @@ class SessionController:
             "discarded": discard,
         }
         self.last_session = summary
-        self._just_stopped = None if discard else (session, now_ns())
+        # A button press that stopped this may be the start of a long press: keep it at hand.
+        self._just_stopped = (session, now_ns()) if by_button and not discard else None
         if self._audit is not None:
             if discard:
                 self._audit.append(

@@ -159,3 +159,18 @@ def test_double_press_sets_a_marker(daemon: Daemon) -> None:
     time.sleep(0.6)
     assert state(daemon)["state"] == "recording"  # a double press is not a stop
     assert state(daemon)["markers"] == 1
+
+
+def test_a_hold_right_after_a_stopping_tap_discards_that_recording(daemon: Daemon, tmp_path: Path) -> None:
+    port = port_of(daemon)
+    press(port, 0.2)
+    wait_until(lambda: state(daemon)["state"] == "recording", 3, "the button to start")
+    session = tmp_path / "recordings" / state(daemon)["session"]
+    time.sleep(2.5)
+    press(port, 0.2)  # someone hesitated: a tap (stop) ...
+    wait_until(lambda: state(daemon)["state"] == "idle", 5, "the stop")
+    assert session.exists()
+    press(port, 2.0)  # ... then the long press they meant
+    wait_until(lambda: not session.exists(), 5, "the stopped recording to be discarded")
+    assert state(daemon)["do_not_record"]
+    assert state(daemon)["last_session"]["discarded"]

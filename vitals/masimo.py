@@ -19,6 +19,7 @@ not interpreted.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,13 +31,20 @@ from vitals.sample import Parameter, VitalSample
 
 # A line must open with "MM/DD/YY HH:MM:SS" followed by a blank or the end. This is what drops
 # the partial first line after a port opens: a line whose beginning was missed cannot start
-# with a whole timestamp.
+# with a whole timestamp. Matched on the latin-1 decoded line (one character per byte), which
+# the fields are read from too, so a line is decoded once.
 _HEADER: Final = re.compile(
-    rb"[ \t]*([0-9]{2})/([0-9]{2})/([0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2})(?=[ \t]|\Z)"
+    r"[ \t]*([0-9]{2})/([0-9]{2})/([0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2})(?=[ \t]|\Z)"
 )
-# Root adds mixed-case keys (sysALARM, capnoEtCO2), so keys are not upper-case only.
-_KEY: Final = re.compile(r"[A-Za-z][A-Za-z0-9]*\Z", re.ASCII)
-_NUMBER: Final = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?\Z", re.ASCII)
+# One whitespace-separated token of the decoded line: KEY=VALUE (groups 1 and 2, VALUE being
+# everything after the first "=") or anything else (group 3), which is not a field. Root adds
+# mixed-case keys (sysALARM, capnoEtCO2), so keys are not upper-case only. The separators are
+# exactly those ``bytes.split()`` uses; ``str.split()`` would also split on latin-1 characters
+# such as NBSP. One ``findall`` over the line replaces a split, a partition, two decodes and a key
+# match per token, which were most of the cost of reading a line.
+_TOKEN: Final = re.compile(r"([A-Za-z][A-Za-z0-9]*)=([^ \t\n\r\x0b\x0c]*)|([^ \t\n\r\x0b\x0c]+)", re.ASCII)
+# A number with an optional "%" suffix (group 1: the number), so a value is read with one match.
+_NUMBER: Final = re.compile(r"([+-]?[0-9]+(?:\.[0-9]+)?)%?\Z", re.ASCII)
 _HEX: Final = re.compile(r"[0-9A-Fa-f]{1,8}\Z", re.ASCII)
 _NO_VALUE_CHARS: Final = frozenset("-+.")
 
@@ -164,12 +172,18 @@ def parse_value(raw: str) -> FieldValue:
     The no-value test looks at every character, not the first, because signed fields such as
     PIDELTA carry a sign before their dashes.
     """
+    return FieldValue(*_read_value(raw))
+
+
+def _read_value(raw: str) -> tuple[float | None, str]:
+    """``parse_value`` as a plain tuple: the per-sample path builds no FieldValue."""
+    m = _NUMBER.match(raw)
+    if m is not None:
+        return float(m.group(1)), "ok"
     text = raw[:-1] if raw.endswith("%") else raw
-    if _NUMBER.match(text):
-        return FieldValue(float(text), "ok")
     if text and "-" in text and set(text) <= _NO_VALUE_CHARS:
-        return FieldValue(None, "no_value")
-    return FieldValue(None, "malformed")
+        return None, "no_value"
+    return None, "malformed"
 
 
 def parse_hex(raw: str | None) -> int | None:
@@ -206,10 +220,12 @@ def parse_line(line: bytes) -> MasimoRecord | None:
     Rejected: no leading timestamp, an impossible date, no fields at all, or a key that occurs
     twice (two lines glued together because a line end was lost on the wire).
     """
-    m = _HEADER.match(line)
+    # Decoded once; latin-1 keeps one character per byte, so lengths are byte counts.
+    text = line.decode("latin-1")
+    m = _HEADER.match(text)
     if m is None:
         return None
-    month, day, year, hour, minute, second = (int(g) for g in m.groups())
+    month, day, year, hour, minute, second = map(int, m.groups())
     try:
         # Two-digit years: these devices postdate 2000 and print their clock as set.
         stamp = datetime(2000 + year, month, day, hour, minute, second)
@@ -217,33 +233,75 @@ def parse_line(line: bytes) -> MasimoRecord | None:
         return None
     fields: dict[str, str] = {}
     ignored = 0
-    for token in line[m.end() :].split():
-        key_b, sep, value_b = token.partition(b"=")
-        key = key_b.decode("latin-1")
-        if not sep or not _KEY.match(key):
-            ignored += len(token)
+    for key, value, other in _TOKEN.findall(text, m.end()):
+        if other:
+            ignored += len(other)
             continue
         if key in fields:
             return None
-        fields[key] = value_b.decode("latin-1")
+        fields[key] = value
     if not fields:
         return None
     return MasimoRecord(stamp, fields, ignored)
 
 
+_OUT_OF_RANGE: Final = frozenset({"out_of_range"})
+
+
 def record_samples(record: MasimoRecord, host_ns: int, monitor: str) -> list[VitalSample]:
     """The samples one record carries, validity and flags decided from values, EXC and ALARM."""
-    exc_raw = record.fields.get("EXC")
-    exc = parse_hex(exc_raw)
-    alarm_raw = record.fields.get("ALARM")
-    alarm = parse_hex(alarm_raw)
+    fields = record.fields
+    state = _field_states(fields.get("EXC"), fields.get("ALARM"))
+    samples: list[VitalSample] = []
+    for key, spec in _FIELDS.items():
+        raw = fields.get(key)
+        if raw is None:
+            continue
+        flags, valid, limit_alarm = state[key]
+        value, status = _read_value(raw)
+        if status != "ok":
+            flags = flags | {status}
+            valid = False
+        elif value is not None and not spec.low <= value <= spec.high:
+            flags = flags | _OUT_OF_RANGE
+            valid = False
+        samples.append(
+            VitalSample(
+                parameter=spec.parameter,
+                # A value the monitor dashed, or one we could not read, is never a number; an
+                # out-of-range one is kept for the record but marked invalid.
+                value=value,
+                unit=spec.unit,
+                valid=valid,
+                host_ns=host_ns,
+                monitor=monitor,
+                source=_SOURCE,
+                flags=flags,
+                alarm=limit_alarm,
+                monitor_time=record.monitor_time,
+            )
+        )
+    return samples
 
+
+# Cached because a monitor repeats the same EXC and ALARM words line after line: decoding them
+# once per distinct pair rather than once per sample took a third of the time per line. Bounded,
+# since a noisy line can carry any text there.
+@functools.lru_cache(maxsize=256)
+def _field_states(
+    exc_raw: str | None, alarm_raw: str | None
+) -> Mapping[str, tuple[frozenset[str], bool, bool]]:
+    """Per key of ``_FIELDS``: the flags, validity and limit alarm that EXC and ALARM give it.
+
+    The returned mapping is shared between calls and must not be changed.
+    """
+    exc = parse_hex(exc_raw)
+    alarm = parse_hex(alarm_raw)
     common_flags: set[str] = set()
     common_invalid = False
     if exc is not None:
         common_invalid = bool(exc & _EXC_INVALIDATES)
-        exc_names = decode_exc(exc & ~_EXC_NORMAL & ~sum(_EXC_INVALIDATES_ONE))
-        common_flags.update(exc_names)
+        common_flags.update(decode_exc(exc & ~_EXC_NORMAL & ~sum(_EXC_INVALIDATES_ONE)))
     elif exc_raw is not None:
         # An unreadable EXC may hide "no sensor": trust nothing on this line.
         common_invalid = True
@@ -253,19 +311,10 @@ def record_samples(record: MasimoRecord, host_ns: int, monitor: str) -> list[Vit
     elif alarm_raw is not None:
         common_flags.add("alarm_unreadable")
 
-    samples: list[VitalSample] = []
+    states: dict[str, tuple[frozenset[str], bool, bool]] = {}
     for key, spec in _FIELDS.items():
-        fv = record.value(key)
-        if fv is None:
-            continue
         flags = set(common_flags)
         valid = not common_invalid
-        if fv.status != "ok":
-            flags.add(fv.status)
-            valid = False
-        elif fv.value is not None and not spec.low <= fv.value <= spec.high:
-            flags.add("out_of_range")
-            valid = False
         if exc is not None:
             for bit, only in _EXC_INVALIDATES_ONE.items():
                 if only is spec.parameter and exc & bit:
@@ -277,23 +326,8 @@ def record_samples(record: MasimoRecord, host_ns: int, monitor: str) -> list[Vit
                 if parameter is spec.parameter and alarm & bit:
                     flags.add(name)
                     limit_alarm = True
-        samples.append(
-            VitalSample(
-                parameter=spec.parameter,
-                # A value the monitor dashed, or one we could not read, is never a number; an
-                # out-of-range one is kept for the record but marked invalid.
-                value=fv.value,
-                unit=spec.unit,
-                valid=valid,
-                host_ns=host_ns,
-                monitor=monitor,
-                source=_SOURCE,
-                flags=frozenset(flags),
-                alarm=limit_alarm,
-                monitor_time=record.monitor_time,
-            )
-        )
-    return samples
+        states[key] = (frozenset(flags), valid, limit_alarm)
+    return states
 
 
 @register
@@ -350,7 +384,9 @@ class MasimoParser(MonitorParser):
         else:
             self._line(lines[0], host_ns, samples)
         for line in lines[1:]:
-            self._line(line, host_ns, samples)
+            # Skipped here rather than in _line: every CR LF leaves an empty "line" between them.
+            if line:
+                self._line(line, host_ns, samples)
         self._buffer(data[cut + 1 :], host_ns)
         return samples
 

@@ -26,10 +26,11 @@ blank-padded is not stated, so both are read. Not verified against a device.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import ClassVar, Final
 
-from vitals.lines import DEFAULT_MAX_LINE, LineReader, read_value
+from vitals.lines import DEFAULT_MAX_LINE, LineReader
 from vitals.parser import LinkSettings, MonitorParser, register
 from vitals.sample import Parameter, VitalSample
 
@@ -42,9 +43,24 @@ _LINE: Final = re.compile(
 _SOURCE: Final = "pleth"
 # SpO2 0–100 %; pulse rate 0–350 /min, the range every parser here uses (Nonin displays 18–321).
 _FIELDS: Final = (
-    ("spo2", Parameter.SPO2, "%", 0.0, 100.0),
-    ("hr", Parameter.HR, "/min", 0.0, 350.0),
+    (Parameter.SPO2, "%", 0.0, 100.0),
+    (Parameter.HR, "/min", 0.0, 350.0),
 )
+# (event marker, fast) → the flags every sample of the line carries. Shared constants: a line
+# arrives every second and nearly always has neither mark, so no set is built per sample.
+_NO_FLAGS: Final = frozenset[str]()
+_MARK_FLAGS: Final = {
+    (False, False): _NO_FLAGS,
+    (True, False): frozenset({"event_marker"}),
+    (False, True): frozenset({"fast"}),
+    (True, True): frozenset({"event_marker", "fast"}),
+}
+_NO_VALUE: Final = frozenset({"no_value"})
+_OUT_OF_RANGE: Final = frozenset({"out_of_range"})
+# Builds a sample from a tuple of all ten fields, in order, as VitalSample._make does but without
+# its Python frame and length check: calling VitalSample(...) runs a generated Python __new__ and
+# was a measurable part of a line's cost.
+_new_sample: Final = functools.partial(tuple.__new__, VitalSample)
 
 
 def parse_line(line: str, host_ns: int, monitor: str) -> list[VitalSample] | None:
@@ -52,34 +68,28 @@ def parse_line(line: str, host_ns: int, monitor: str) -> list[VitalSample] | Non
     m = _LINE.fullmatch(line)
     if m is None:
         return None
-    marks = m.group("marks").upper()
-    flags: set[str] = set()
-    if "*" in marks:
-        flags.add("event_marker")
-    if "F" in marks:
-        flags.add("fast")
+    spo2, hr, marks = m.groups()
+    if marks:
+        marks = marks.upper()
+        line_flags = _MARK_FLAGS["*" in marks, "F" in marks]
+    else:
+        line_flags = _NO_FLAGS  # the usual line
     samples: list[VitalSample] = []
     # Pulse rate in the HR slot with source "pleth", as for the other oximeters.
-    for group, parameter, unit, low, high in _FIELDS:
-        raw = read_value(m.group(group))
-        sample_flags = set(flags)
-        valid = raw.status == "ok"
-        if raw.status != "ok":
-            sample_flags.add(raw.status)
-        elif raw.value is not None and not low <= raw.value <= high:
-            sample_flags.add("out_of_range")
+    for raw, (parameter, unit, low, high) in zip((spo2, hr), _FIELDS, strict=True):
+        # _LINE admits only 1–3 digits or 1–3 dashes here, so this reads the value as
+        # lines.read_value would: dashes are "no data", digits a number.
+        value = None if raw[0] == "-" else float(raw)
+        flags = line_flags
+        valid = True
+        if value is None:
+            flags = line_flags | _NO_VALUE
+            valid = False
+        elif not low <= value <= high:
+            flags = line_flags | _OUT_OF_RANGE
             valid = False
         samples.append(
-            VitalSample(
-                parameter=parameter,
-                value=raw.value,
-                unit=unit,
-                valid=valid,
-                host_ns=host_ns,
-                monitor=monitor,
-                source=_SOURCE,
-                flags=frozenset(sample_flags),
-            )
+            _new_sample((parameter, value, unit, valid, host_ns, monitor, _SOURCE, flags, False, None))
         )
     return samples
 

@@ -5,10 +5,20 @@ from __future__ import annotations
 import random
 import struct
 from datetime import datetime
+from functools import partial
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from vitals_testkit import (
+    CHUNK_NS,
+    SampleRules,
+    assert_chunking_invariant,
+    assert_no_value,
+    assert_registered,
+    assert_resyncs_after,
+    seeded_chunkings,
+)
 
 from vitals.ge_s5 import (
     CLASS_BASIC,
@@ -27,7 +37,6 @@ from vitals.ge_s5 import (
     parse_header,
     unescape,
 )
-from vitals.parser import PARSERS, make_parser
 from vitals.sample import Parameter, VitalSample
 
 # PROTOCOLS.md §3.4: the displayed-values request at DRI level 0x09, 5 s, basic + ext1–3.
@@ -105,8 +114,13 @@ def record(
 FULL = frame(record((CLASS_BASIC, basic_block()), (CLASS_EXT3, ext3_block())))
 
 
+new_parser = partial(GeS5Parser, "ge")
+# Fields with a scale of 1 come out as ints: any number will do.
+GE_RULES = SampleRules(missing_says=frozenset({"no_value"}), value_types=(int, float))
+
+
 def parse(data: bytes, host_ns: int = 7) -> tuple[list[VitalSample], GeS5Parser]:
-    parser = GeS5Parser("ge")
+    parser = new_parser()
     return parser.feed(data, host_ns), parser
 
 
@@ -158,17 +172,11 @@ def test_interval_is_never_below_five_seconds() -> None:
 
 
 def test_registered_with_its_link_settings() -> None:
-    assert PARSERS["ge_s5"] is GeS5Parser
-    parser = make_parser("ge_s5", "ge", interval_s=10)
-    assert isinstance(parser, GeS5Parser) and parser.interval_s == 10
-    settings_ = GeS5Parser.link_settings
-    assert (settings_.baudrate, settings_.parity, settings_.bytesize, settings_.stopbits) == (
-        19200,
-        "E",
-        8,
-        1,
-    )
-    assert settings_.rtscts and not settings_.xonxoff
+    parser = assert_registered(
+        "ge_s5", GeS5Parser, {"interval_s": 10}, baudrate=19200, parity="E", bytesize=8, stopbits=1,
+        rtscts=True, xonxoff=False,
+    )  # fmt: skip
+    assert parser.interval_s == 10
 
 
 def test_request_is_sent_again_after_two_silent_intervals() -> None:
@@ -248,9 +256,7 @@ def test_markers_never_become_numbers(raw: int, name: str) -> None:
     put(block, 6, raw)  # HR
     s = by_key(parse(frame(record((CLASS_BASIC, block))))[0])
     for key in ((Parameter.SPO2, "pleth"), (Parameter.HR, "ECG")):
-        assert s[key].value is None
-        assert s[key].valid is False
-        assert s[key].flags == {"no_value", name}
+        assert_no_value(s[key], name, only=True)
     assert s[(Parameter.PR, "pleth")].valid  # the rest of the group is unaffected
 
 
@@ -418,41 +424,20 @@ GARBLED = (
 )
 
 
-def feed_chunks(data: bytes, cuts: list[int]) -> tuple[list[VitalSample], GeS5Parser]:
-    parser = GeS5Parser("ge")
-    out: list[VitalSample] = []
-    last = 0
-    for cut in [*sorted(cuts), len(data)]:
-        out += parser.feed(data[last:cut], 5)
-        last = cut
-    return out, parser
-
-
 @pytest.mark.parametrize("data", [FULL * 3, GARBLED], ids=["clean", "garbled"])
 def test_seeded_random_chunkings_agree(data: bytes) -> None:
-    reference, ref_parser = feed_chunks(data, [])
-    assert reference
-    rng = random.Random(99)
-    for _ in range(60):
-        cuts = [rng.randrange(len(data) + 1) for _ in range(rng.randrange(1, 60))]
-        samples, parser = feed_chunks(data, cuts)
-        assert samples == reference
-        assert parser.stats == ref_parser.stats
-    one_by_one, parser = feed_chunks(data, list(range(len(data))))
-    assert one_by_one == reference and parser.stats == ref_parser.stats
+    assert_chunking_invariant(new_parser, data, seeded_chunkings(data, seed=99, rounds=60, max_cuts=59))
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.sampled_from([FULL * 2, GARBLED]), cuts=st.lists(st.integers(0, len(GARBLED)), max_size=40))
 def test_any_chunking_gives_the_same_samples(data: bytes, cuts: list[int]) -> None:
-    reference, ref_parser = feed_chunks(data, [])
-    samples, parser = feed_chunks(data, [c for c in cuts if c <= len(data)])
-    assert samples == reference
-    assert parser.stats == ref_parser.stats
+    assert_chunking_invariant(new_parser, data, [cuts])
 
 
 def test_garbled_stream_keeps_every_intact_frame() -> None:
-    samples, parser = feed_chunks(GARBLED, [])
+    parser = new_parser()
+    samples = parser.feed(GARBLED, CHUNK_NS)
     hr = [s for s in samples if s.parameter is Parameter.HR]
     # Full frame, the one whose end flag was lost, the full one after it, and the last one.
     assert len(hr) == 4
@@ -469,17 +454,8 @@ pieces = st.one_of(
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(pieces, max_size=12))
 def test_random_input_never_raises_and_the_next_frame_is_read(parts: list[bytes]) -> None:
-    parser = GeS5Parser("ge")
-    junk = b"".join(parts)
-    samples = parser.feed(junk, 0)
-    tail = parser.feed(FULL, 1)
-    assert parser.stats.bytes_in == len(junk) + len(FULL)
-    for s in samples + tail:
-        assert isinstance(s, VitalSample)
-        if s.value is None:
-            assert s.valid is False and "no_value" in s.flags
-    reference, _ = parse(FULL, 1)
-    assert tail == reference  # whatever came before, the next frame is read whole
+    # Whatever came before, the next frame is read whole.
+    assert_resyncs_after(new_parser, b"".join(parts), FULL, rules=GE_RULES)
 
 
 @settings(max_examples=200, deadline=None)

@@ -3,17 +3,25 @@ round trips over a real pty through SerialLink, including a monitor that stops a
 
 from __future__ import annotations
 
-import os
-import select
 import socket
-import statistics
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import Any
 
 import pytest
-from vitals_testkit import Collector, wait_for
+from vitals_testkit import (
+    NO_PARITY,
+    Collector,
+    assert_only_values,
+    falls_silent,
+    mean_of,
+    parse_clean,
+    pty_link,
+    read_for,
+    run_on_a_pipe,
+    running,
+    sensor_off_then_on,
+    wait_for,
+)
 
 from vitals.ge_s5 import (
     DEFAULT_CLASSES,
@@ -24,7 +32,7 @@ from vitals.ge_s5 import (
     transmission_request,
 )
 from vitals.link import SerialLink
-from vitals.pty import PtyPair, open_pty_pair
+from vitals.pty import PtyPair
 from vitals.sample import Parameter, VitalSample
 from vitals.simulators import make_simulator
 from vitals.simulators.ge_s5 import (
@@ -43,16 +51,10 @@ STEADY = StabilisationCourse(
     hr_start=142, hr_end=142, spo2_start=95, spo2_end=95, fio2_step_s=0, pip_start=22, pip_end=22,
     vte_start_ml=15, vte_end_ml=15, etco2_end_mmhg=38, etco2_rise_s=0, nibp_at_s=0, noise=0,
 )  # fmt: skip
-# A pty has no parity bit: Linux accepts PARENB on the first open but refuses (EINVAL) a re-open
-# whose only change is PARENB, so the pty tests override parity as configuration can.
-FAST: dict[str, Any] = {"backoff_initial_s": 0.05, "backoff_max_s": 0.2, "parity": "N"}
 
 
 def parse(data: bytes) -> list[VitalSample]:
-    parser = GeS5Parser("sim")
-    samples = parser.feed(data, 0)
-    assert parser.stats.records_bad == 0 and parser.stats.garbage_bytes == 0
-    return samples
+    return parse_clean(GeS5Parser("sim"), data)
 
 
 def values(samples: list[VitalSample]) -> dict[tuple[Parameter, str], float | None]:
@@ -99,10 +101,7 @@ def test_course_is_a_stabilisation() -> None:
     sim = GeS5Simulator(-1, seed=4)
     early = [sim.displayed_at(t) for t in range(0, 30)]
     late = [sim.displayed_at(t) for t in range(600, 630)]
-
-    def mean(ds: list[Displayed], name: str) -> float:
-        return statistics.mean(float(getattr(d, name)) for d in ds)
-
+    mean = mean_of
     assert 85 < mean(early, "hr") < 110 and mean(late, "hr") > 140
     assert 55 < mean(early, "spo2") < 72 and mean(late, "spo2") > 90
     assert mean(early, "fio2") == 21 and mean(late, "fio2") == 30
@@ -132,31 +131,14 @@ def test_registered_as_the_ge_s5_simulator() -> None:
 # -- the monitor's side of the conversation -----------------------------------------------------
 
 
-@pytest.fixture
-def wire() -> Iterator[tuple[socket.socket, int]]:
-    host, monitor = socket.socketpair()
-    yield host, monitor.fileno()
-    host.close()
-    monitor.close()
-
-
-def read_frames(sock: socket.socket, duration_s: float) -> bytes:
-    data = b""
-    deadline = time.monotonic() + duration_s
-    while (left := deadline - time.monotonic()) > 0:
-        if select.select([sock], [], [], left)[0]:
-            data += sock.recv(65536)
-    return data
-
-
 def test_answers_only_at_its_own_dri_level(wire: tuple[socket.socket, int]) -> None:
     host, fd = wire
     with GeS5Simulator(fd, time_scale=50, dri_level=DRI_LEVEL_2009, course=STEADY) as sim:
         host.sendall(frame(phdb_request(0x09, 5)) + frame(phdb_request(0x07, 5)))
-        assert read_frames(host, 0.3) == b""
+        assert read_for(host, 0.3) == b""
         assert sim.requests_seen == 2 and sim.requests_ignored == 2
         host.sendall(transmission_request(5))  # at every level, as the parser sends it
-        data = read_frames(host, 0.45)
+        data = read_for(host, 0.45)
     assert sim.requests_ignored == 6
     hr = [s for s in parse(data) if s.parameter is Parameter.HR]
     # 5 s at time_scale 50 is one record every 0.1 s, the first at once.
@@ -167,12 +149,12 @@ def test_stop_and_single_requests(wire: tuple[socket.socket, int]) -> None:
     host, fd = wire
     with GeS5Simulator(fd, time_scale=50, course=STEADY) as sim:
         host.sendall(frame(phdb_request(0x09, 5)))
-        assert read_frames(host, 0.35)
+        assert read_for(host, 0.35)
         host.sendall(frame(phdb_request(0x09, 0)))  # stop
-        read_frames(host, 0.1)
-        assert read_frames(host, 0.3) == b""
+        read_for(host, 0.1)
+        assert read_for(host, 0.3) == b""
         host.sendall(frame(phdb_request(0x09, -1)))  # one record
-        single = read_frames(host, 0.3)
+        single = read_for(host, 0.3)
         assert sim.records_sent >= 3
     assert len([s for s in parse(single) if s.parameter is Parameter.HR]) == 1
 
@@ -180,33 +162,16 @@ def test_stop_and_single_requests(wire: tuple[socket.socket, int]) -> None:
 # -- over a real pty, through the link ----------------------------------------------------------
 
 
-@pytest.fixture
-def pty_pair() -> Iterator[PtyPair]:
-    pair = open_pty_pair()
-    yield pair
-    pair.close()
-
-
-def run_link(pair: PtyPair, parser: GeS5Parser, collector: Collector, **kwargs: Any) -> SerialLink:
-    link = SerialLink("ge", pair.slave_path, parser, collector, **{**FAST, **kwargs})
-    link.start()
-    return link
+def ge_link(pair: PtyPair, parser: GeS5Parser, collector: Collector, **options: float) -> SerialLink:
+    return pty_link("ge", pair, parser, collector, **NO_PARITY, **options)
 
 
 def test_round_trip_over_a_pty(pty_pair: PtyPair, collector: Collector) -> None:
     sim = GeS5Simulator(pty_pair.master_fd, time_scale=50, course=STEADY, start_time=T0)
-    sim.start()
-    parser = GeS5Parser("ge")
-    link = run_link(pty_pair, parser, collector)
-    try:
+    with running(ge_link(pty_pair, GeS5Parser("ge"), collector), sim, device_first=True) as link:
         assert wait_for(lambda: len(collector.values(Parameter.HR)) >= 3)
-    finally:
-        link.stop()
-        sim.stop()
-    assert set(collector.values(Parameter.HR)) == {142.0}
-    assert set(collector.values(Parameter.SPO2)) == {95.0}
-    assert set(collector.values(Parameter.PEEP)) == {5.0}
-    assert set(collector.values(Parameter.FIO2)) == {30.0}
+    steady = {Parameter.HR: 142.0, Parameter.SPO2: 95.0, Parameter.PEEP: 5.0, Parameter.FIO2: 30.0}
+    assert_only_values(collector, steady)
     assert collector.values(Parameter.SPO2, valid=False) == []
     stamps = [s.monitor_time for s in collector.samples]
     assert all(s is not None and T0 <= s < T0 + timedelta(seconds=10) for s in stamps)
@@ -218,18 +183,8 @@ def test_round_trip_over_a_pty(pty_pair: PtyPair, collector: Collector) -> None:
 
 def test_sensor_off_over_the_pty(pty_pair: PtyPair, collector: Collector) -> None:
     sim = GeS5Simulator(pty_pair.master_fd, time_scale=50, course=STEADY)
-    sim.start()
-    link = run_link(pty_pair, GeS5Parser("ge"), collector)
-    try:
-        assert wait_for(lambda: len(collector.values(Parameter.SPO2)) >= 1)
-        sim.sensor_off()
-        assert wait_for(lambda: len(collector.values(Parameter.SPO2, valid=False)) >= 2)
-        sim.sensor_on()
-        before = len(collector.values(Parameter.SPO2))
-        assert wait_for(lambda: len(collector.values(Parameter.SPO2)) > before)
-    finally:
-        link.stop()
-        sim.stop()
+    with running(ge_link(pty_pair, GeS5Parser("ge"), collector), sim, device_first=True):
+        sensor_off_then_on(sim, collector, Parameter.SPO2)
     assert set(collector.values(Parameter.SPO2, valid=False)) == {None}
     assert set(collector.values(Parameter.HR, valid=False)) == set()
 
@@ -238,50 +193,30 @@ def test_parser_asks_again_when_the_monitor_forgets_the_request(
     pty_pair: PtyPair, collector: Collector
 ) -> None:
     sim = GeS5Simulator(pty_pair.master_fd, time_scale=50, course=STEADY)
-    sim.start()
     parser = GeS5Parser("ge", resend_after_s=0.5)
-    link = run_link(pty_pair, parser, collector, silence_timeout_s=30.0)
-    try:
-        assert wait_for(lambda: collector.count() > 0)
-        sim.go_silent()  # the monitor's interface restarts: request forgotten
+    link = ge_link(pty_pair, parser, collector, silence_timeout_s=30.0)
+    # The monitor's interface restarts: request forgotten.
+    with running(link, sim, device_first=True), falls_silent(sim, collector, Parameter.HR, recover_s=3.0):
         time.sleep(0.7)  # a resend happens and is ignored while it is down
-        sim.come_back()
-        before = len(collector.values(Parameter.HR))
-        assert wait_for(lambda: len(collector.values(Parameter.HR)) > before + 2, 3.0)
-    finally:
-        link.stop()
-        sim.stop()
     assert parser.requests_resent >= 2
     assert link.health().reconnects == 0  # the parser brought it back, not a reconnect
 
 
 def test_link_reconnects_and_requests_again_after_silence(pty_pair: PtyPair, collector: Collector) -> None:
     sim = GeS5Simulator(pty_pair.master_fd, time_scale=50, course=STEADY)
-    sim.start()
-    link = run_link(pty_pair, GeS5Parser("ge"), collector, silence_timeout_s=0.6)
-    try:
-        assert wait_for(lambda: collector.count() > 0)
-        sim.go_silent()
+    link = ge_link(pty_pair, GeS5Parser("ge"), collector, silence_timeout_s=0.6)
+    with running(link, sim, device_first=True), falls_silent(sim, collector, Parameter.HR, recover_s=5.0):
         assert wait_for(lambda: link.health().state == "lost", 3.0)
-        sim.come_back()
-        before = len(collector.values(Parameter.HR))
-        assert wait_for(lambda: len(collector.values(Parameter.HR)) > before + 2, 5.0)
-    finally:
-        link.stop()
-        sim.stop()
     health = link.health()
     assert health.reconnects >= 1 and "silent" in (health.last_error or "")
     assert sim.requests_seen >= 10  # the greeting came again with the reconnect
 
 
 def test_writes_to_a_closed_descriptor_are_counted() -> None:
-    r, w = os.pipe()
-    os.close(r)
-    try:
-        sim = GeS5Simulator(w, time_scale=100, course=STEADY)
+    def asked_to_send(fd: int) -> GeS5Simulator:
+        sim = GeS5Simulator(fd, time_scale=100, course=STEADY)
         sim._handle(TransmissionRequest(0x09, record_type=1, interval_s=5, classes=DEFAULT_CLASSES))
-        with sim:
-            time.sleep(0.2)
-    finally:
-        os.close(w)
+        return sim
+
+    sim = run_on_a_pipe(asked_to_send, 0.2, read=False).device
     assert sim.write_errors >= 1 and sim.records_sent == 0

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import random
+from functools import partial
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from vitals_testkit import assert_chunking_invariant, feed_in_chunks, seeded_chunkings
 
 from vitals.intellivue_framing import (
     GOOD_FCS_RESIDUE,
@@ -178,38 +179,27 @@ def test_reset_forgets_a_partial_frame() -> None:
     assert decoder.stats.garbage_bytes == 8 + len(F1) - 8
 
 
-def _chunked(data: bytes, cuts: list[int]) -> tuple[list[bytes], tuple[int, int, int]]:
-    decoder = FrameDecoder(max_frame=256)
-    out: list[bytes] = []
-    last = 0
-    for cut in [*sorted(cuts), len(data)]:
-        out.extend(f.user_data for f in decoder.feed(data[last:cut], 0))
-        last = cut
-    s = decoder.stats
-    return out, (s.frames_ok, s.frames_bad, s.garbage_bytes)
+new_decoder = partial(FrameDecoder, max_frame=256)
 
 
 def test_seeded_random_chunkings_agree() -> None:
     data = STREAM + b"\xc0" + b"\x55" * 300 + b"\xc1" + F2  # with an overlong frame
-    reference = _chunked(data, [])
-    rng = random.Random(99)
-    for _ in range(300):
-        cuts = [rng.randrange(len(data) + 1) for _ in range(rng.randrange(1, 30))]
-        assert _chunked(data, cuts) == reference
-    assert _chunked(data, list(range(len(data)))) == reference
+    assert_chunking_invariant(new_decoder, data, seeded_chunkings(data, seed=99, rounds=300, max_cuts=29))
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cuts=st.lists(st.integers(0, len(STREAM))))
 def test_any_chunking_gives_the_same_frames(cuts: list[int]) -> None:
-    assert _chunked(STREAM, cuts) == _chunked(STREAM, [])
+    assert_chunking_invariant(new_decoder, STREAM, [cuts])
 
 
 @settings(max_examples=300, deadline=None)
 @given(garbage=st.binary(max_size=600), cuts=st.lists(st.integers(0, 700), max_size=10))
 def test_any_garbage_then_a_good_frame_decodes(garbage: bytes, cuts: list[int]) -> None:
     data = garbage + F2
-    frames, (ok, bad, waste) = _chunked(data, [c for c in cuts if c <= len(data)])
+    decoder = new_decoder()
+    frames = [f.user_data for f in feed_in_chunks(decoder, data, cuts)]
+    ok, bad, waste = decoder.stats.frames_ok, decoder.stats.frames_bad, decoder.stats.garbage_bytes
     assert frames[-1:] == [b"\xe1\x00\x00\x02two \xc0\xc1\x7d"]
     # Every byte is in a good frame or counted as garbage, never both, never neither.
     assert waste + sum(len(encode_frame(f)) for f in frames) == len(data)

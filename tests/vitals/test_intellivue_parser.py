@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import random
 from datetime import datetime, timedelta
+from functools import partial
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from vitals_testkit import (
+    CHUNK_NS,
+    SampleRules,
+    assert_chunking_invariant,
+    assert_no_value,
+    assert_registered,
+    assert_resyncs_after,
+    assert_samples_sane,
+    damaged,
+    seeded_chunkings,
+)
 
 from vitals.intellivue import (
     NOM_ATTR_ID_LABEL,
@@ -23,7 +35,6 @@ from vitals.intellivue import (
     u32,
 )
 from vitals.intellivue_framing import encode_frame
-from vitals.parser import PARSERS, make_parser
 from vitals.sample import Parameter, VitalSample
 from vitals.simulators.intellivue import (
     accept_message,
@@ -71,17 +82,10 @@ def one(frame: bytes) -> VitalSample:
 
 
 def test_registered_with_its_link_settings() -> None:
-    assert PARSERS["intellivue"] is IntelliVueParser
-    parser = make_parser("intellivue", "bed 3")
-    s = parser.link_settings
-    assert (s.baudrate, s.bytesize, s.parity, s.stopbits, s.xonxoff, s.rtscts) == (
-        115200,
-        8,
-        "N",
-        1,
-        False,
-        False,
-    )
+    assert_registered(
+        "intellivue", IntelliVueParser, baudrate=115200, bytesize=8, parity="N", stopbits=1,
+        xonxoff=False, rtscts=False,
+    )  # fmt: skip
 
 
 def test_worked_poll_reply() -> None:
@@ -456,18 +460,12 @@ def stream(seed: int = 3) -> bytes:
 STREAM = stream()
 
 
-def chunked(data: bytes, cuts: list[int]) -> tuple[list[VitalSample], IntelliVueParser]:
-    parser = IntelliVueParser("iv")
-    out: list[VitalSample] = []
-    last = 0
-    for cut in [*sorted(cuts), len(data)]:
-        out.extend(parser.feed(data[last:cut], 5))
-        last = cut
-    return out, parser
+new_parser = partial(IntelliVueParser, "iv")
 
 
 def test_stream_reference() -> None:
-    samples, parser = chunked(STREAM, [])
+    parser = new_parser()
+    samples = parser.feed(STREAM, CHUNK_NS)
     assert len(samples) == 12 * 3
     assert parser.stats.records_ok == 14 and parser.stats.garbage_bytes > 0
     pip = [s.value for s in samples if s.parameter is Parameter.PIP]
@@ -476,46 +474,26 @@ def test_stream_reference() -> None:
 
 
 def test_seeded_random_chunkings_agree() -> None:
-    reference, ref_parser = chunked(STREAM, [])
-    rng = random.Random(2024)
-    for _ in range(150):
-        cuts = [rng.randrange(len(STREAM) + 1) for _ in range(rng.randrange(1, 40))]
-        samples, parser = chunked(STREAM, cuts)
-        assert samples == reference
-        assert parser.stats == ref_parser.stats
-    one_by_one, parser = chunked(STREAM, list(range(len(STREAM))))
-    assert one_by_one == reference and parser.stats == ref_parser.stats
+    chunkings = seeded_chunkings(STREAM, seed=2024, rounds=150, max_cuts=39)
+    assert_chunking_invariant(new_parser, STREAM, chunkings)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cuts=st.lists(st.integers(0, len(STREAM)), max_size=60))
 def test_any_chunking_gives_the_same_samples(cuts: list[int]) -> None:
-    samples, parser = chunked(STREAM, cuts)
-    reference, ref_parser = chunked(STREAM, [])
-    assert samples == reference
-    assert parser.stats == ref_parser.stats
+    assert_chunking_invariant(new_parser, STREAM, [cuts])
 
 
 GOOD = reply(nu(1, 0x4182, 141, BPM), nu(2, 0x4BB8, 95, PERCENT))
-
-
-def _check(samples: list[VitalSample]) -> None:
-    for s in samples:
-        assert isinstance(s, VitalSample)
-        assert s.value is None or isinstance(s.value, float)
-        if s.value is None or {"out_of_range", "unknown_unit", "unexpected_unit"} & s.flags:
-            assert not s.valid
+# A unit that does not fit the metric makes its number as unfit to show as one out of range.
+IV_RULES = SampleRules(invalid_when=frozenset({"out_of_range", "unknown_unit", "unexpected_unit"}))
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.binary(max_size=1500))
 def test_random_bytes_never_raise_and_the_next_frame_is_read(data: bytes) -> None:
-    parser = IntelliVueParser("iv")
-    samples = parser.feed(data, 0)
-    _check(samples)
-    after = parser.feed(GOOD, 1)
+    after = assert_resyncs_after(new_parser, data, GOOD, rules=IV_RULES)
     assert [(s.parameter, s.value) for s in after] == [(Parameter.HR, 141.0), (Parameter.SPO2, 95.0)]
-    assert parser.stats.bytes_in == len(data) + len(GOOD)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -527,8 +505,8 @@ def test_random_bytes_never_raise_and_the_next_frame_is_read(data: bytes) -> Non
 )
 def test_well_framed_nonsense_never_raises(payload: bytes, prefix: bytes) -> None:
     # The FCS is right, so the message layer itself must cope with any content.
-    parser = IntelliVueParser("iv")
-    _check(parser.feed(encode_frame(prefix + payload), 0))
+    parser = new_parser()
+    assert_samples_sane(parser.feed(encode_frame(prefix + payload), 0), IV_RULES)
     assert parser.stats.records_ok + parser.stats.records_bad == 1
     assert len(parser.feed(GOOD, 1)) == 2
 
@@ -540,11 +518,8 @@ def test_well_framed_nonsense_never_raises(payload: bytes, prefix: bytes) -> Non
     truncate=st.integers(0, len(GOOD)),
 )
 def test_corrupted_and_truncated_frames_then_resync(position: int, value: int, truncate: int) -> None:
-    corrupted = bytearray(GOOD)
-    corrupted[position] = value
-    parser = IntelliVueParser("iv")
-    _check(parser.feed(bytes(corrupted) + GOOD[:truncate], 0))
-    after = parser.feed(GOOD, 1)
+    corrupted = damaged(GOOD, position, value, truncate=False)
+    after = assert_resyncs_after(new_parser, corrupted + GOOD[:truncate], GOOD, rules=IV_RULES)
     assert [s.value for s in after] == [141.0, 95.0]
 
 
@@ -568,4 +543,4 @@ def test_no_value_markers_never_become_numbers(
     samples = feed(reply(observation(1, label, value), observation(2, label, compound)))
     assert len(samples) == 2
     for s in samples:
-        assert s.value is None and not s.valid and "no_value" in s.flags
+        assert_no_value(s)

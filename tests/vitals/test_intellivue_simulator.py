@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import select
 import statistics
 import time
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from typing import Any
 
 import pytest
 import serial
-from vitals_testkit import Collector, wait_for
+from vitals_testkit import Collector, parse_clean, pty_link, read_for, running, wait_for
 
 from vitals.intellivue import ClientTiming, IntelliVueParser, Phase
 from vitals.intellivue_framing import encode_frame
@@ -39,9 +38,7 @@ def parse(
 ) -> dict[Parameter, VitalSample]:
     parser = parser or IntelliVueParser("sim")
     message = poll_reply(1, sim.observations_at(t_s, with_labels=labels), rel_time=0)
-    samples = parser.feed(encode_frame(message), 0)
-    assert parser.stats.records_bad == 0
-    return {s.parameter: s for s in samples}
+    return {s.parameter: s for s in parse_clean(parser, encode_frame(message))}
 
 
 def test_registered_as_the_protocols_simulator() -> None:
@@ -143,23 +140,14 @@ class Bench:
 def bench(
     *, timing: ClientTiming | None = None, silence_timeout_s: float = 10.0, **options: Any
 ) -> Iterator[Bench]:
-    pair = open_pty_pair()
     options = {"reply_interval_s": 0.1, "course": EXACT, "start_time": T0, **options}
-    sim = IntelliVueSimulator(pair.master_fd, **options)
-    parser = IntelliVueParser("bed 1", timing=timing)
-    collector = Collector()
-    link = SerialLink(
-        "bed 1", pair.slave_path, parser, collector,
-        silence_timeout_s=silence_timeout_s, backoff_initial_s=0.05, backoff_max_s=0.2,
-    )  # fmt: skip
-    sim.start()
-    link.start()
-    try:
-        yield Bench(pair, sim, parser, link, collector)
-    finally:
-        link.stop()
-        sim.stop()
-        pair.close()
+    with open_pty_pair() as pair:
+        sim = IntelliVueSimulator(pair.master_fd, **options)
+        parser = IntelliVueParser("bed 1", timing=timing)
+        collector = Collector()
+        link = pty_link("bed 1", pair, parser, collector, silence_timeout_s=silence_timeout_s)
+        with running(link, sim, device_first=True):
+            yield Bench(pair, sim, parser, link, collector)
 
 
 def test_round_trip_through_the_link() -> None:
@@ -270,15 +258,6 @@ def test_keep_alives_keep_a_strict_monitor_talking() -> None:
     assert (b.sim.aborts_sent, b.sim.associations) == (0, 1)
 
 
-def _read(fd: int, timeout_s: float) -> bytes:
-    data = b""
-    deadline = time.monotonic() + timeout_s
-    while (left := deadline - time.monotonic()) > 0:
-        if select.select([fd], [], [], left)[0]:
-            data += os.read(fd, 4096)
-    return data
-
-
 def test_nothing_is_sent_before_an_association_and_a_port_object_works() -> None:
     # The simulator on a pyserial port (the slave side), a bare parser driving the master side.
     pair = open_pty_pair()
@@ -292,12 +271,12 @@ def test_nothing_is_sent_before_an_association_and_a_port_object_works() -> None
             "0008F13E00040003A9805871C1"
         )
         os.write(pair.master_fd, b"\x00junk" + ext_poll_without_association)
-        assert _read(pair.master_fd, 0.4) == b"", "a monitor never associated says nothing"
+        assert read_for(pair.master_fd, 0.4) == b"", "a monitor never associated says nothing"
         os.write(pair.master_fd, parser.greeting())
         samples: list[VitalSample] = []
         deadline = time.monotonic() + 3.0
         while time.monotonic() < deadline and len(samples) < 20:
-            samples += parser.feed(_read(pair.master_fd, 0.05), time.monotonic_ns())
+            samples += parser.feed(read_for(pair.master_fd, 0.05), time.monotonic_ns())
             os.write(pair.master_fd, parser.poll(time.monotonic_ns()) or b"")
         assert len(samples) >= 20 and parser.phase is Phase.ASSOCIATED
     finally:

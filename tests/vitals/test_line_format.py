@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import os
-import random
 import re
 import tomllib
 from datetime import datetime
 from typing import Any
 
 import pytest
-import serial
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from structlog.testing import capture_logs
-from vitals_testkit import Collector, wait_for
+from vitals_testkit import (
+    CHUNK_NS,
+    Collector,
+    assert_chunking_invariant,
+    assert_no_value,
+    assert_not_a_record,
+    assert_resyncs_after,
+    pty_link,
+    running,
+    seeded_chunkings,
+    wait_for,
+)
 
 import vitals.line_format
 from vitals.line_format import (
@@ -28,7 +36,7 @@ from vitals.line_format import (
 )
 from vitals.link import SerialLink
 from vitals.parser import PARSERS, LinkSettings, ParserStats, make_parser
-from vitals.pty import open_pty_pair
+from vitals.pty import PtyPair
 from vitals.sample import Parameter, VitalSample
 
 SPO2 = FieldSpec("SPO2", Parameter.SPO2, "%", source="pleth")
@@ -355,9 +363,7 @@ def test_key_value_pattern_filters_lines() -> None:
     ],
 )
 def test_key_value_lines_that_are_not_records(line: bytes) -> None:
-    samples, parser = parse(KV, line + b"\r\n")
-    assert samples == []
-    assert parser.stats.records_bad == 1 and parser.stats.garbage_bytes == len(line)
+    assert_not_a_record(LineFormatParser("dev", KV), line + b"\r\n", garbage_bytes=len(line))
 
 
 def test_regex_mode_scale_offset_time_and_optional_groups() -> None:
@@ -443,52 +449,34 @@ def test_link_settings_come_from_the_spec_then_the_constructor() -> None:
     assert LineFormatParser.link_settings == LinkSettings()  # the class default is untouched
 
 
-def test_the_link_opens_the_port_with_the_specs_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    opened: list[dict[str, Any]] = []
-    real = serial.serial_for_url
-
-    def spy(url: str, **kwargs: Any) -> Any:
-        opened.append(kwargs)
-        return real(url, **kwargs)
-
-    monkeypatch.setattr(serial, "serial_for_url", spy)
+@pytest.mark.usefixtures("logs")
+def test_the_link_opens_the_port_with_the_specs_settings(port_opens: list[dict[str, Any]]) -> None:
     spec = LineFormat(mode="key_value", fields=(SPO2,), link_settings=LinkSettings(38400, 7, "O", 2))
-    link = SerialLink("dev", "loop://", LineFormatParser("dev", spec), lambda s: None)
-    with capture_logs():
-        link.start()
-        try:
-            assert wait_for(lambda: link.health().state == "connected")
-        finally:
-            link.stop()
-    assert {"baudrate": 38400, "bytesize": 7, "parity": "O", "stopbits": 2}.items() <= opened[0].items()
+    with running(SerialLink("dev", "loop://", LineFormatParser("dev", spec), lambda s: None)):
+        pass  # connected: the port is open
+    assert {"baudrate": 38400, "bytesize": 7, "parity": "O", "stopbits": 2}.items() <= port_opens[0].items()
 
 
-def test_round_trip_through_a_pty_and_the_link(collector: Collector) -> None:
-    with open_pty_pair() as pair:
-        link = SerialLink("dev", pair.slave_path, LineFormatParser("dev", VENT), collector)
-        with capture_logs():
-            link.start()
-            try:
-                assert wait_for(lambda: link.health().state == "connected")
-                for i in range(5):
-                    os.write(pair.master_fd, f"T=10:00:0{i} PIP={200 + i} PEEP=50\n".encode())
-                assert wait_for(lambda: len(collector.values(Parameter.PIP)) == 5)
-            finally:
-                link.stop()
+@pytest.mark.usefixtures("logs")
+def test_round_trip_through_a_pty_and_the_link(pty_pair: PtyPair, collector: Collector) -> None:
+    link = pty_link("dev", pty_pair, LineFormatParser("dev", VENT), collector)
+    with running(link):
+        for i in range(5):
+            os.write(pty_pair.master_fd, f"T=10:00:0{i} PIP={200 + i} PEEP=50\n".encode())
+        assert wait_for(lambda: len(collector.values(Parameter.PIP)) == 5)
     assert collector.values(Parameter.PIP) == pytest.approx([20.0, 20.1, 20.2, 20.3, 20.4])
 
 
 # -- the line reader: chunking, overlong lines, garbage ----------------------------------------
 
 
-def feed_chunks(spec: LineFormat, data: bytes, cuts: list[int]) -> tuple[list[VitalSample], ParserStats]:
-    parser = LineFormatParser("dev", spec, max_line=64)
-    out: list[VitalSample] = []
-    last = 0
-    for cut in [*sorted(cuts), len(data)]:
-        out.extend(parser.feed(data[last:cut], 5))
-        last = cut
-    return out, parser.stats
+def reader_of(ending: str) -> LineFormatParser:
+    return LineFormatParser("dev", SPECS[ending], max_line=64)
+
+
+def feed_whole(ending: str, data: bytes) -> tuple[list[VitalSample], ParserStats]:
+    parser = reader_of(ending)
+    return parser.feed(data, CHUNK_NS), parser.stats
 
 
 PARTIAL = b"O2=97 HR"  # the end of a line the port opened into
@@ -518,16 +506,8 @@ SPECS = {
 @pytest.mark.parametrize("ending", ["crlf", "any"])
 @pytest.mark.parametrize("data", [GARBLED, EXACT], ids=["garbled", "exact"])
 def test_seeded_random_chunkings_agree(ending: str, data: bytes) -> None:
-    spec = SPECS[ending]
-    reference, ref_stats = feed_chunks(spec, data, [])
-    rng = random.Random(2048)
-    for _ in range(150):
-        cuts = [rng.randrange(len(data) + 1) for _ in range(rng.randrange(1, 40))]
-        samples, stats = feed_chunks(spec, data, cuts)
-        assert samples == reference
-        assert stats == ref_stats
-    one_by_one, stats = feed_chunks(spec, data, list(range(len(data))))
-    assert one_by_one == reference and stats == ref_stats
+    chunkings = seeded_chunkings(data, seed=2048, rounds=150, max_cuts=39)
+    assert_chunking_invariant(lambda: reader_of(ending), data, chunkings)
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
@@ -537,14 +517,11 @@ def test_seeded_random_chunkings_agree(ending: str, data: bytes) -> None:
     cuts=st.lists(st.integers(0, len(GARBLED))),
 )
 def test_any_chunking_gives_the_same_samples(ending: str, data: bytes, cuts: list[int]) -> None:
-    spec = SPECS[ending]
-    reference, ref_stats = feed_chunks(spec, data, [])
-    samples, stats = feed_chunks(spec, data, [c for c in cuts if c <= len(data)])
-    assert samples == reference and stats == ref_stats
+    assert_chunking_invariant(lambda: reader_of(ending), data, [cuts])
 
 
 def test_garbled_crlf_stream_resyncs_and_counts() -> None:
-    samples, stats = feed_chunks(SPECS["crlf"], GARBLED, [])
+    samples, stats = feed_whole("crlf", GARBLED)
     assert [s.value for s in samples if s.parameter is Parameter.SPO2] == [90.0, 91.0, 93.0]
     assert [s.value for s in samples if s.parameter is Parameter.HR] == [100.0, 101.0, 103.0, None]
     # Partial first line, the Q line, the overlong line, the glued line.
@@ -554,13 +531,13 @@ def test_garbled_crlf_stream_resyncs_and_counts() -> None:
 
 
 def test_garbled_stream_in_any_mode_splits_the_glued_line() -> None:
-    samples, stats = feed_chunks(SPECS["any"], GARBLED, [])
+    samples, stats = feed_whole("any", GARBLED)
     assert [s.value for s in samples if s.parameter is Parameter.SPO2] == [90.0, 91.0, 93.0, 94.0, 95.0]
     assert (stats.records_ok, stats.records_bad) == (6, 3)  # partial, Q, overlong
 
 
 def test_exact_max_line_is_kept_one_more_is_dropped() -> None:
-    samples, stats = feed_chunks(SPECS["crlf"], EXACT, [])
+    samples, stats = feed_whole("crlf", EXACT)
     assert [s.value for s in samples] == [float("1" * 59), 95.0]
     assert (stats.records_ok, stats.records_bad, stats.garbage_bytes) == (2, 1, 65)
 
@@ -605,13 +582,8 @@ lines = st.sampled_from([b"SPO2=90 HR=100", b"HR=---", b"", b"\x00", b"SPO2=", b
     ending=st.sampled_from(["crlf", "any"]),
 )
 def test_random_bytes_never_raise_and_the_next_line_is_read(parts: list[bytes], ending: str) -> None:
-    parser = LineFormatParser("dev", SPECS[ending], max_line=64)
-    data = b"\r\n".join(parts)
-    samples = parser.feed(data, 0) + parser.feed(b"\r\nSPO2=93\r\n", 1)
-    for s in samples:
-        if s.value is None or "out_of_range" in s.flags:
-            assert s.valid is False
-    assert [s.value for s in samples if s.host_ns == 1] == [93.0]
+    good = assert_resyncs_after(lambda: reader_of(ending), b"\r\n".join(parts) + b"\r\n", b"SPO2=93\r\n")
+    assert [s.value for s in good] == [93.0]
 
 
 @given(
@@ -623,12 +595,12 @@ def test_no_value_markers_never_become_numbers(marker: str, mode: str) -> None:
     spec = LineFormat(mode=mode, pattern=r"v=(?P<v>\S*)" if mode == "regex" else None, fields=(field,))  # type: ignore[arg-type]
     samples, _ = parse(spec, f"v={marker}\n".encode())
     assert len(samples) == 1
-    assert samples[0].value is None and samples[0].valid is False and "no_value" in samples[0].flags
+    assert_no_value(samples[0])
 
 
 def test_garbage_counting_is_per_byte_when_nothing_is_a_record() -> None:
     data = bytes(range(256)) * 4
-    _, stats = feed_chunks(SPECS["any"], data, [])
+    _, stats = feed_whole("any", data)
     payload = re.sub(rb"[\r\n]", b"", data)
     assert stats.records_ok == 0
     assert stats.garbage_bytes == len(payload)

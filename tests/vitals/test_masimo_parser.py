@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-import random
 from datetime import datetime
+from functools import partial
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from vitals_testkit import (
+    CHUNK_NS,
+    assert_chunking_invariant,
+    assert_no_value,
+    assert_not_a_record,
+    assert_resyncs_after,
+    read_one_record,
+    seeded_chunkings,
+)
 
 from vitals.masimo import MasimoParser, parse_line, parse_value
 from vitals.sample import Parameter, VitalSample
@@ -39,18 +48,7 @@ STREAM = b"".join(line + b"\r\n" for line in ALL_LINES)
 
 
 def parse_one(line: bytes, host_ns: int = 7) -> dict[Parameter, VitalSample]:
-    parser = MasimoParser("pox")
-    samples = parser.feed(line + b"\r\n", host_ns)
-    assert parser.stats.records_ok == 1, parser.stats
-    by_parameter = {s.parameter: s for s in samples}
-    assert len(by_parameter) == len(samples), "one sample per parameter and line"
-    return by_parameter
-
-
-def assert_no_value(sample: VitalSample) -> None:
-    assert sample.value is None
-    assert sample.valid is False
-    assert "no_value" in sample.flags
+    return read_one_record(MasimoParser("pox"), line + b"\r\n", host_ns)
 
 
 def test_rad8_line() -> None:
@@ -256,17 +254,7 @@ def test_line_endings(ending: bytes) -> None:
 
 # -- chunking --------------------------------------------------------------------------------
 
-
-def feed_chunks(data: bytes, cuts: list[int]) -> tuple[list[VitalSample], MasimoParser]:
-    parser = MasimoParser("pox")
-    out: list[VitalSample] = []
-    last = 0
-    for cut in [*sorted(cuts), len(data)]:
-        out.extend(parser.feed(data[last:cut], 5))
-        last = cut
-    return out, parser
-
-
+new_parser = partial(MasimoParser, "pox")
 GARBLED = (
     b"7 SPO2=097% BPM=064 EXC=800\r\n"  # partial first line
     + b"\x00\x00"
@@ -283,31 +271,22 @@ GARBLED = (
 
 @pytest.mark.parametrize("data", [STREAM, GARBLED], ids=["clean", "garbled"])
 def test_seeded_random_chunkings_agree(data: bytes) -> None:
-    reference, ref_parser = feed_chunks(data, [])
-    rng = random.Random(1234)
-    for _ in range(200):
-        cuts = [rng.randrange(len(data) + 1) for _ in range(rng.randrange(1, 40))]
-        samples, parser = feed_chunks(data, cuts)
-        assert samples == reference
-        assert parser.stats == ref_parser.stats
-    one_by_one, _ = feed_chunks(data, list(range(len(data))))
-    assert one_by_one == reference
+    chunkings = seeded_chunkings(data, seed=1234, rounds=200, max_cuts=39)
+    assert_chunking_invariant(new_parser, data, chunkings)
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.sampled_from([STREAM, GARBLED]), cuts=st.lists(st.integers(0, len(GARBLED))))
 def test_any_chunking_gives_the_same_samples(data: bytes, cuts: list[int]) -> None:
-    reference, ref_parser = feed_chunks(data, [])
-    samples, parser = feed_chunks(data, [c for c in cuts if c <= len(data)])
-    assert samples == reference
-    assert parser.stats == ref_parser.stats
+    assert_chunking_invariant(new_parser, data, [cuts])
 
 
 # -- garbage and resync ----------------------------------------------------------------------
 
 
 def test_garbled_stream_resyncs_and_counts() -> None:
-    samples, parser = feed_chunks(GARBLED, [])
+    parser = new_parser()
+    samples = parser.feed(GARBLED, CHUNK_NS)
     times = sorted({s.monitor_time for s in samples if s.monitor_time})
     # The Rad-8 line, the NUL-padded Radical-5 line and the blue-screen line survive.
     assert times == [
@@ -360,10 +339,7 @@ def test_glued_lines_are_rejected() -> None:
     ],
 )
 def test_lines_that_are_not_records(line: bytes) -> None:
-    parser = MasimoParser("pox")
-    assert parser.feed(line + b"\r\n", 0) == []
-    assert parser.stats.records_bad == 1
-    assert parser.stats.garbage_bytes == len(line)
+    assert_not_a_record(MasimoParser("pox"), line + b"\r\n", garbage_bytes=len(line))
 
 
 def test_reset_forgets_the_partial_line() -> None:
@@ -380,18 +356,10 @@ line_bytes = st.sampled_from([*ALL_LINES, b"", b"\x00", b"garbage", b"01/01/20 0
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.one_of(st.binary(max_size=300), line_bytes), max_size=20))
 def test_random_bytes_never_raise_and_dashes_never_become_numbers(parts: list[bytes]) -> None:
-    parser = MasimoParser("pox", max_line=256)
-    data = b"\r\n".join(parts)
-    samples = parser.feed(data, 0)
-    samples += parser.feed(b"\r\n" + RAD8 + b"\r\n", 1)
-    assert parser.stats.bytes_in == len(data) + len(RAD8) + 4
-    for s in samples:
-        assert isinstance(s, VitalSample)
-        assert s.value is None or isinstance(s.value, float)
-        if s.value is None or "out_of_range" in s.flags:
-            assert s.valid is False
+    garbage = b"\r\n".join(parts) + b"\r\n"
+    good = assert_resyncs_after(partial(MasimoParser, "pox", max_line=256), garbage, RAD8 + b"\r\n")
     # Whatever came before, the next good line is read.
-    assert [s.value for s in samples if s.host_ns == 1 and s.parameter is Parameter.SPO2] == [98.0]
+    assert [s.value for s in good if s.parameter is Parameter.SPO2] == [98.0]
 
 
 @settings(max_examples=300)
@@ -416,5 +384,4 @@ def test_dash_markers_never_become_numbers(field: str, dashes: str) -> None:
     line = f"01/02/20 03:04:05 {field}={dashes} EXC=000800".encode()
     samples = MasimoParser("pox").feed(line + b"\r\n", 0)
     assert len(samples) == 1
-    assert samples[0].value is None
-    assert samples[0].valid is False
+    assert_no_value(samples[0])

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import select
 import statistics
 import time
 from datetime import datetime
 
 import pytest
 import serial
+from vitals_testkit import by_parameter, parse_clean, run_on_a_pipe
 
 from vitals.masimo import MasimoParser
 from vitals.sample import Parameter, VitalSample
@@ -26,15 +25,7 @@ T0 = datetime(2024, 5, 1, 10, 0, 0)
 
 
 def parse(data: bytes) -> list[VitalSample]:
-    parser = MasimoParser("sim")
-    samples = parser.feed(data, 0)
-    assert parser.stats.records_bad == 0
-    assert parser.stats.garbage_bytes == 0
-    return samples
-
-
-def by_parameter(samples: list[VitalSample]) -> dict[Parameter, VitalSample]:
-    return {s.parameter: s for s in samples}
+    return parse_clean(MasimoParser("sim"), data)
 
 
 @pytest.mark.parametrize(("spo2", "bpm", "pi"), [(97.0, 145.0, 2.31), (60.0, 90.0, 0.55), (100.0, 0.0, 20.0)])
@@ -97,30 +88,18 @@ def test_sensor_off_and_back_on() -> None:
 
 
 def test_thread_writes_lines_to_a_descriptor_on_cadence() -> None:
-    r, w = os.pipe()
-    try:
-        script = StabilisationScript(no_sensor_s=0.3, acquire_s=0.3)
-        sim = MasimoSimulator(w, interval_s=0.05, time_scale=1.0, script=script, start_time=T0)
-        started = time.monotonic()
-        sim.start()
-        time.sleep(1.0)
-        t = time.monotonic()
-        sim.stop()
-        assert time.monotonic() - t < 0.5
-        data = b""
-        while select.select([r], [], [], 0)[0]:
-            data += os.read(r, 65536)
-        elapsed = time.monotonic() - started
-    finally:
-        os.close(r)
-        os.close(w)
-    lines = data.split(b"\r\n")[:-1]
-    assert abs(len(lines) - elapsed / 0.05) <= 3
-    samples = parse(data)
+    script = StabilisationScript(no_sensor_s=0.3, acquire_s=0.3)
+    run = run_on_a_pipe(
+        lambda fd: MasimoSimulator(fd, interval_s=0.05, time_scale=1.0, script=script, start_time=T0), 1.0
+    )
+    assert run.stop_s < 0.5
+    lines = run.data.split(b"\r\n")[:-1]
+    assert abs(len(lines) - run.elapsed_s / 0.05) <= 3
+    samples = parse(run.data)
     spo2 = [s for s in samples if s.parameter is Parameter.SPO2]
     assert spo2[0].value is None and "no_sensor" in spo2[0].flags
     assert spo2[-1].valid and spo2[-1].value is not None
-    assert sim.lines_written == len(lines) and sim.write_errors == 0
+    assert run.device.lines_written == len(lines) and run.device.write_errors == 0
 
 
 def test_thread_writes_to_a_pyserial_port() -> None:
@@ -134,12 +113,6 @@ def test_thread_writes_to_a_pyserial_port() -> None:
 
 
 def test_write_errors_are_counted_not_raised() -> None:
-    r, w = os.pipe()
-    os.close(r)  # nobody reads: every write fails with a broken pipe
-    try:
-        sim = MasimoSimulator(w, interval_s=0.02)
-        with sim:
-            time.sleep(0.15)
-    finally:
-        os.close(w)
+    # Nobody reads: every write fails with a broken pipe.
+    sim = run_on_a_pipe(lambda fd: MasimoSimulator(fd, interval_s=0.02), 0.15, read=False).device
     assert sim.write_errors >= 3 and sim.lines_written == 0

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-import random
+from functools import partial
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from vitals_testkit import (
+    CHUNK_NS,
+    SampleRules,
+    assert_chunking_invariant,
+    assert_no_value,
+    assert_registered,
+    assert_resyncs_after,
+    by_parameter,
+    seeded_chunkings,
+)
 
 from vitals.medibus import (
     CP1_CODES,
@@ -21,7 +31,6 @@ from vitals.medibus import (
     parse_value,
     response,
 )
-from vitals.parser import PARSERS, make_parser
 from vitals.sample import Parameter, VitalSample
 
 S = 1_000_000_000  # one second in ns
@@ -51,15 +60,16 @@ EXPECTED = {
 }
 
 
+# A value field that is not a number says so: no_value for dashes and blanks, else malformed.
+MEDIBUS_RULES = SampleRules(missing_says=frozenset({"no_value", "malformed"}))
+
+
+new_parser = partial(MedibusParser, "vent")
+
+
 def parse(data: bytes, host_ns: int = 7) -> tuple[list[VitalSample], MedibusParser]:
-    parser = MedibusParser("vent")
+    parser = new_parser()
     return parser.feed(data, host_ns), parser
-
-
-def by_parameter(samples: list[VitalSample]) -> dict[Parameter, VitalSample]:
-    out = {s.parameter: s for s in samples}
-    assert len(out) == len(samples)
-    return out
 
 
 def with_value(code: bytes, value: bytes) -> bytes:
@@ -79,12 +89,11 @@ def test_worked_commands() -> None:
 
 
 def test_registered_with_its_link_settings() -> None:
-    assert PARSERS["medibus"] is MedibusParser
-    parser = make_parser("medibus", "vent", codepage2=True)
-    assert isinstance(parser, MedibusParser) and parser.codepage2
-    link = MedibusParser.link_settings
-    assert (link.baudrate, link.parity, link.bytesize, link.stopbits) == (9600, "E", 8, 1)
-    assert not link.xonxoff and not link.rtscts
+    parser = assert_registered(
+        "medibus", MedibusParser, {"codepage2": True}, baudrate=9600, parity="E", bytesize=8, stopbits=1,
+        xonxoff=False, rtscts=False,
+    )  # fmt: skip
+    assert parser.codepage2
 
 
 # -- measured data ------------------------------------------------------------------------------
@@ -130,8 +139,7 @@ def test_parse_value(field: bytes, value: float | None, status: str) -> None:
 @pytest.mark.parametrize("field", [b"----", b"    ", b" ---", b"--.-"])
 def test_dashes_and_blanks_never_become_numbers(field: bytes) -> None:
     s = by_parameter(parse(with_value(b"7D", field) + with_value(b"F0", b"  21"))[0])
-    assert s[Parameter.PIP].value is None
-    assert s[Parameter.PIP].valid is False and s[Parameter.PIP].flags == {"no_value"}
+    assert_no_value(s[Parameter.PIP], only=True)
     assert s[Parameter.FIO2].value == 21.0 and s[Parameter.FIO2].valid
 
 
@@ -346,41 +354,28 @@ GARBLED = (
 )
 
 
-def feed_chunks(data: bytes, cuts: list[int]) -> tuple[list[VitalSample], MedibusParser, bytes]:
-    parser = MedibusParser("vent")
-    out: list[VitalSample] = []
-    last = 0
-    for cut in [*sorted(cuts), len(data)]:
-        out += parser.feed(data[last:cut], 5)
-        last = cut
-    return out, parser, parser.poll(0)
+def stats_and_replies(parser: MedibusParser) -> dict[str, object]:
+    # The device's commands in the stream must be answered alike however the stream was cut.
+    return {"stats": parser.stats, "replies": parser.poll(0)}
 
 
 @pytest.mark.parametrize("data", [STREAM, GARBLED], ids=["clean", "garbled"])
 def test_seeded_random_chunkings_agree(data: bytes) -> None:
-    reference, ref_parser, ref_replies = feed_chunks(data, [])
-    assert reference and ref_replies
-    rng = random.Random(7)
-    for _ in range(100):
-        cuts = [rng.randrange(len(data) + 1) for _ in range(rng.randrange(1, 50))]
-        samples, parser, replies = feed_chunks(data, cuts)
-        assert samples == reference
-        assert parser.stats == ref_parser.stats
-        assert replies == ref_replies
-    one_by_one, parser, replies = feed_chunks(data, list(range(len(data))))
-    assert one_by_one == reference and parser.stats == ref_parser.stats and replies == ref_replies
+    chunkings = seeded_chunkings(data, seed=7, rounds=100, max_cuts=49)
+    whole = assert_chunking_invariant(new_parser, data, chunkings, state=stats_and_replies)
+    assert whole["replies"]
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.sampled_from([STREAM, GARBLED]), cuts=st.lists(st.integers(0, len(GARBLED)), max_size=40))
 def test_any_chunking_gives_the_same_samples(data: bytes, cuts: list[int]) -> None:
-    reference, ref_parser, ref_replies = feed_chunks(data, [])
-    samples, parser, replies = feed_chunks(data, [c for c in cuts if c <= len(data)])
-    assert samples == reference and parser.stats == ref_parser.stats and replies == ref_replies
+    assert_chunking_invariant(new_parser, data, [cuts], state=stats_and_replies)
 
 
 def test_garbled_stream_keeps_every_intact_reply() -> None:
-    samples, parser, replies = feed_chunks(GARBLED, [])
+    parser = new_parser()
+    samples = parser.feed(GARBLED, CHUNK_NS)
+    replies = parser.poll(0)
     fio2 = [s.value for s in samples if s.parameter is Parameter.FIO2]
     # A reply needs its CR: the one that lost it is dropped when the next SOH comes. Then the
     # intact reply after it, and STREAM's three.
@@ -398,17 +393,7 @@ pieces = st.one_of(
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(pieces, max_size=12))
 def test_random_input_never_raises_and_the_next_reply_is_read(parts: list[bytes]) -> None:
-    parser = MedibusParser("vent")
-    junk = b"".join(parts)
-    samples = parser.feed(junk, 0)
-    tail = parser.feed(CP1_REPLY, 1)
-    parser.poll(0)
-    assert parser.stats.bytes_in == len(junk) + len(CP1_REPLY)
-    for s in samples + tail:
-        if s.value is None:
-            assert s.valid is False and s.flags & {"no_value", "malformed"}
-    reference, _ = parse(CP1_REPLY, 1)
-    assert tail == reference
+    assert_resyncs_after(new_parser, b"".join(parts), CP1_REPLY, rules=MEDIBUS_RULES)
 
 
 @settings(max_examples=300, deadline=None)

@@ -3,15 +3,23 @@ round trips over a real pty through SerialLink, including a device that stops an
 
 from __future__ import annotations
 
-import select
 import socket
-import statistics
-import time
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from vitals_testkit import Collector, wait_for
+from vitals_testkit import (
+    NO_PARITY,
+    Collector,
+    assert_only_values,
+    by_parameter,
+    falls_silent,
+    mean_of,
+    parse_clean,
+    pty_link,
+    read_for,
+    running,
+    sensor_off_then_on,
+    wait_for,
+)
 
 from vitals.link import SerialLink
 from vitals.medibus import (
@@ -23,7 +31,7 @@ from vitals.medibus import (
     command,
     response,
 )
-from vitals.pty import PtyPair, open_pty_pair
+from vitals.pty import PtyPair
 from vitals.sample import Parameter, VitalSample
 from vitals.simulators import make_simulator
 from vitals.simulators.medibus import (
@@ -38,20 +46,10 @@ from vitals.simulators.medibus import (
 STEADY = VentilationCourse(
     vt_start_ml_kg=5, vt_end_ml_kg=5, pip_start=22, pip_end=22, fio2_step_s=0, noise=0
 )  # fmt: skip
-# A pty has no parity bit: Linux accepts PARENB on the first open but refuses (EINVAL) a re-open
-# whose only change is PARENB, so the pty tests override parity as configuration can.
-FAST: dict[str, Any] = {"backoff_initial_s": 0.05, "backoff_max_s": 0.2, "parity": "N"}
 
 
 def parse(data: bytes) -> list[VitalSample]:
-    parser = MedibusParser("sim")
-    samples = parser.feed(data, 0)
-    assert parser.stats.records_bad == 0 and parser.stats.garbage_bytes == 0
-    return samples
-
-
-def by_parameter(samples: list[VitalSample]) -> dict[Parameter, VitalSample]:
-    return {s.parameter: s for s in samples}
+    return parse_clean(MedibusParser("sim"), data)
 
 
 @pytest.mark.parametrize(
@@ -85,10 +83,7 @@ def test_course_is_neonatal_ventilation() -> None:
     sim = MedibusSimulator(-1, seed=2)
     early = [sim.ventilation_at(t) for t in range(0, 30)]
     late = [sim.ventilation_at(t) for t in range(400, 430)]
-
-    def mean(vs: list[Ventilation], name: str) -> float:
-        return statistics.mean(float(getattr(v, name)) for v in vs)
-
+    mean = mean_of
     assert mean(early, "fio2") == 21 and mean(late, "fio2") == 30
     assert 23 < mean(early, "pip") <= 25.5 and 19 < mean(late, "pip") < 21  # PIP 25 → 20
     assert 11 < mean(early, "vte") < 14 and 17 < mean(late, "vte") < 19  # 4 → 6 mL/kg of 3 kg
@@ -133,23 +128,6 @@ def test_registered_as_the_medibus_simulator() -> None:
 # -- the device's side of the conversation ------------------------------------------------------
 
 
-@pytest.fixture
-def wire() -> Iterator[tuple[socket.socket, int]]:
-    host, device = socket.socketpair()
-    yield host, device.fileno()
-    host.close()
-    device.close()
-
-
-def read_for(sock: socket.socket, duration_s: float) -> bytes:
-    data = b""
-    deadline = time.monotonic() + duration_s
-    while (left := deadline - time.monotonic()) > 0:
-        if select.select([sock], [], [], left)[0]:
-            data += sock.recv(65536)
-    return data
-
-
 def test_device_opens_with_icc_sends_nops_and_counts_answers(wire: tuple[socket.socket, int]) -> None:
     host, fd = wire
     with MedibusSimulator(fd, nop_interval_s=0.1, course=STEADY) as sim:
@@ -166,34 +144,19 @@ def test_device_opens_with_icc_sends_nops_and_counts_answers(wire: tuple[socket.
 # -- over a real pty, through the link ----------------------------------------------------------
 
 
-@pytest.fixture
-def pty_pair() -> Iterator[PtyPair]:
-    pair = open_pty_pair()
-    yield pair
-    pair.close()
-
-
-def run_link(pair: PtyPair, parser: MedibusParser, collector: Collector, **kwargs: Any) -> SerialLink:
-    link = SerialLink("vent", pair.slave_path, parser, collector, **{**FAST, **kwargs})
-    link.start()
-    return link
+def vent_link(pair: PtyPair, parser: MedibusParser, collector: Collector, **options: float) -> SerialLink:
+    return pty_link("vent", pair, parser, collector, **NO_PARITY, **options)
 
 
 def test_round_trip_over_a_pty(pty_pair: PtyPair, collector: Collector) -> None:
     sim = MedibusSimulator(pty_pair.master_fd, course=STEADY, nop_interval_s=0.2)
-    sim.start()
     parser = MedibusParser("vent", poll_interval_s=0.1)
-    link = run_link(pty_pair, parser, collector)
-    try:
+    with running(vent_link(pty_pair, parser, collector), sim, device_first=True) as link:
         assert wait_for(lambda: len(collector.values(Parameter.PIP)) >= 5)
         assert wait_for(lambda: sim.host_answers >= 2)  # the host answered the device's ICC and a NOP
-    finally:
-        link.stop()
-        sim.stop()
-    assert set(collector.values(Parameter.PIP)) == {22.0}
-    assert set(collector.values(Parameter.PEEP)) == {5.0}
-    assert set(collector.values(Parameter.FIO2)) == {30.0}
-    assert set(collector.values(Parameter.VTE)) == {15.0}  # 5 mL/kg of 3 kg
+    # VTE: 5 mL/kg of 3 kg.
+    steady = {Parameter.PIP: 22.0, Parameter.PEEP: 5.0, Parameter.FIO2: 30.0, Parameter.VTE: 15.0}
+    assert_only_values(collector, steady)
     assert all(s.monitor == "vent" for s in collector.samples)
     assert parser.device_commands >= 2
     stats = link.health().stats
@@ -202,18 +165,9 @@ def test_round_trip_over_a_pty(pty_pair: PtyPair, collector: Collector) -> None:
 
 def test_disconnected_patient_over_the_pty(pty_pair: PtyPair, collector: Collector) -> None:
     sim = MedibusSimulator(pty_pair.master_fd, course=STEADY)
-    sim.start()
-    link = run_link(pty_pair, MedibusParser("vent", poll_interval_s=0.1), collector)
-    try:
-        assert wait_for(lambda: len(collector.values(Parameter.PIP)) >= 1)
-        sim.sensor_off()
-        assert wait_for(lambda: len(collector.values(Parameter.PIP, valid=False)) >= 2)
-        sim.sensor_on()
-        before = len(collector.values(Parameter.PIP))
-        assert wait_for(lambda: len(collector.values(Parameter.PIP)) > before)
-    finally:
-        link.stop()
-        sim.stop()
+    link = vent_link(pty_pair, MedibusParser("vent", poll_interval_s=0.1), collector)
+    with running(link, sim, device_first=True):
+        sensor_off_then_on(sim, collector, Parameter.PIP)
     assert set(collector.values(Parameter.PIP, valid=False)) == {None}
     assert collector.values(Parameter.FIO2, valid=False) == []
 
@@ -222,37 +176,20 @@ def test_parser_reinitialises_when_the_device_forgets_the_session(
     pty_pair: PtyPair, collector: Collector
 ) -> None:
     sim = MedibusSimulator(pty_pair.master_fd, course=STEADY, nop_interval_s=0.2)
-    sim.start()
     parser = MedibusParser("vent", poll_interval_s=0.1, reply_timeout_s=0.2, reinit_after_s=0.5)
-    link = run_link(pty_pair, parser, collector, silence_timeout_s=30.0)
-    try:
-        assert wait_for(lambda: collector.count() > 0)
-        sim.go_silent()  # restarts: no answers, session forgotten
+    link = vent_link(pty_pair, parser, collector, silence_timeout_s=30.0)
+    # The device restarts: no answers, session forgotten.
+    with running(link, sim, device_first=True), falls_silent(sim, collector, Parameter.PIP, recover_s=3.0):
         assert wait_for(lambda: parser.reinits >= 1, 3.0)
-        sim.come_back()
-        before = len(collector.values(Parameter.PIP))
-        assert wait_for(lambda: len(collector.values(Parameter.PIP)) > before + 2, 3.0)
-    finally:
-        link.stop()
-        sim.stop()
     assert link.health().reconnects == 0  # the parser's ICC brought it back, not a reconnect
 
 
 def test_link_reconnects_and_initialises_again_after_silence(pty_pair: PtyPair, collector: Collector) -> None:
     sim = MedibusSimulator(pty_pair.master_fd, course=STEADY, nop_interval_s=0.2)
-    sim.start()
     parser = MedibusParser("vent", poll_interval_s=0.1)
-    link = run_link(pty_pair, parser, collector, silence_timeout_s=0.6)
-    try:
-        assert wait_for(lambda: collector.count() > 0)
-        sim.go_silent()
+    link = vent_link(pty_pair, parser, collector, silence_timeout_s=0.6)
+    with running(link, sim, device_first=True), falls_silent(sim, collector, Parameter.PIP, recover_s=5.0):
         assert wait_for(lambda: link.health().state == "lost", 3.0)
-        sim.come_back()
-        before = len(collector.values(Parameter.PIP))
-        assert wait_for(lambda: len(collector.values(Parameter.PIP)) > before + 2, 5.0)
-    finally:
-        link.stop()
-        sim.stop()
     health = link.health()
     assert health.reconnects >= 1 and "silent" in (health.last_error or "")
     assert parser.reinits == 0  # the reconnect's greeting did it

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-import random
 from datetime import datetime
+from functools import partial
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from vitals_testkit import (
+    CHUNK_NS,
+    assert_chunking_invariant,
+    assert_no_value,
+    assert_not_a_record,
+    assert_registered,
+    assert_resyncs_after,
+    damaged,
+    read_one_record,
+    seeded_chunkings,
+)
 
 from vitals.nellcor import NellcorParser, parse_info, parse_row
-from vitals.parser import PARSERS, make_parser
 from vitals.sample import Parameter, VitalSample
 
 # The data-port example row of the NPB-29x manuals (same table format), and the heading rows as
@@ -50,19 +60,15 @@ DATA_ROWS = 5
 
 
 def parse_one(line: bytes, host_ns: int = 7) -> dict[Parameter, VitalSample]:
-    parser = NellcorParser("pox")
-    samples = parser.feed(line + b"\r\n", host_ns)
-    assert parser.stats.records_ok == 1, parser.stats
-    by_parameter = {s.parameter: s for s in samples}
-    assert len(by_parameter) == len(samples) == 2
+    by_parameter = read_one_record(NellcorParser("pox"), line + b"\r\n", host_ns)
+    assert len(by_parameter) == 2
     return by_parameter
 
 
 def test_registered_with_9600_8n1_and_an_xon_greeting() -> None:
-    parser = make_parser("nellcor", "pox")
-    assert PARSERS["nellcor"] is NellcorParser
-    s = parser.link_settings
-    assert (s.baudrate, s.bytesize, s.parity, s.stopbits, s.rtscts) == (9600, 8, "N", 1, False)
+    parser = assert_registered(
+        "nellcor", NellcorParser, baudrate=9600, bytesize=8, parity="N", stopbits=1, rtscts=False
+    )
     assert parser.greeting() == b"\x11"
     assert parser.poll(0) == b""
 
@@ -101,9 +107,7 @@ def test_a_status_code_alone_raises_the_alarm_of_its_parameter_only() -> None:
 def test_dashes_are_no_value_never_numbers() -> None:
     s = parse_one(NO_SENSOR_ROW)
     for sample in s.values():
-        assert sample.value is None
-        assert sample.valid is False
-        assert {"no_value", "sensor_off"} <= sample.flags
+        assert_no_value(sample, "sensor_off")
 
 
 @pytest.mark.parametrize("code", ["PS", "SD", "SO", "LP", "LM"])
@@ -157,10 +161,7 @@ def test_openice_version_row_and_the_interactive_info_row() -> None:
     ],
 )
 def test_lines_that_are_not_rows(line: bytes) -> None:
-    parser = NellcorParser("pox")
-    assert parser.feed(line + b"\r\n", 0) == []
-    assert parser.stats.records_bad == 1
-    assert parser.stats.garbage_bytes == len(line)
+    assert_not_a_record(NellcorParser("pox"), line + b"\r\n", garbage_bytes=len(line))
     assert parse_row(line.decode()) is None
 
 
@@ -206,15 +207,11 @@ def test_reset_forgets_the_partial_row_and_the_info() -> None:
 
 # -- chunking --------------------------------------------------------------------------------
 
+new_parser = partial(NellcorParser, "pox", max_line=256)
 
-def feed_chunks(data: bytes, cuts: list[int]) -> tuple[list[VitalSample], NellcorParser]:
-    parser = NellcorParser("pox", max_line=256)
-    out: list[VitalSample] = []
-    last = 0
-    for cut in [*sorted(cuts), len(data)]:
-        out.extend(parser.feed(data[last:cut], 5))
-        last = cut
-    return out, parser
+
+def stats_and_headings(parser: NellcorParser) -> dict[str, object]:
+    return {"stats": parser.stats, "info_lines": parser.info_lines}
 
 
 GARBLED = (
@@ -235,29 +232,19 @@ GARBLED = (
 
 @pytest.mark.parametrize("data", [STREAM, GARBLED], ids=["clean", "garbled"])
 def test_seeded_random_chunkings_agree(data: bytes) -> None:
-    reference, ref_parser = feed_chunks(data, [])
-    rng = random.Random(595)
-    for _ in range(200):
-        cuts = [rng.randrange(len(data) + 1) for _ in range(rng.randrange(1, 40))]
-        samples, parser = feed_chunks(data, cuts)
-        assert samples == reference
-        assert parser.stats == ref_parser.stats
-        assert parser.info_lines == ref_parser.info_lines
-    one_by_one, _ = feed_chunks(data, list(range(len(data))))
-    assert one_by_one == reference
+    chunkings = seeded_chunkings(data, seed=595, rounds=200, max_cuts=39)
+    assert_chunking_invariant(new_parser, data, chunkings, state=stats_and_headings)
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.sampled_from([STREAM, GARBLED]), cuts=st.lists(st.integers(0, len(GARBLED))))
 def test_any_chunking_gives_the_same_samples(data: bytes, cuts: list[int]) -> None:
-    reference, ref_parser = feed_chunks(data, [])
-    samples, parser = feed_chunks(data, [c for c in cuts if c <= len(data)])
-    assert samples == reference
-    assert parser.stats == ref_parser.stats
+    assert_chunking_invariant(new_parser, data, [cuts], state=stats_and_headings)
 
 
 def test_garbled_stream_resyncs_and_counts() -> None:
-    samples, parser = feed_chunks(GARBLED, [])
+    parser = new_parser()
+    samples = parser.feed(GARBLED, CHUNK_NS)
     stamps = sorted({s.monitor_time for s in samples if s.monitor_time})
     assert stamps == [
         datetime(1998, 11, 12, 14, 0, 5),
@@ -278,16 +265,8 @@ rows = st.sampled_from([MANUAL_ROW, ALARM_ROW, NO_SENSOR_ROW, VERSION_ROW, *MENU
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.one_of(st.binary(max_size=300), rows), max_size=20))
 def test_random_bytes_never_raise_and_the_next_row_is_read(parts: list[bytes]) -> None:
-    parser = NellcorParser("pox", max_line=256)
-    data = b"\r\n".join(parts)
-    samples = parser.feed(data, 0)
-    samples += parser.feed(b"\r\n" + MANUAL_ROW + b"\r\n", 1)
-    assert parser.stats.bytes_in == len(data) + len(MANUAL_ROW) + 4
-    for s in samples:
-        assert s.value is None or isinstance(s.value, float)
-        if s.value is None or "out_of_range" in s.flags:
-            assert s.valid is False
-    assert [s.value for s in samples if s.host_ns == 1 and s.parameter is Parameter.SPO2] == [100.0]
+    good = assert_resyncs_after(new_parser, b"\r\n".join(parts) + b"\r\n", MANUAL_ROW + b"\r\n")
+    assert [s.value for s in good if s.parameter is Parameter.SPO2] == [100.0]
 
 
 @given(
@@ -299,8 +278,7 @@ def test_dash_markers_never_become_numbers(spo2: str, pr: str) -> None:
     samples = NellcorParser("pox").feed(line + b"\r\n", 0)
     assert len(samples) == 2
     assert samples[0].parameter is Parameter.SPO2
-    assert samples[0].value is None and samples[0].valid is False
-    assert "no_value" in samples[0].flags
+    assert_no_value(samples[0])
 
 
 @settings(max_examples=300)
@@ -313,14 +291,15 @@ def test_dash_markers_never_become_numbers(spo2: str, pr: str) -> None:
 def test_truncated_or_corrupted_rows_never_raise_and_the_next_row_is_read(
     row: bytes, at: int, byte: int, truncate: bool
 ) -> None:
-    at = min(at, len(row) - 1)
-    damaged = row[:at] if truncate else row[:at] + bytes([byte]) + row[at + 1 :]
-    parser = NellcorParser("pox")
-    damaged_samples = parser.feed(damaged + b"\r\n", 0)
-    assert parser.stats.records_ok + parser.stats.records_bad + parser.info_lines <= 2
-    for s in damaged_samples:
-        assert s.value is not None or not s.valid
-    after = parser.feed(MANUAL_ROW + b"\r\n", 1)
+    def counted_at_most_twice(parser: NellcorParser) -> None:
+        assert parser.stats.records_ok + parser.stats.records_bad + parser.info_lines <= 2
+
+    after = assert_resyncs_after(
+        partial(NellcorParser, "pox"),
+        damaged(row, at, byte, truncate=truncate) + b"\r\n",
+        MANUAL_ROW + b"\r\n",
+        between=counted_at_most_twice,
+    )
     assert [(s.parameter, s.value, s.valid) for s in after] == [
         (Parameter.SPO2, 100.0, True),
         (Parameter.HR, 120.0, True),

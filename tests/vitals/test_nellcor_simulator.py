@@ -5,44 +5,37 @@ from __future__ import annotations
 import os
 import select
 import time
-from collections.abc import Iterator, MutableMapping
+from collections.abc import MutableMapping
 from datetime import datetime
 from typing import Any
 
 import pytest
 import serial
-from structlog.testing import capture_logs
-from vitals_testkit import STEADY, Collector, wait_for
+from vitals_testkit import (
+    STEADY,
+    Collector,
+    assert_only_values,
+    by_parameter,
+    parse_clean,
+    pty_link,
+    run_on_a_pipe,
+    running,
+    wait_for,
+)
 
-from vitals.link import SerialLink
 from vitals.nellcor import NellcorParser
-from vitals.pty import PtyPair, open_pty_pair
+from vitals.pty import PtyPair
 from vitals.sample import Parameter, VitalSample
 from vitals.simulators import make_simulator
 from vitals.simulators.masimo import StabilisationScript
 from vitals.simulators.nellcor import XOFF, XON, NellcorSimulator, heading_rows, nellcor_row
 
 T0 = datetime(2024, 5, 1, 10, 0, 0)
-FAST: dict[str, Any] = {"backoff_initial_s": 0.05, "backoff_max_s": 0.2}
 
 
 def parse(data: bytes) -> tuple[list[VitalSample], NellcorParser]:
     parser = NellcorParser("sim")
-    samples = parser.feed(data, 0)
-    assert parser.stats.records_bad == 0
-    assert parser.stats.garbage_bytes == 0
-    return samples, parser
-
-
-def by_parameter(samples: list[VitalSample]) -> dict[Parameter, VitalSample]:
-    return {s.parameter: s for s in samples}
-
-
-@pytest.fixture
-def pty_pair() -> Iterator[PtyPair]:
-    pair = open_pty_pair()
-    yield pair
-    pair.close()
+    return parse_clean(parser, data), parser
 
 
 @pytest.mark.parametrize(("spo2", "rate"), [(97.0, 145.0), (60.0, 90.0), (100.0, 0.0)])
@@ -125,20 +118,14 @@ def test_the_factory_builds_it_with_the_devices_interval() -> None:
 
 
 def test_write_errors_are_counted_not_raised() -> None:
-    r, w = os.pipe()
-    os.close(r)
-    try:
-        sim = NellcorSimulator(w, interval_s=0.02)
-        with sim:
-            time.sleep(0.15)
-    finally:
-        os.close(w)
+    sim = run_on_a_pipe(lambda fd: NellcorSimulator(fd, interval_s=0.02), 0.15, read=False).device
     assert sim.write_errors >= 3 and sim.rows_written == 0
 
 
 # -- through a real pty and the serial link -----------------------------------------------------
 
 
+@pytest.mark.usefixtures("logs")
 def test_round_trip_through_a_pty_and_the_link(pty_pair: PtyPair, collector: Collector) -> None:
     script = StabilisationScript(
         no_sensor_s=0.3, acquire_s=0.2, spo2_start=91, spo2_end=91, bpm_start=152, bpm_end=152,
@@ -146,18 +133,9 @@ def test_round_trip_through_a_pty_and_the_link(pty_pair: PtyPair, collector: Col
     )  # fmt: skip
     sim = NellcorSimulator(pty_pair.master_fd, interval_s=0.05, script=script, start_time=T0)
     parser = NellcorParser("pox")
-    link = SerialLink("pox", pty_pair.slave_path, parser, collector, **FAST)
-    with capture_logs():
-        link.start()
-        try:
-            assert wait_for(lambda: link.health().state == "connected")
-            sim.start()
-            assert wait_for(lambda: len(collector.values(Parameter.SPO2)) >= 3)
-        finally:
-            sim.stop()
-            link.stop()
-    assert set(collector.values(Parameter.SPO2)) == {91.0}
-    assert set(collector.values(Parameter.HR)) == {152.0}
+    with running(pty_link("pox", pty_pair, parser, collector), sim) as link:
+        assert wait_for(lambda: len(collector.values(Parameter.SPO2)) >= 3)
+    assert_only_values(collector, {Parameter.SPO2: 91.0, Parameter.HR: 152.0})
     # The no-sensor and pulse-search rows came through as dashes, never as numbers.
     invalid = [s for s in collector.samples if not s.valid]
     assert invalid and all(s.value is None for s in invalid)
@@ -168,27 +146,17 @@ def test_round_trip_through_a_pty_and_the_link(pty_pair: PtyPair, collector: Col
 
 
 def test_a_stalled_monitor_is_woken_by_the_reconnect_greeting(
-    pty_pair: PtyPair, collector: Collector
+    pty_pair: PtyPair, collector: Collector, logs: list[MutableMapping[str, Any]]
 ) -> None:
     sim = NellcorSimulator(pty_pair.master_fd, interval_s=0.05, script=STEADY, start_time=T0)
-    link = SerialLink(
-        "pox", pty_pair.slave_path, NellcorParser("pox"), collector, silence_timeout_s=0.4, **FAST
-    )
-    logs: list[MutableMapping[str, Any]]
-    with capture_logs() as logs:
-        link.start()
-        try:
-            assert wait_for(lambda: link.health().state == "connected")
-            sim.start()
-            assert wait_for(lambda: collector.count() >= 4)
-            sim.stall()  # the data port stops sending, as the manual says it may
-            assert wait_for(lambda: link.health().reconnects >= 1, 3.0)
-            assert wait_for(lambda: not sim.paused, 1.0)  # the XON of the new connection
-            before = collector.count()
-            assert wait_for(lambda: collector.count() >= before + 4, 2.0)
-        finally:
-            sim.stop()
-            link.stop()
+    link = pty_link("pox", pty_pair, NellcorParser("pox"), collector, silence_timeout_s=0.4)
+    with running(link, sim):
+        assert wait_for(lambda: collector.count() >= 4)
+        sim.stall()  # the data port stops sending, as the manual says it may
+        assert wait_for(lambda: link.health().reconnects >= 1, 3.0)
+        assert wait_for(lambda: not sim.paused, 1.0)  # the XON of the new connection
+        before = collector.count()
+        assert wait_for(lambda: collector.count() >= before + 4, 2.0)
     lost = [e for e in logs if e["event"] == "serial link lost"]
     assert lost and "silent" in lost[0]["reason"]
     assert set(collector.values(Parameter.SPO2)) == {95.0}

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-import random
+from functools import partial
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from vitals_testkit import (
+    CHUNK_NS,
+    assert_chunking_invariant,
+    assert_no_value,
+    assert_not_a_record,
+    assert_registered,
+    assert_resyncs_after,
+    damaged,
+    read_one_record,
+    seeded_chunkings,
+)
 
 from vitals.nonin import NoninParser
-from vitals.parser import PARSERS, make_parser
 from vitals.sample import Parameter, VitalSample
 
 # The formats the Nonin manuals print (7500FO, Avant 9600, BT4000, 8600V), with values filled in.
@@ -24,19 +34,15 @@ STREAM = b"".join(line + b"\r\n" for line in ALL_LINES)
 
 
 def parse_one(line: bytes, host_ns: int = 7) -> dict[Parameter, VitalSample]:
-    parser = NoninParser("pox")
-    samples = parser.feed(line + b"\r\n", host_ns)
-    assert parser.stats.records_ok == 1, parser.stats
-    by_parameter = {s.parameter: s for s in samples}
-    assert len(by_parameter) == len(samples) == 2
+    by_parameter = read_one_record(NoninParser("pox"), line + b"\r\n", host_ns)
+    assert len(by_parameter) == 2
     return by_parameter
 
 
 def test_registered_with_9600_8n1_and_no_greeting() -> None:
-    parser = make_parser("nonin", "pox")
-    assert PARSERS["nonin"] is NoninParser
-    s = parser.link_settings
-    assert (s.baudrate, s.bytesize, s.parity, s.stopbits, s.rtscts) == (9600, 8, "N", 1, False)
+    parser = assert_registered(
+        "nonin", NoninParser, baudrate=9600, bytesize=8, parity="N", stopbits=1, rtscts=False
+    )
     assert parser.greeting() == b"" and parser.poll(0) == b""
 
 
@@ -52,7 +58,7 @@ def test_plain_line() -> None:
 
 def test_no_data_is_no_value() -> None:
     for sample in parse_one(NO_DATA).values():
-        assert sample.value is None and sample.valid is False and sample.flags == {"no_value"}
+        assert_no_value(sample, only=True)
 
 
 def test_fast_and_event_markers_are_flags_not_alarms() -> None:
@@ -90,10 +96,7 @@ def test_out_of_range_is_invalid() -> None:
     ],
 )
 def test_lines_that_are_not_readings(line: bytes) -> None:
-    parser = NoninParser("pox")
-    assert parser.feed(line + b"\r\n", 0) == []
-    assert parser.stats.records_bad == 1
-    assert parser.stats.garbage_bytes == len(line)
+    assert_not_a_record(NoninParser("pox"), line + b"\r\n", garbage_bytes=len(line))
 
 
 @pytest.mark.parametrize("ending", [b"\r\n", b"\n", b"\r"])
@@ -104,14 +107,7 @@ def test_line_endings(ending: bytes) -> None:
     assert parser.stats.records_ok == len(ALL_LINES)
 
 
-def feed_chunks(data: bytes, cuts: list[int]) -> tuple[list[VitalSample], NoninParser]:
-    parser = NoninParser("pox", max_line=128)
-    out: list[VitalSample] = []
-    last = 0
-    for cut in [*sorted(cuts), len(data)]:
-        out.extend(parser.feed(data[last:cut], 5))
-        last = cut
-    return out, parser
+new_parser = partial(NoninParser, "pox", max_line=128)
 
 
 GARBLED = (
@@ -130,28 +126,18 @@ GARBLED = (
 
 @pytest.mark.parametrize("data", [STREAM, GARBLED], ids=["clean", "garbled"])
 def test_seeded_random_chunkings_agree(data: bytes) -> None:
-    reference, ref_parser = feed_chunks(data, [])
-    rng = random.Random(9600)
-    for _ in range(200):
-        cuts = [rng.randrange(len(data) + 1) for _ in range(rng.randrange(1, 30))]
-        samples, parser = feed_chunks(data, cuts)
-        assert samples == reference
-        assert parser.stats == ref_parser.stats
-    one_by_one, _ = feed_chunks(data, list(range(len(data))))
-    assert one_by_one == reference
+    assert_chunking_invariant(new_parser, data, seeded_chunkings(data, seed=9600, rounds=200, max_cuts=29))
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.sampled_from([STREAM, GARBLED]), cuts=st.lists(st.integers(0, len(GARBLED))))
 def test_any_chunking_gives_the_same_samples(data: bytes, cuts: list[int]) -> None:
-    reference, ref_parser = feed_chunks(data, [])
-    samples, parser = feed_chunks(data, [c for c in cuts if c <= len(data)])
-    assert samples == reference
-    assert parser.stats == ref_parser.stats
+    assert_chunking_invariant(new_parser, data, [cuts])
 
 
 def test_garbled_stream_resyncs_and_counts() -> None:
-    samples, parser = feed_chunks(GARBLED, [])
+    parser = new_parser()
+    samples = parser.feed(GARBLED, CHUNK_NS)
     assert parser.stats.records_ok == 3
     assert parser.stats.records_bad == 3  # partial first line, junk, overlong line
     assert parser.stats.garbage_bytes >= 1 + 1 + 300 + len(b"=145")
@@ -165,22 +151,15 @@ lines = st.sampled_from([*ALL_LINES, b"", b"\x00", b"SPO2=", b"HR=---"])
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.one_of(st.binary(max_size=200), lines), max_size=20))
 def test_random_bytes_never_raise_and_the_next_line_is_read(parts: list[bytes]) -> None:
-    parser = NoninParser("pox", max_line=128)
-    data = b"\r\n".join(parts)
-    samples = parser.feed(data, 0)
-    samples += parser.feed(b"\r\n" + PLAIN + b"\r\n", 1)
-    assert parser.stats.bytes_in == len(data) + len(PLAIN) + 4
-    for s in samples:
-        if s.value is None or "out_of_range" in s.flags:
-            assert s.valid is False
-    assert [s.value for s in samples if s.host_ns == 1 and s.parameter is Parameter.SPO2] == [97.0]
+    good = assert_resyncs_after(new_parser, b"\r\n".join(parts) + b"\r\n", PLAIN + b"\r\n")
+    assert [s.value for s in good if s.parameter is Parameter.SPO2] == [97.0]
 
 
 @given(spo2=st.from_regex(r"\A-{1,3}\Z"), hr=st.from_regex(r"\A(-{1,3}|[0-9]{3})\Z"))
 def test_dash_markers_never_become_numbers(spo2: str, hr: str) -> None:
     samples = NoninParser("pox").feed(f"SPO2={spo2} HR={hr}\r\n".encode(), 0)
     assert samples[0].parameter is Parameter.SPO2
-    assert samples[0].value is None and samples[0].valid is False and "no_value" in samples[0].flags
+    assert_no_value(samples[0])
 
 
 @settings(max_examples=300)
@@ -193,12 +172,8 @@ def test_dash_markers_never_become_numbers(spo2: str, hr: str) -> None:
 def test_truncated_or_corrupted_lines_never_raise_and_the_next_line_is_read(
     line: bytes, at: int, byte: int, truncate: bool
 ) -> None:
-    at = min(at, len(line) - 1)
-    damaged = line[:at] if truncate else line[:at] + bytes([byte]) + line[at + 1 :]
-    parser = NoninParser("pox")
-    for s in parser.feed(damaged + b"\r\n", 0):
-        assert s.value is not None or not s.valid
-    after = parser.feed(PLAIN + b"\r\n", 1)
+    damaged_line = damaged(line, at, byte, truncate=truncate) + b"\r\n"
+    after = assert_resyncs_after(partial(NoninParser, "pox"), damaged_line, PLAIN + b"\r\n")
     assert [(s.parameter, s.value, s.valid) for s in after] == [
         (Parameter.SPO2, 97.0, True),
         (Parameter.HR, 145.0, True),

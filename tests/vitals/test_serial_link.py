@@ -7,7 +7,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import MutableMapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import serial
 from structlog.testing import capture_logs
-from vitals_testkit import STEADY, Collector, MonitorServer, wait_for
+from vitals_testkit import FAST_RETRY, STEADY, Collector, MonitorServer, running, wait_for
 
 from vitals.link import SerialLink
 from vitals.masimo import MasimoParser
@@ -23,33 +23,20 @@ from vitals.pty import PtyPair, open_pty_pair
 from vitals.sample import Parameter, VitalSample
 from vitals.simulators.masimo import MasimoSimulator, StabilisationScript, masimo_line
 
-FAST = {"backoff_initial_s": 0.05, "backoff_max_s": 0.2}
 RADICAL7_LINE = masimo_line(datetime(2024, 1, 1, 0, 0, 0), 93, 140, 2.0, exc=0x20)
+Logs = list[MutableMapping[str, Any]]
 
 
-def events(logs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+def events(logs: Logs, name: str) -> Logs:
     return [e for e in logs if e["event"] == name]
 
 
-@pytest.fixture
-def pty_pair() -> Iterator[PtyPair]:
-    pair = open_pty_pair()
-    yield pair
-    pair.close()
-
-
-@pytest.fixture
-def logs() -> Iterator[list[dict[str, Any]]]:
-    with capture_logs() as captured:
-        yield captured
-
-
 def make_link(url: str, collector: Collector, **kwargs: Any) -> SerialLink:
-    return SerialLink("pox", url, MasimoParser("pox"), collector, **{**FAST, **kwargs})
+    return SerialLink("pox", url, MasimoParser("pox"), collector, **{**FAST_RETRY, **kwargs})
 
 
 def test_simulator_values_arrive_through_a_real_pty(
-    pty_pair: PtyPair, collector: Collector, logs: list[dict[str, Any]]
+    pty_pair: PtyPair, collector: Collector, logs: Logs
 ) -> None:
     script = StabilisationScript(
         no_sensor_s=0.3, acquire_s=0, spo2_start=91, spo2_end=91, bpm_start=152, bpm_end=152,
@@ -59,14 +46,8 @@ def test_simulator_values_arrive_through_a_real_pty(
     ticks = itertools.count(1_000_000, 1000)
     link = make_link(pty_pair.slave_path, collector, clock_ns=lambda: next(ticks))
     assert link.health().state == "connecting"
-    link.start()
-    try:
-        assert wait_for(lambda: link.health().state == "connected")
-        sim.start()
+    with running(link, sim):
         assert wait_for(lambda: len(collector.values(Parameter.SPO2)) >= 3)
-    finally:
-        sim.stop()
-        link.stop()
     assert set(collector.values(Parameter.SPO2)) == {91.0}
     assert set(collector.values(Parameter.HR)) == {152.0}
     # The no-sensor phase came through as dashes, never as numbers.
@@ -83,7 +64,7 @@ def test_simulator_values_arrive_through_a_real_pty(
 
 
 def test_link_survives_the_pty_vanishing_and_follows_a_new_one(
-    tmp_path: Path, collector: Collector, logs: list[dict[str, Any]]
+    tmp_path: Path, collector: Collector, logs: Logs
 ) -> None:
     # The link opens a stable name, as udev gives a USB adapter; a bare /dev/pts/N can be reused
     # by any other pty on the machine the moment ours closes.
@@ -133,7 +114,7 @@ def test_link_survives_the_pty_vanishing_and_follows_a_new_one(
 
 
 def test_reconnects_when_the_monitor_comes_back(
-    monitor_server: MonitorServer, collector: Collector, logs: list[dict[str, Any]]
+    monitor_server: MonitorServer, collector: Collector, logs: Logs
 ) -> None:
     link = make_link(monitor_server.url, collector)
     link.start()
@@ -160,7 +141,7 @@ def test_reconnects_when_the_monitor_comes_back(
     ]
 
 
-def test_a_silent_port_is_reopened(collector: Collector, logs: list[dict[str, Any]]) -> None:
+def test_a_silent_port_is_reopened(collector: Collector, logs: Logs) -> None:
     server = MonitorServer(silent=True)
     server.start()
     link = make_link(server.url, collector, silence_timeout_s=0.3)
@@ -176,9 +157,7 @@ def test_a_silent_port_is_reopened(collector: Collector, logs: list[dict[str, An
     assert collector.count() == 0
 
 
-def test_unreachable_port_retries_with_backoff_and_logs_once(
-    collector: Collector, logs: list[dict[str, Any]]
-) -> None:
+def test_unreachable_port_retries_with_backoff_and_logs_once(collector: Collector, logs: Logs) -> None:
     with socket.socket() as s:  # find a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -269,30 +248,21 @@ def test_greeting_and_poll_bytes_are_sent(collector: Collector) -> None:
             self.polls += 1
             return polled if self.polls == 3 else b""
 
-    link = SerialLink("pox", "loop://", TalkFirst("pox"), collector, **FAST)
-    link.start()
-    try:
+    with running(SerialLink("pox", "loop://", TalkFirst("pox"), collector, **FAST_RETRY)):
         assert wait_for(lambda: len(collector.values(Parameter.SPO2)) >= 2)
-    finally:
-        link.stop()
     assert collector.values(Parameter.SPO2) == [90.0, 91.0]
 
 
-def test_a_failing_callback_does_not_stop_reading(
-    monitor_server: MonitorServer, logs: list[dict[str, Any]]
-) -> None:
+def test_a_failing_callback_does_not_stop_reading(monitor_server: MonitorServer, logs: Logs) -> None:
     calls: list[list[VitalSample]] = []
 
     def broken(samples: list[VitalSample]) -> None:
         calls.append(samples)
         raise RuntimeError("bug downstream")
 
-    link = SerialLink("pox", monitor_server.url, MasimoParser("pox"), broken, **FAST)
-    link.start()
-    try:
+    link = SerialLink("pox", monitor_server.url, MasimoParser("pox"), broken, **FAST_RETRY)
+    with running(link):
         assert wait_for(lambda: len(calls) >= 5)
-    finally:
-        link.stop()
     health = link.health()
     assert health.callback_errors >= 5
     assert health.state == "connected"
@@ -300,6 +270,7 @@ def test_a_failing_callback_does_not_stop_reading(
     assert len(events(logs, "on_samples callback failed")) == 1
 
 
+@pytest.mark.usefixtures("logs")
 def test_a_raising_parser_is_contained(monitor_server: MonitorServer, collector: Collector) -> None:
     class Exploding(MasimoParser):
         protocol = "test-exploding"
@@ -312,13 +283,9 @@ def test_a_raising_parser_is_contained(monitor_server: MonitorServer, collector:
             return super().feed(data, host_ns)
 
     parser = Exploding("pox")
-    link = SerialLink("pox", monitor_server.url, parser, collector, **FAST)
-    with capture_logs():
-        link.start()
-        try:
-            assert wait_for(lambda: parser.fed >= 10)
-        finally:
-            link.stop()
+    link = SerialLink("pox", monitor_server.url, parser, collector, **FAST_RETRY)
+    with running(link):
+        assert wait_for(lambda: parser.fed >= 10)
     assert link.health().state == "connected"
 
 
@@ -349,21 +316,9 @@ def test_stop_is_prompt_in_every_state(monitor_server: MonitorServer, collector:
     ],
 )
 def test_port_opens_with_the_parsers_settings_unless_overridden(
-    monkeypatch: pytest.MonkeyPatch, overrides: dict[str, Any], expected: dict[str, Any]
+    port_opens: list[dict[str, Any]], overrides: dict[str, Any], expected: dict[str, Any]
 ) -> None:
-    opened: list[dict[str, Any]] = []
-    real = serial.serial_for_url
-
-    def spy(url: str, **kwargs: Any) -> Any:
-        opened.append(kwargs)
-        return real(url, **kwargs)
-
-    monkeypatch.setattr(serial, "serial_for_url", spy)
-    link = SerialLink("pox", "loop://", MasimoParser("pox"), lambda s: None, **overrides)
-    link.start()
-    try:
-        assert wait_for(lambda: link.health().state == "connected")
-    finally:
-        link.stop()
-    assert opened and expected.items() <= opened[0].items()
-    assert opened[0]["timeout"] is not None  # reads never block forever
+    with running(SerialLink("pox", "loop://", MasimoParser("pox"), lambda s: None, **overrides)):
+        pass  # connected: the port is open
+    assert port_opens and expected.items() <= port_opens[0].items()
+    assert port_opens[0]["timeout"] is not None  # reads never block forever

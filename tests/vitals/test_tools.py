@@ -8,7 +8,6 @@ import os
 import select
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from vitals_testkit import STEADY, wait_for
 
 from vitals.line_format import FieldSpec, LineFormat
 from vitals.nellcor import NellcorParser
-from vitals.pty import PtyPair, open_pty_pair
+from vitals.pty import PtyPair
 from vitals.sample import Parameter
 from vitals.simulators.masimo import EXC_NO_SENSOR, MasimoSimulator, masimo_line
 from vitals.simulators.nellcor import NellcorSimulator, heading_rows, nellcor_row
@@ -53,13 +52,6 @@ def run_read(protocol: str, **kwargs: Any) -> tuple[int, list[dict[str, Any]], s
     with capture_logs():
         code = read_command(protocol, out=out, err=err, **kwargs)
     return code, records(out), err.getvalue()
-
-
-@pytest.fixture
-def pty_pair() -> Iterator[PtyPair]:
-    pair = open_pty_pair()
-    yield pair
-    pair.close()
 
 
 # -- replaying a capture -------------------------------------------------------------------------

@@ -33,6 +33,7 @@ column widths (the parser splits on blanks, so widths do not matter).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -141,6 +142,9 @@ class NellcorInfo:
     pr_limits: tuple[int, int] | None
 
 
+# Cached: a column holds one of a few hundred strings ("97", "140*", "---"), and a ColumnValue is
+# immutable, so rows share them. Bounded, since noise can bring any text.
+@functools.lru_cache(maxsize=2048)
 def _column(raw: str) -> ColumnValue | None:
     m = _VALUE.fullmatch(raw)
     if m is None:
@@ -171,10 +175,20 @@ def parse_row(line: str) -> NellcorRow | None:
     spo2, pr, pa = _column(spo2_raw), _column(pr_raw), _column(pa_raw)
     if spo2 is None or pr is None or pa is None:
         return None
-    status = tuple(status_raw.split())
-    if not all(_STATUS.fullmatch(code) for code in status):
+    status = _status_codes(status_raw)
+    if status is None:
         return None
     return NellcorRow(stamp, spo2, pr, pa, status)
+
+
+# Cached: a monitor prints the same few status columns ("", "SL", "SO") row after row.
+@functools.lru_cache(maxsize=256)
+def _status_codes(raw: str) -> tuple[str, ...] | None:
+    """The status codes of a row's last columns; None unless every one is two capitals."""
+    status = tuple(raw.split())
+    if not all(_STATUS.fullmatch(code) for code in status):
+        return None
+    return status
 
 
 def parse_info(line: str) -> NellcorInfo | None:
@@ -194,13 +208,65 @@ def parse_info(line: str) -> NellcorInfo | None:
     )
 
 
+# The sampled columns, in the order of _status_states' answer: parameter, unit, range.
+_SAMPLED: Final = (
+    (Parameter.SPO2, "%", *_LIMITS[Parameter.SPO2]),
+    (Parameter.HR, "/min", *_LIMITS[Parameter.HR]),
+)
+_NO_VALUE: Final = frozenset({"no_value"})
+_OUT_OF_RANGE: Final = frozenset({"out_of_range"})
+_ALARM_LIMIT: Final = frozenset({"alarm_limit"})
+# Builds a sample from a tuple of all ten fields, in order, as VitalSample._make does but without
+# its Python frame and length check: calling VitalSample(...) runs a generated Python __new__.
+_new_sample: Final = functools.partial(tuple.__new__, VitalSample)
+
+
 def row_samples(row: NellcorRow, host_ns: int, monitor: str) -> list[VitalSample]:
     """SpO2 and pulse rate of one row, validity and flags from dashes, stars and status codes."""
+    samples: list[VitalSample] = []
+    # Pulse rate from the pleth goes in the HR slot with source "pleth", as for Masimo: it is
+    # the heart rate the team reads at the table, and source keeps it apart from an ECG rate.
+    for (parameter, unit, low, high), column, (flags, valid, alarm) in zip(
+        _SAMPLED, (row.spo2, row.pulse_rate), _status_states(row.status), strict=True
+    ):
+        if column.value is None:
+            flags = flags | _NO_VALUE
+            valid = False
+        elif not low <= column.value <= high:
+            flags = flags | _OUT_OF_RANGE
+            valid = False
+        if column.starred:
+            flags = flags | _ALARM_LIMIT
+            alarm = True
+        samples.append(
+            _new_sample(
+                (
+                    parameter,
+                    column.value,
+                    unit,
+                    valid,
+                    host_ns,
+                    monitor,
+                    _SOURCE,
+                    flags,
+                    alarm,
+                    row.monitor_time,
+                )
+            )
+        )
+    return samples
+
+
+# Cached because the status columns repeat row after row: what they mean is worked out once per
+# distinct set, not once per sample. The answer is shared and immutable.
+@functools.lru_cache(maxsize=256)
+def _status_states(status: tuple[str, ...]) -> tuple[tuple[frozenset[str], bool, bool], ...]:
+    """For SpO2, then pulse rate: the flags, validity and limit alarm the status codes give."""
     device_flags: set[str] = set()
     invalid = False
     by_parameter: dict[Parameter, set[str]] = {Parameter.SPO2: set(), Parameter.HR: set()}
     limit_alarm: set[Parameter] = set()
-    for code in row.status:
+    for code in status:
         meaning = STATUS_CODES.get(code)
         if meaning is None:
             device_flags.add(f"status_{code}")
@@ -212,40 +278,10 @@ def row_samples(row: NellcorRow, host_ns: int, monitor: str) -> list[VitalSample
             by_parameter[meaning.parameter].add(meaning.flag)
             if meaning.alarm:
                 limit_alarm.add(meaning.parameter)
-    samples: list[VitalSample] = []
-    # Pulse rate from the pleth goes in the HR slot with source "pleth", as for Masimo: it is
-    # the heart rate the team reads at the table, and source keeps it apart from an ECG rate.
-    for parameter, unit, column in (
-        (Parameter.SPO2, "%", row.spo2),
-        (Parameter.HR, "/min", row.pulse_rate),
-    ):
-        flags = device_flags | by_parameter[parameter]
-        valid = not invalid
-        if column.value is None:
-            flags.add("no_value")
-            valid = False
-        else:
-            low, high = _LIMITS[parameter]
-            if not low <= column.value <= high:
-                flags.add("out_of_range")
-                valid = False
-        if column.starred:
-            flags.add("alarm_limit")
-        samples.append(
-            VitalSample(
-                parameter=parameter,
-                value=column.value,
-                unit=unit,
-                valid=valid,
-                host_ns=host_ns,
-                monitor=monitor,
-                source=_SOURCE,
-                flags=frozenset(flags),
-                alarm=column.starred or parameter in limit_alarm,
-                monitor_time=row.monitor_time,
-            )
-        )
-    return samples
+    return tuple(
+        (frozenset(device_flags | by_parameter[parameter]), not invalid, parameter in limit_alarm)
+        for parameter, *_ in _SAMPLED
+    )
 
 
 @register
@@ -281,15 +317,17 @@ class NellcorParser(MonitorParser):
         try:
             samples: list[VitalSample] = []
             for line in self._reader.push(data, host_ns):
-                if self._heading(line.text):
-                    self.info_lines += 1
-                    continue
+                # Data rows first, as nearly every line is one: no line is both a data row (date
+                # and time first) and a heading (see _heading's patterns), so the order does not
+                # change what a line is taken for, only how many patterns a data row is tried on.
                 row = parse_row(line.text)
-                if row is None:
+                if row is not None:
+                    self._reader.accept(line)
+                    samples.extend(row_samples(row, line.host_ns, self.monitor))
+                elif self._heading(line.text):
+                    self.info_lines += 1
+                else:
                     self._reader.reject(line)
-                    continue
-                self._reader.accept(line)
-                samples.extend(row_samples(row, line.host_ns, self.monitor))
             return samples
         except Exception:
             # Unreachable by design; the contract is never to raise into the reader thread.

@@ -276,10 +276,11 @@ class IntelliVueParser(MonitorParser):
             self._labels.clear()
         self._labels.update(reply.labels)
         monitor_time = self._monitor_time(reply)
+        labels, monitor = self._labels, self.monitor  # looked up once, not once per numeric
         samples = []
         for numeric in reply.numerics:
-            label = self._labels.get((numeric.context_id, numeric.handle))
-            sample = numeric_sample(numeric, label, host_ns, self.monitor, monitor_time)
+            label = labels.get((numeric.context_id, numeric.handle))
+            sample = numeric_sample(numeric, label, host_ns, monitor, monitor_time)
             if sample is None:
                 self.unmapped_numerics += 1
             else:

@@ -50,10 +50,15 @@ class FloatValue:
 
 def decode_float(raw: int) -> FloatValue:
     """``raw`` is the 32-bit FLOAT: int8 exponent, int24 two's-complement mantissa, m·10^e."""
+    return FloatValue(*float_value(raw))
+
+
+def float_value(raw: int) -> tuple[float | None, str | None]:
+    """``decode_float`` as a plain (value, special) pair: no FloatValue built for every numeric."""
     mantissa = raw & 0xFFFFFF
     special = _FLOAT_SPECIAL.get(mantissa)
     if special is not None:
-        return FloatValue(None, special)
+        return None, special
     if mantissa & 0x800000:
         mantissa -= 0x1000000
     exponent = (raw >> 24) & 0xFF
@@ -61,7 +66,7 @@ def decode_float(raw: int) -> FloatValue:
         exponent -= 0x100
     # Dividing by a power of ten keeps 365·10^-1 at 36.5 rather than 36.500000000000004.
     value = mantissa / 10**-exponent if exponent < 0 else float(mantissa * 10**exponent)
-    return FloatValue(value)
+    return value, None
 
 
 def encode_float(value: float, decimals: int = 0) -> int:
@@ -214,6 +219,9 @@ def normalise_label(label: str) -> str:
     return "".join(ch for ch in label.lower() if ch not in " ._-\t")
 
 
+# Cached: a monitor sends the same few labels with every poll reply, and decoding UTF-16 was a
+# quarter of the cost of reading a reply. Bounded, since noise can bring any bytes.
+@functools.lru_cache(maxsize=1024)
 def decode_label_string(raw: bytes) -> str:
     """NOM_ATTR_ID_LABEL_STRING value: u16 byte count, then UTF-16BE text (ASCII tolerated).
 

@@ -42,10 +42,8 @@ _LINE: Final = re.compile(
 )
 _SOURCE: Final = "pleth"
 # SpO2 0–100 %; pulse rate 0–350 /min, the range every parser here uses (Nonin displays 18–321).
-_FIELDS: Final = (
-    (Parameter.SPO2, "%", 0.0, 100.0),
-    (Parameter.HR, "/min", 0.0, 350.0),
-)
+_SPO2_HIGH: Final = 100.0
+_HR_HIGH: Final = 350.0
 # (event marker, fast) → the flags every sample of the line carries. Shared constants: a line
 # arrives every second and nearly always has neither mark, so no set is built per sample.
 _NO_FLAGS: Final = frozenset[str]()
@@ -74,24 +72,33 @@ def parse_line(line: str, host_ns: int, monitor: str) -> list[VitalSample] | Non
         line_flags = _MARK_FLAGS["*" in marks, "F" in marks]
     else:
         line_flags = _NO_FLAGS  # the usual line
-    samples: list[VitalSample] = []
+    spo2_value, spo2_valid, spo2_flags = _reading(spo2, _SPO2_HIGH, line_flags)
+    hr_value, hr_valid, hr_flags = _reading(hr, _HR_HIGH, line_flags)
     # Pulse rate in the HR slot with source "pleth", as for the other oximeters.
-    for raw, (parameter, unit, low, high) in zip((spo2, hr), _FIELDS, strict=True):
-        # _LINE admits only 1–3 digits or 1–3 dashes here, so this reads the value as
-        # lines.read_value would: dashes are "no data", digits a number.
-        value = None if raw[0] == "-" else float(raw)
-        flags = line_flags
-        valid = True
-        if value is None:
-            flags = line_flags | _NO_VALUE
-            valid = False
-        elif not low <= value <= high:
-            flags = line_flags | _OUT_OF_RANGE
-            valid = False
-        samples.append(
-            _new_sample((parameter, value, unit, valid, host_ns, monitor, _SOURCE, flags, False, None))
-        )
-    return samples
+    return [
+        _new_sample(
+            (Parameter.SPO2, spo2_value, "%", spo2_valid, host_ns, monitor, _SOURCE, spo2_flags, False, None)
+        ),
+        _new_sample(
+            (Parameter.HR, hr_value, "/min", hr_valid, host_ns, monitor, _SOURCE, hr_flags, False, None)
+        ),
+    ]
+
+
+# Cached: a value is one of a few hundred strings ("097", "---") and the line's flags one of four
+# sets, so each combination is judged once, and a line costs two lookups instead of two reads,
+# range checks and set unions.
+@functools.lru_cache(maxsize=4096)
+def _reading(raw: str, high: float, line_flags: frozenset[str]) -> tuple[float | None, bool, frozenset[str]]:
+    """(value, valid, flags) of one value that _LINE matched, ranged 0 to ``high``."""
+    # _LINE admits only 1–3 digits or 1–3 dashes here, so this reads the value as
+    # lines.read_value would: dashes are "no data", digits a number.
+    if raw[0] == "-":
+        return None, False, line_flags | _NO_VALUE
+    value = float(raw)
+    if not 0.0 <= value <= high:
+        return value, False, line_flags | _OUT_OF_RANGE
+    return value, True, line_flags
 
 
 @register

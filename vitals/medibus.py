@@ -84,9 +84,9 @@ _HEX2: Final[Mapping[bytes, int]] = {
     for high in b"0123456789ABCDEFabcdef"
     for low in b"0123456789ABCDEFabcdef"
 }
-# One measured-data item: a hex code and its value field, or six bytes that are not an item.
-_ITEM: Final = re.compile(rb"([0-9A-Fa-f]{2})(....)|......", re.DOTALL)
-_NOT_AN_ITEM: Final = (b"", b"")  # what _ITEM.findall gives for the second alternative
+# One measured-data item, a hex code and its value field (the group), or six bytes that are not
+# an item (for which findall gives an empty group).
+_ITEM: Final = re.compile(rb"([0-9A-Fa-f]{2}....)|......", re.DOTALL)
 
 
 def checksum(data: bytes) -> bytes:
@@ -168,10 +168,6 @@ def parse_value(raw: bytes) -> FieldValue:
     return FieldValue(*_read_value(raw))
 
 
-# Cached: a ventilator sends a handful of values per code, the same 4 bytes reply after reply, and
-# reading one (strip, match, float, the no-value test) cost more than the rest of its sample. Keyed
-# by the raw bytes alone; bounded, since noise can bring any bytes.
-@functools.lru_cache(maxsize=4096)
 def _read_value(raw: bytes) -> tuple[float | None, str]:
     """``parse_value`` as a plain tuple: (value, status)."""
     text = raw.strip(b" ")
@@ -185,49 +181,31 @@ def _read_value(raw: bytes) -> tuple[float | None, str]:
 def parse_items(data: bytes) -> tuple[list[tuple[int, bytes]], int]:
     """(code, value field) pairs of a measured-data reply, and the count of bytes not understood
     (an item whose code is not two hex digits, a trailing partial item)."""
-    pairs, ignored = _cut_items(data)
-    return [(int(code, 16), raw) for code, raw in pairs if code], ignored
+    items, ignored = _cut_items(data)
+    return [(int(item[:2], 16), item[2:]) for item in items if item], ignored
 
 
-def _cut_items(data: bytes) -> tuple[list[tuple[bytes, bytes]], int]:
-    """``parse_items`` with each code as its two hex digits, ``(b"", b"")`` for a non-item.
+def _cut_items(data: bytes) -> tuple[list[bytes], int]:
+    """``parse_items`` with each item whole (code and value field), ``b""`` for a non-item.
 
     One findall cuts every item, rather than slicing and matching each one in Python: a reply is
     mostly items.
     """
     whole = len(data) - len(data) % ITEM_LEN
-    pairs = _ITEM.findall(data, 0, whole)
-    return pairs, len(data) - whole + ITEM_LEN * pairs.count(_NOT_AN_ITEM)
+    items = _ITEM.findall(data, 0, whole)
+    return items, len(data) - whole + ITEM_LEN * items.count(b"")
 
 
 def measured_samples(
     codes: Mapping[int, Code], items: list[tuple[int, bytes]], host_ns: int, monitor: str
 ) -> list[VitalSample]:
     """One sample per known code, keeping for each parameter only the best-ranked code present."""
-    known = [(spec, raw) for code, raw in items if (spec := codes.get(code)) is not None]
+    known = [(spec, *_judge(spec, raw)) for code, raw in items if (spec := codes.get(code)) is not None]
     return _samples(_best_ranked(known), host_ns, monitor)
 
 
-def _best_ranked(known: list[tuple[Code, bytes]]) -> list[tuple[Code, bytes]]:
-    """The items to report, in reply order: per parameter, the first of the lowest rank."""
-    if len({spec.parameter for spec, _ in known}) == len(known):
-        return known  # the usual reply: one code per parameter, nothing to choose
-    best: dict[Parameter, int] = {}
-    for spec, _ in known:
-        best[spec.parameter] = min(best.get(spec.parameter, spec.rank), spec.rank)
-    chosen: list[tuple[Code, bytes]] = []
-    seen: set[Parameter] = set()
-    for spec, raw in known:
-        if spec.rank == best[spec.parameter] and spec.parameter not in seen:
-            seen.add(spec.parameter)
-            chosen.append((spec, raw))
-    return chosen
-
-
-# Builds a sample from a tuple of all ten fields, in order, as VitalSample._make does but without
-# its Python frame and length check: calling VitalSample(...) runs a generated Python __new__ and
-# took half as long again (three times as long with keywords); a reply is mostly samples.
-_new_sample: Final = functools.partial(tuple.__new__, VitalSample)
+#: One item read: its code's meaning, then value, validity and flags as the sample carries them.
+_Reading = tuple[Code, float | None, bool, frozenset[str]]
 
 # Flags as shared constants: most samples carry none, and a frozenset per sample was measurable.
 _NO_FLAGS: Final[frozenset[str]] = frozenset()
@@ -238,26 +216,57 @@ _STATUS_FLAGS: Final[Mapping[str, frozenset[str]]] = {
 _OUT_OF_RANGE: Final = frozenset({"out_of_range"})
 
 
-def _samples(chosen: list[tuple[Code, bytes]], host_ns: int, monitor: str) -> list[VitalSample]:
-    samples: list[VitalSample] = []
-    for spec, raw in chosen:
-        value, status = _read_value(raw)
-        if status != "ok":
-            flags = _STATUS_FLAGS[status]
-            valid = False
-        elif value is not None and not spec.low <= value <= spec.high:
-            flags = _OUT_OF_RANGE
-            valid = False
-        else:
-            flags = _NO_FLAGS
-            valid = True
-        # All ten fields in order (source is the code's name); see _new_sample.
-        samples.append(
-            _new_sample(
-                (spec.parameter, value, spec.unit, valid, host_ns, monitor, spec.name, flags, False, None)
-            )
+def _judge(spec: Code, raw: bytes) -> tuple[float | None, bool, frozenset[str]]:
+    """Value, validity and flags of the value field ``raw`` of a ``spec`` item."""
+    value, status = _read_value(raw)
+    if status != "ok":
+        return value, False, _STATUS_FLAGS[status]
+    if value is not None and not spec.low <= value <= spec.high:
+        return value, False, _OUT_OF_RANGE
+    return value, True, _NO_FLAGS
+
+
+# Cached: a ventilator sends a handful of values per code, the same six bytes reply after reply,
+# so an item is read once (code looked up, value stripped, matched, converted, ranged) rather than
+# in every reply; that was most of the cost of a reply. Bounded, since noise can bring any bytes.
+@functools.lru_cache(maxsize=4096)
+def _read_item(cmd: int, item: bytes) -> _Reading | None:
+    """The item of a reply to ``cmd`` read; None when its code is not one we record."""
+    spec = _CODEPAGES_BY_DIGITS[cmd].get(item[:2])
+    return None if spec is None else (spec, *_judge(spec, item[2:]))
+
+
+def _best_ranked(known: list[_Reading]) -> list[_Reading]:
+    """The items to report, in reply order: per parameter, the first of the lowest rank."""
+    if len({reading[0].parameter for reading in known}) == len(known):
+        return known  # the usual reply: one code per parameter, nothing to choose
+    best: dict[Parameter, int] = {}
+    for spec, *_ in known:
+        best[spec.parameter] = min(best.get(spec.parameter, spec.rank), spec.rank)
+    chosen: list[_Reading] = []
+    seen: set[Parameter] = set()
+    for reading in known:
+        spec = reading[0]
+        if spec.rank == best[spec.parameter] and spec.parameter not in seen:
+            seen.add(spec.parameter)
+            chosen.append(reading)
+    return chosen
+
+
+# Builds a sample from a tuple of all ten fields, in order, as VitalSample._make does but without
+# its Python frame and length check: calling VitalSample(...) runs a generated Python __new__ and
+# took half as long again (three times as long with keywords); a reply is mostly samples.
+_new_sample: Final = functools.partial(tuple.__new__, VitalSample)
+
+
+def _samples(chosen: list[_Reading], host_ns: int, monitor: str) -> list[VitalSample]:
+    # All ten fields in order (source is the code's name); see _new_sample.
+    return [
+        _new_sample(
+            (spec.parameter, value, spec.unit, valid, host_ns, monitor, spec.name, flags, False, None)
         )
-    return samples
+        for spec, value, valid, flags in chosen
+    ]
 
 
 class _Frame:
@@ -513,10 +522,9 @@ class MedibusParser(MonitorParser):
                 self._initialised = True
                 self._next_poll_ns = None  # first data request at once
             return
-        codes = _CODEPAGES_BY_DIGITS.get(cmd)
-        if codes is None:
+        if cmd not in _CODEPAGES_BY_DIGITS:
             return
-        pairs, ignored = _cut_items(data)
+        items, ignored = _cut_items(data)
         self.stats.garbage_bytes += ignored
-        known = [(spec, raw) for code, raw in pairs if (spec := codes.get(code)) is not None]
+        known = [reading for item in items if item and (reading := _read_item(cmd, item)) is not None]
         out += _samples(_best_ranked(known), host_ns, self.monitor)

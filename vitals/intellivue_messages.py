@@ -352,37 +352,39 @@ def numeric_sample(
     kind = _numeric_kind(numeric.physio_id, label, numeric.state, numeric.unit_code)
     if kind is None:
         return None
-    metric, valid, flags, unit, bounds = kind
-    # Flags beyond the state's, if any: most numerics have none and share the state's frozenset.
-    extra: list[str] = []
+    metric, valid, flags, alarm, unit, bounds = kind
     value, special = float_value(numeric.raw_value)
-    if special is not None:
-        valid = False
-        extra.append("no_value")
-        if special != "nan":
-            extra.append(special)
-    if unit is None:
-        valid = False
-        extra.append("unknown_unit")
-        unit = ""
-    elif value is not None:
-        if bounds is None:
+    if value is None or bounds is None or not bounds[0] <= value <= bounds[1]:
+        # Something to add to what the object's state says: a marker instead of a number, a unit
+        # we cannot read or do not expect, a number out of range. The usual numeric skips this.
+        extra: list[str] = []
+        if special is not None:
             valid = False
-            extra.append("unexpected_unit")
-        elif not bounds[0] <= value <= bounds[1]:
+            extra.append("no_value")
+            if special != "nan":
+                extra.append(special)
+        if unit is None:
             valid = False
-            extra.append("out_of_range")
+            extra.append("unknown_unit")
+        elif value is not None:
+            if bounds is None:
+                valid = False
+                extra.append("unexpected_unit")
+            else:
+                valid = False
+                extra.append("out_of_range")
+        flags = flags.union(extra)
     return _new_sample(
         (
             metric.parameter,
             value,
-            unit,
+            unit or "",
             valid,
             host_ns,
             monitor,
             metric.source,
-            flags.union(extra) if extra else flags,
-            bool(numeric.state & STATE_IN_ALARM),
+            flags,
+            alarm,
             monitor_time,
         )
     )
@@ -394,9 +396,9 @@ def numeric_sample(
 @functools.lru_cache(maxsize=1024)
 def _numeric_kind(
     physio_id: int, label: str | None, state: int, unit_code: int
-) -> tuple[Metric, bool, frozenset[str], str | None, tuple[float, float] | None] | None:
-    """(metric, valid by state, state flags, unit or None if unknown, range for that unit or
-    None if unexpected); None when the numeric is not a parameter we record."""
+) -> tuple[Metric, bool, frozenset[str], bool, str | None, tuple[float, float] | None] | None:
+    """(metric, valid by state, state flags, in alarm, unit or None if unknown, range for that
+    unit or None if unexpected); None when the numeric is not a parameter we record."""
     metric = PHYSIO_METRICS.get(physio_id)
     if physio_id == NOM_METRIC_NOS and label:
         parameter = LABEL_METRICS.get(normalise_label(label))
@@ -412,7 +414,7 @@ def _numeric_kind(
     valid, flags = decode_state(state)
     unit = UNIT_CODES.get(unit_code)
     bounds = None if unit is None else RANGES[metric.parameter].get(unit)
-    return metric, valid, flags, unit, bounds
+    return metric, valid, flags, bool(state & STATE_IN_ALARM), unit, bounds
 
 
 # Builds a sample from a tuple of all ten fields, in order, as VitalSample._make does but without

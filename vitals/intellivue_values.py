@@ -53,6 +53,9 @@ def decode_float(raw: int) -> FloatValue:
     return FloatValue(*float_value(raw))
 
 
+# Cached: a monitor repeats the same few FLOATs (a steady heart rate, an unset value), and this
+# runs for every numeric of every poll reply. Bounded, since noise can bring any numbers.
+@functools.lru_cache(maxsize=4096)
 def float_value(raw: int) -> tuple[float | None, str | None]:
     """``decode_float`` as a plain (value, special) pair: no FloatValue built for every numeric."""
     mantissa = raw & 0xFFFFFF

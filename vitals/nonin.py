@@ -121,13 +121,14 @@ class NoninParser(MonitorParser):
     def feed(self, data: bytes, host_ns: int) -> list[VitalSample]:
         try:
             samples: list[VitalSample] = []
-            for line in self._reader.push(data, host_ns):
-                record = parse_line(line.text, line.host_ns, self.monitor)
+            reader, monitor = self._reader, self.monitor  # once per chunk, not once per line
+            for line in reader.push(data, host_ns):
+                record = parse_line(line.text, line.host_ns, monitor)
                 if record is None:
-                    self._reader.reject(line)
+                    reader.reject(line)
                 else:
-                    self._reader.accept(line)
-                    samples.extend(record)
+                    reader.accept(line)
+                    samples += record
             return samples
         except Exception:
             # Unreachable by design; the contract is never to raise into the reader thread.

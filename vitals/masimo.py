@@ -296,9 +296,9 @@ def record_samples(record: MasimoRecord, host_ns: int, monitor: str) -> list[Vit
 _new_sample: Final = functools.partial(tuple.__new__, VitalSample)
 
 
-# Cached because a monitor repeats the same EXC and ALARM words line after line: decoding them
-# once per distinct pair rather than once per sample took a third of the time per line. Bounded,
-# since a noisy line can carry any text there.
+# Cached because a monitor repeats the same EXC and ALARM words line after line: working out their
+# flags for every line and field took about a third of a line's time. Bounded, since a noisy line
+# can carry any text there.
 @functools.lru_cache(maxsize=256)
 def _field_states(
     exc_raw: str | None, alarm_raw: str | None

@@ -4,6 +4,7 @@ and an offline wheelhouse made from the project's own virtualenv."""
 from __future__ import annotations
 
 import base64
+import fnmatch
 import hashlib
 import socket
 import tomllib
@@ -138,6 +139,26 @@ def repack_wheel(dist: metadata.Distribution, out_dir: Path) -> Path:
     return path
 
 
+def _packages(checkout: Path, setuptools_cfg: dict[str, Any]) -> list[str]:
+    """The packages pyproject names: a plain list, or what ``packages.find`` finds (its ``include``
+    patterns matched against every folder with an ``__init__.py``, as setuptools matches them)."""
+    listed = setuptools_cfg["packages"]
+    if isinstance(listed, list):
+        return [str(name) for name in listed]
+    include: list[str] = listed["find"].get("include", ["*"])
+    found = []
+    for init in sorted(checkout.rglob("__init__.py")):
+        rel = init.parent.relative_to(checkout)
+        if any(part.startswith(".") for part in rel.parts) or "tests" in rel.parts:
+            continue
+        name = ".".join(rel.parts)
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in include):
+            found.append(name)
+    if not found:
+        raise AssertionError(f"pyproject's packages.find matched nothing in {checkout}")
+    return found
+
+
 def project_wheel(checkout: Path, out_dir: Path) -> Path:
     """The project as a wheel, from the checkout's packages and its installed metadata.
 
@@ -159,7 +180,7 @@ def project_wheel(checkout: Path, out_dir: Path) -> Path:
         record.append(f"{rel},sha256={digest},{len(data)}")
 
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for package in setuptools_cfg["packages"]:
+        for package in _packages(checkout, setuptools_cfg):
             base = checkout / package.replace(".", "/")
             for src in sorted(base.glob("*.py")):
                 add(zf, src.relative_to(checkout).as_posix(), src.read_bytes())

@@ -342,7 +342,7 @@ def _decode_value(raw: int, scale: float) -> tuple[float | None, str | None]:
     """``decode_value`` as a plain (value, marker) pair: no RawValue built for every field."""
     if raw < DATA_INVALID_LIMIT:
         return None, MARKERS.get(raw, "invalid_marker")
-    return raw * scale, None
+    return float(raw * scale), None  # a float even where the scale is 1, as from every family
 
 
 def _i16(block: bytes, offset: int) -> int:

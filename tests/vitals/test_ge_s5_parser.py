@@ -115,8 +115,7 @@ FULL = frame(record((CLASS_BASIC, basic_block()), (CLASS_EXT3, ext3_block())))
 
 
 new_parser = partial(GeS5Parser, "ge")
-# Fields with a scale of 1 come out as ints: any number will do.
-GE_RULES = SampleRules(missing_says=frozenset({"no_value"}), value_types=(int, float))
+GE_RULES = SampleRules(missing_says=frozenset({"no_value"}))
 
 
 def parse(data: bytes, host_ns: int = 7) -> tuple[list[VitalSample], GeS5Parser]:
@@ -262,6 +261,7 @@ def test_markers_never_become_numbers(raw: int, name: str) -> None:
 
 def test_decode_value_boundary() -> None:
     assert decode_value(-32001, 1).value == -32001  # the limit itself is a number
+    assert type(decode_value(72, 1).value) is float  # one type for every value, whatever the scale
     assert decode_value(-32002, 1).value is None
     assert decode_value(9712, 0.01).value == pytest.approx(97.12)
 

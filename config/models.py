@@ -232,6 +232,14 @@ class StorageConfig(_Section):
         description="Append-only audit log (no patient data); default: audit.jsonl beside the "
         "recordings directory, so deleting recordings never touches it.",
     )
+    retention_days: int = Field(
+        default=30,
+        ge=0,
+        le=3650,
+        description="Sessions are deleted this many days after they started (checked every few "
+        "minutes; the session being recorded is never touched). 0 keeps them until deleted by "
+        "hand: only where another process removes them once they are reviewed.",
+    )
 
     @property
     def audit_path(self) -> Path:

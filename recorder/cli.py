@@ -124,7 +124,25 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("session_dir", type=Path)
     export.add_argument("--identity", type=Path, required=True, help="age identity file")
     export.add_argument("--out", type=Path, required=True)
+    export.add_argument(
+        "--audit-log",
+        type=Path,
+        help="record the export in this audit log (default: the recorder's own, when the session "
+        "is exported where it was recorded)",
+    )
     export.set_defaults(handler=_cmd_export)
+
+    sessions = sub.add_parser("sessions", help="list the sessions stored here, and when each is deleted")
+    sessions.add_argument("--json", action="store_true", help="machine-readable output")
+    delete = sub.add_parser(
+        "delete", help="consent withdrawn after the recording: destroy a stored session (audited)"
+    )
+    delete.add_argument("session", help="the session's id, as `neoflix-capture sessions` lists it")
+    for c in (sessions, delete):
+        c.add_argument("--socket", type=Path, help="control socket (default: from the config)")
+        c.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    sessions.set_defaults(handler=_cmd_sessions)
+    delete.set_defaults(handler=_cmd_delete)
 
     demo = sub.add_parser(
         "demo", help="record from synthetic sources with the real daemon, then export it"
@@ -215,6 +233,28 @@ def _cmd_control(args: argparse.Namespace) -> int:
     else:
         print(_human_status(reply))
     return 0 if reply.get("ok") else 1
+
+
+def _cmd_sessions(args: argparse.Namespace) -> int:
+    from recorder.retention import describe
+
+    reply = request(_socket_path(args), "sessions", by="command line")
+    if args.json:
+        print(json.dumps(reply, indent=1))
+    elif reply.get("ok"):
+        print(describe(reply["sessions"]))
+    else:
+        print(f"error: {reply.get('error')}", file=sys.stderr)
+    return 0 if reply.get("ok") else 1
+
+
+def _cmd_delete(args: argparse.Namespace) -> int:
+    reply = request(_socket_path(args), "delete", by="command line", session=args.session)
+    if reply.get("ok"):
+        print(reply["note"])
+        return 0
+    print(f"error: {reply.get('error')}", file=sys.stderr)
+    return 1
 
 
 def _human_status(reply: dict[str, Any]) -> str:
@@ -319,6 +359,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from recorder.audit import AuditLog
     from review.export import ExportError, export_session
     from store.errors import KeyFormatError
     from store.keys import load_identities
@@ -328,11 +369,31 @@ def _cmd_export(args: argparse.Namespace) -> int:
     except (OSError, KeyFormatError) as exc:
         print(f"{args.identity}: cannot use this identity: {exc}", file=sys.stderr)
         return 1
+    audit = None
+    audit_path = args.audit_log or args.session_dir.parent.parent / "audit.jsonl"
+    if args.audit_log is not None or audit_path.exists():
+        # Where the recorder's audit log is at hand, an export is recorded in it, or not made.
+        try:
+            audit = AuditLog(audit_path)
+        except OSError as exc:
+            print(f"{audit_path}: cannot record the export in the audit log: {exc}", file=sys.stderr)
+            return 1
     try:
         result = export_session(args.session_dir, identities, args.out)
+        if audit is not None:
+            audit.append(
+                "session_exported",
+                session=result.session,
+                by="command line",
+                cameras=sorted(result.videos),
+                files=sum(1 for _ in args.out.iterdir()),
+            )
     except ExportError as exc:
         print(str(exc), file=sys.stderr)
         return 1
+    finally:
+        if audit is not None:
+            audit.close()
     for camera, path in result.videos.items():
         print(f"{camera}: {path} ({result.video_seconds[camera]:.1f} s)")
     if result.vitals_csv:

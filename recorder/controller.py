@@ -329,6 +329,11 @@ class SessionController:
     def _session_id(self) -> str | None:
         return self._session.id if self._session is not None else None
 
+    @property
+    def session_id(self) -> str | None:
+        """The session being recorded, if any."""
+        return self._session_id()
+
     # --- what the overlay and status show ---------------------------------------------------
 
     @property

@@ -44,6 +44,7 @@ from recorder.audit import AuditLog
 from recorder.controller import CameraOutput, SessionController
 from recorder.doctor import estimated_bits_per_second
 from recorder.overlay_view import shown_values
+from recorder.retention import SessionKeeper
 from recorder.service import ServiceLoop
 from recorder.source_factory import make_audio_source, make_frame_source
 from store.keys import Recipient
@@ -127,6 +128,14 @@ class Daemon:
             audit=self.audit,
             frames_dropped=lambda: sum(c.pipeline.frames_dropped for c in self._cameras),
         )
+        self.keeper = SessionKeeper(
+            config.storage.directory,
+            config.storage.retention_days,
+            lambda: self.controller.session_id,
+            audit=self.audit,
+        )
+        self._retention: threading.Thread | None = None
+        self._retention_due_ns = 0  # the first tick applies the rule
         self._button = self._make_button()
 
     # --- construction ------------------------------------------------------------------------
@@ -308,6 +317,23 @@ class Daemon:
 
     def tick(self) -> None:
         self.controller.tick()
+        self._apply_retention_when_due()
+
+    def _apply_retention_when_due(self) -> None:
+        """Every few minutes, in a thread of its own: destroying a long session's files can take
+        longer than the main loop may spend without a watchdog ping."""
+        now = now_ns()
+        if now < self._retention_due_ns or (self._retention is not None and self._retention.is_alive()):
+            return
+        self._retention_due_ns = now + int(_RETENTION_EVERY_S * 1e9)
+        self._retention = threading.Thread(target=self._retention_pass, name="retention", daemon=True)
+        self._retention.start()
+
+    def _retention_pass(self) -> None:
+        try:
+            self.keeper.apply_retention()
+        except Exception:  # a pass that fails is tried again at the next one; recording goes on
+            log.exception("retention_failed")
 
     def shutdown(self) -> None:
         if self._button is not None:
@@ -366,9 +392,14 @@ class Daemon:
         if cmd == "mark":
             reply = self.controller.mark(str(request.get("label", "")), by=by)
             return {**reply, **self.status()}
+        if cmd == "sessions":
+            keeper = self.keeper
+            return {"ok": True, "retention_days": keeper.retention_days, "sessions": keeper.sessions()}
+        if cmd == "delete":
+            return self.keeper.delete(str(request.get("session", "")), by=by)
         event = _COMMANDS.get(cmd)
         if event is None:
-            known = ", ".join(sorted([*_COMMANDS, "mark", "status"]))
+            known = ", ".join(sorted([*_COMMANDS, "delete", "mark", "sessions", "status"]))
             return {"ok": False, "error": f"unknown command {cmd!r} (known: {known})"}
         return {**self.controller.handle(event, by=by), **self.status()}
 
@@ -415,6 +446,8 @@ class Daemon:
             else {"healthy": self.service.health[0], "why": self.service.health[1]},
         }
 
+
+_RETENTION_EVERY_S = 300.0
 
 _COMMANDS = {
     "start": Event.START,

@@ -15,13 +15,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,39 @@ def segment_name(camera: str, index: int) -> str:
 def new_session_id(utc: datetime) -> str:
     # Sortable by start time, unique without coordination, and holding no patient data.
     return f"{utc:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+SESSION_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")
+
+
+def session_started(session_id: str) -> datetime | None:
+    """When a session started, read from its id; None for a name that is not a session id."""
+    if not SESSION_ID.fullmatch(session_id):
+        return None
+    try:
+        return datetime.strptime(session_id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def destroy_session_files(path: Path) -> int:
+    """Truncate every file of a session directory, then remove it and the directory.
+
+    Truncated first (and fsynced) so the ciphertext's blocks are released even where something
+    still holds the file open. Returns how many files were destroyed, for the audit log.
+    """
+    destroyed = 0
+    for entry in list(path.iterdir()):
+        try:
+            with open(entry, "r+b") as f:
+                f.truncate(0)
+                os.fsync(f.fileno())
+            entry.unlink()
+            destroyed += 1
+        except OSError:
+            pass
+    shutil.rmtree(path, ignore_errors=True)
+    return destroyed
 
 
 class _JsonLines:
@@ -243,19 +277,8 @@ class SessionDirectory:
         """
         self._vitals.abort()
         self._markers.abort()
-        destroyed = 0
         with self._manifest_lock:
-            for entry in list(self.path.iterdir()):
-                try:
-                    with open(entry, "r+b") as f:
-                        f.truncate(0)
-                        os.fsync(f.fileno())
-                    entry.unlink()
-                    destroyed += 1
-                except OSError:
-                    pass
-            shutil.rmtree(self.path, ignore_errors=True)
-        return destroyed
+            return destroy_session_files(self.path)
 
     @property
     def segments(self) -> list[dict[str, Any]]:

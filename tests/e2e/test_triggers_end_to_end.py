@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,8 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> float:
 
 
 @pytest.fixture
-def station(tmp_path: Path) -> Iterator[tuple[Path, MasimoSimulator, Path]]:
+def station(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Path, MasimoSimulator, Path]]:
+    options: dict[str, Any] = getattr(request, "param", {})
     identity = tmp_path / "id.txt"
     subprocess.run(["age-keygen", "-o", str(identity)], check=True, capture_output=True)
     recipient = subprocess.run(
@@ -91,6 +93,10 @@ post_roll_s = {POST_ROLL_S}
 format = "json"
 """
     )
+    for name in options.get("stored_sessions", ()):  # left from earlier recordings
+        old = tmp_path / "recordings" / name
+        old.mkdir(parents=True)
+        (old / "closeup-000001.ts.age").write_bytes(b"age-encryption.org/v1\n" + bytes(4096))
     log = open(tmp_path / "daemon.log", "w")  # noqa: SIM115 - closed below
     daemon = subprocess.Popen(
         [sys.executable, "-m", "recorder.cli", "run", "--config", str(config)],
@@ -217,3 +223,64 @@ def test_markers_and_birth_time_are_recorded(station: tuple[Path, MasimoSimulato
     assert birth[3] == "birth" and float(birth[2]) == 0.0
     assert intubation[3] == "intubation" and float(intubation[2]) >= 1.0
     assert float(intubation[1]) >= 0.0  # after the recording's first frame (pre-roll included)
+
+
+OLD_SESSION = "20200101T000000Z-0a0b0c"
+
+
+@pytest.mark.parametrize("station", [{"stored_sessions": [OLD_SESSION]}], indirect=True)
+def test_retention_and_withdrawn_consent_delete_stored_sessions(
+    station: tuple[Path, MasimoSimulator, Path],
+) -> None:
+    sock, _simulator, tmp = station
+    recordings = tmp / "recordings"
+    # A session from years ago is past the retention period (30 days by default): gone at start.
+    wait_until(lambda: not (recordings / OLD_SESSION).exists(), 10, "the retention rule")
+
+    cli(sock, "start")
+    time.sleep(2)
+    cli(sock, "stop")
+    last = status(sock)["last_session"]
+    listed = cli(sock, "sessions", "--json")
+    assert listed["retention_days"] == 30
+    assert [s["session"] for s in listed["sessions"]] == [last["session"]]
+    stored = listed["sessions"][0]
+    assert stored["complete"] and stored["files"] >= 4  # a segment, vitals, markers, manifest
+    started = datetime.fromisoformat(stored["started_utc"])
+    assert datetime.fromisoformat(stored["deleted_after_utc"]) - started == timedelta(days=30)
+    assert last["session"] in cli(sock, "sessions")["text"]
+
+    # Exported for review where it was recorded: the audit log says so.
+    subprocess.run(
+        [sys.executable, "-m", "recorder.cli", "export", last["path"], "--identity",
+         str(tmp / "id.txt"), "--out", str(tmp / "export")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+
+    # The one being recorded cannot be deleted, only discarded.
+    cli(sock, "start")
+    current = status(sock)["session"]
+    refused = subprocess.run(
+        [sys.executable, "-m", "recorder.cli", "delete", current, "--socket", str(sock)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 1 and "being recorded" in refused.stderr
+    assert (recordings / current).is_dir()
+
+    # Consent withdrawn after the recording: the stored session is destroyed.
+    deleted = cli(sock, "delete", last["session"])
+    assert "deleted" in deleted["text"]
+    assert not Path(last["path"]).exists()
+    assert [s["session"] for s in cli(sock, "sessions", "--json")["sessions"]] == [current]
+
+    audit = [json.loads(line) for line in (tmp / "audit.jsonl").read_text().splitlines()]
+    gone = [e for e in audit if e["event"] == "session_deleted"]
+    assert [(e["session"], e["by"]) for e in gone] == [
+        (OLD_SESSION, "retention"),
+        (last["session"], "command line"),
+    ]
+    assert gone[0]["retention_days"] == 30 and gone[0]["files"] == 1
+    assert gone[1]["files"] == stored["files"]
+    exported = [e for e in audit if e["event"] == "session_exported"]
+    assert len(exported) == 1 and exported[0]["session"] == last["session"]
+    assert exported[0]["cameras"] == ["closeup"]

@@ -25,11 +25,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TextIO, TypeVar
 
 from config.loading import ConfigError, load_config
 from config.models import AudioConfig, CameraConfig, Config, FileSource, MonitorConfig, TestPatternSource
+from recorder.retention import due_for_deletion, stored_sessions
 from recorder.service import storage_problem
 
 SERVICE_USER = "neoflix"
@@ -109,6 +111,7 @@ def run_doctor(
     _check_recipients(report, config, config_path)
     recorder = _check_service(report, service_name, config)
     _check_storage(report, config)
+    _check_retention(report, config, service_running=recorder.running)
     if recorder.status is not None:
         _devices_from_recorder(report, config, recorder.status)
     else:
@@ -210,6 +213,37 @@ def _check_storage(report: Report, config: Config) -> None:
             "Add a drop-in: systemctl edit neoflix-capture, then\n"
             f"[Service]\nReadWritePaths={directory}",
         )  # fmt: skip
+
+
+def _check_retention(report: Report, config: Config, *, service_running: bool) -> None:
+    days = config.storage.retention_days
+    try:
+        stored = stored_sessions(config.storage.directory)
+    except OSError as exc:
+        report.line("WARN", "retention", f"cannot list the stored sessions: {exc.strerror or exc}")
+        return
+    held = f"{len(stored)} session(s) stored ({sum(s.bytes for s in stored) / 1024**3:.1f} GB)"
+    if stored:
+        held += f", the oldest started {stored[0].started:%Y-%m-%d %H:%M} UTC"
+    if days == 0:
+        report.line(
+            "WARN", "retention", f"off: sessions stay until deleted by hand; {held}",
+            "Agree a retention period with the privacy officer and set storage.retention_days.",
+        )  # fmt: skip
+        return
+    # A pass runs at start and every few minutes: a day past due means no recorder has run.
+    overdue = due_for_deletion(stored, datetime.now(UTC) - timedelta(days=1), days, recording=None)
+    detail = f"sessions are deleted {days} days after they start; {held}"
+    if overdue:
+        advice = (
+            "The recorder deletes them every few minutes; its log says why it could not:\n"
+            "journalctl -u neoflix-capture | grep retention"
+            if service_running
+            else "The recorder deletes them when it runs: systemctl start neoflix-capture"
+        )
+        report.line("WARN", "retention", f"{detail}; {len(overdue)} a day past it, not deleted", advice)
+    else:
+        report.line("OK", "retention", detail)
 
 
 def _minutes(minutes: float) -> str:

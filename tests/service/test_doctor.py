@@ -95,8 +95,27 @@ def test_a_good_station_passes(tmp_path: Path, oximeter: PtyPair) -> None:
     assert found["monitor oximeter"] == "OK"
     assert re.search(r"valid values after [\d.]+ s \(.*SpO2 \d+ %", text)
     assert re.search(r"storage: .* writable, [\d.]+ GB free: about \d+ (hours|minutes) of recording", text)
+    assert found["retention"] == "OK"
+    assert "sessions are deleted 30 days after they start; 0 session(s) stored" in text
     assert "clock" in found and "service" in found  # whatever this machine says, it is said
     assert "Nothing blocks recording" in text
+
+
+def test_retention_is_explained_but_never_blocks_recording(tmp_path: Path) -> None:
+    config = station(tmp_path, port="/nonexistent/ttyUSB0")
+    stale = tmp_path / "recordings" / "20200101T000000Z-0a0b0c"
+    stale.mkdir(parents=True)
+    (stale / "closeup-000001.ts.age").write_bytes(bytes(2048))
+    _, text = doctor(config, timeout_s=0.5)
+    assert levels(text)["retention"] == "WARN"
+    assert "1 session(s) stored (0.0 GB), the oldest started 2020-01-01 00:00 UTC; 1 a day past it" in text
+    assert "systemctl start neoflix-capture" in text  # no recorder runs here to delete it
+
+    config.write_text(config.read_text().replace("[storage]\n", "[storage]\nretention_days = 0\n"))
+    _, text = doctor(config, timeout_s=0.5)
+    assert levels(text)["retention"] == "WARN"
+    assert "off: sessions stay until deleted by hand" in text and "privacy officer" in text
+    assert stale.exists()  # the doctor only looks
 
 
 def test_an_invalid_config_names_the_field(tmp_path: Path) -> None:

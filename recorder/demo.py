@@ -152,6 +152,8 @@ def run_demo(out: Path, *, seconds: float = 30.0, verbose: bool = False) -> int:
         print(f"  export         {path} ({result.video_seconds[camera]:.1f} s)")
     if result.vitals_csv:
         print(f"  export         {result.vitals_csv} ({result.vitals_rows} rows)")
+    if result.trends_svg:
+        print(f"  export         {result.trends_svg}")
     if result.markers_csv:
         print(f"  export         {result.markers_csv} ({len(result.markers)} markers)")
     for warning in result.warnings:

@@ -20,6 +20,7 @@ import av
 import structlog
 
 from recorder.session_dir import MANIFEST, MARKERS, VITALS
+from review.trends import write_trends_svg
 from store.age_reader import AgeReader
 from store.errors import TruncatedError
 from store.keys import Identity
@@ -50,6 +51,7 @@ class ExportResult:
     video_seconds: dict[str, float] = field(default_factory=dict)
     vitals_csv: Path | None = None
     vitals_rows: int = 0
+    trends_svg: Path | None = None
     markers_csv: Path | None = None
     markers: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -107,6 +109,7 @@ def export_session(
     if vitals:
         result.vitals_csv = out_dir / "vitals.csv"
         result.vitals_rows = _write_vitals_csv(vitals, result.vitals_csv, start_s, birth_s)
+        result.trends_svg = _write_trends(vitals, result, out_dir, manifest, start_s, birth_s)
     else:
         result.warnings.append("no vitals in this session")
     summary = {
@@ -121,11 +124,45 @@ def export_session(
         "videos": {k: str(v.name) for k, v in result.videos.items()},
         "video_seconds": result.video_seconds,
         "vitals_rows": result.vitals_rows,
+        "trends": result.trends_svg.name if result.trends_svg else None,
         "segments": manifest.get("segments", []),
         "warnings": result.warnings,
     }
     (out_dir / "session.json").write_text(json.dumps(summary, indent=1))
     return result
+
+
+def _write_trends(
+    vitals: list[dict[str, Any]],
+    result: ExportResult,
+    out_dir: Path,
+    manifest: dict[str, Any],
+    start_s: float,
+    birth_s: float | None,
+) -> Path | None:
+    end_s = start_s + max(result.video_seconds.values()) if result.video_seconds else None
+    table = manifest.get("table")
+    try:
+        trends = write_trends_svg(
+            vitals,
+            result.markers,
+            out_dir / "trends.svg",
+            start_s=start_s,
+            birth_s=birth_s,
+            end_s=end_s,
+            table=table if isinstance(table, str) else None,
+            session=result.session,
+        )
+    except Exception as exc:
+        # The plot only redraws what vitals.csv already holds: a record it cannot draw must not
+        # cost the reviewer the session summary or the rest of the export.
+        log.exception("trend plot failed")
+        result.warnings.append(f"trend plot not written: {exc}")
+        return None
+    if trends is None:
+        result.warnings.append("no valid vitals to plot; trends.svg not written")
+        return None
+    return trends.path
 
 
 def _read_manifest(session_dir: Path, identities: Sequence[Identity]) -> dict[str, Any]:

@@ -48,36 +48,60 @@ def format_value(value: float | None, decimals: int) -> str | None:
     return f"{value:.{decimals}f}"
 
 
+def _fresh_and_valid(known: BoardValue | None) -> bool:
+    return known is not None and not known.stale and known.latest.valid
+
+
+def _shown(known: BoardValue, display: _Display, label: str, show_source: bool) -> ShownValue:
+    latest = known.latest
+    # Only the newest sample may be shown. When it says "no value" (sensor off, value withdrawn)
+    # the panel shows dashes, fresh or stale: an older number would claim a reading the monitor
+    # has since taken back. So a number shown is always ``latest``, and its age is that sample's.
+    sample = latest if latest.valid else None
+    text = format_value(sample.value if sample else None, display.decimals)
+    # The monitor went quiet: greyed, with the age of what it last said.
+    stale_s = known.age_s if known.stale else None
+    return ShownValue(
+        label=label,
+        text=text,
+        unit=latest.unit or display.unit,
+        source=latest.source if show_source else "",
+        monitor=latest.monitor,
+        stale_s=stale_s,
+        alarm=latest.alarm and sample is not None and stale_s is None,
+    )
+
+
 def shown_values(board: dict[Parameter, BoardValue]) -> tuple[ShownValue, ...]:
     out: list[ShownValue] = []
+    # A patient monitor without ECG (or an oximeter family that names it so) sends the pleth
+    # pulse rate as PR and no HR: the team still reads it as the heart rate, so it takes the HR
+    # slot, labelled with where it came from, whenever no fresh valid HR exists.
+    pulse = board.get(Parameter.PR)
+    hr_from_pulse = not _fresh_and_valid(board.get(Parameter.HR)) and _fresh_and_valid(pulse)
     for parameter, display in _DISPLAY.items():
+        if hr_from_pulse and parameter in (Parameter.HR, Parameter.PR):
+            if parameter is Parameter.HR:
+                assert pulse is not None
+                shown = _shown(pulse, _DISPLAY[Parameter.PR], display.label, True)
+                out.append(
+                    ShownValue(
+                        shown.label,
+                        shown.text,
+                        shown.unit,
+                        shown.source or "pleth",
+                        shown.monitor,
+                        shown.stale_s,
+                        shown.alarm,
+                    )
+                )
+            continue  # PR is already on the panel, in the HR slot
         known = board.get(parameter)
         if known is None:
             if parameter in _ALWAYS:
                 out.append(ShownValue(display.label, None, display.unit))
             continue
-        if known.stale:
-            # The monitor went quiet: show the last valid value greyed, with its age.
-            sample = known.last_valid
-            text = format_value(sample.value if sample else None, display.decimals)
-            stale_s: float | None = known.age_s
-        else:
-            # Fresh: a current "no value" (sensor off) shows dashes, never an older number.
-            sample = known.latest if known.latest.valid else None
-            text = format_value(sample.value if sample else None, display.decimals)
-            stale_s = None
-        shown = sample or known.latest
-        out.append(
-            ShownValue(
-                label=display.label,
-                text=text,
-                unit=shown.unit or display.unit,
-                source=shown.source if parameter in _SHOW_SOURCE else "",
-                monitor=shown.monitor,
-                stale_s=stale_s,
-                alarm=shown.alarm and stale_s is None,
-            )
-        )
+        out.append(_shown(known, display, display.label, parameter in _SHOW_SOURCE))
     for parameter, known in board.items():
         if parameter not in _DISPLAY and known.latest.valid and not known.stale:
             s = known.latest

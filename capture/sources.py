@@ -107,6 +107,21 @@ class FramePacer:
         self._start_ns = None
 
 
+def frames_skipped(source: object) -> int:
+    """Frame slots a paced source (a file, the test pattern) gave up because its reader ran late.
+
+    Those frames never reach the encoder's queue, so its drop count cannot see them; a recording
+    that lost them is as short of frames as one whose encoder fell behind. A live camera's driver
+    drops unread frames itself, out of our sight: 0 for it.
+    """
+    counted = getattr(source, "frames_skipped", None)
+    if isinstance(counted, int):
+        return counted
+    # A paced source without its own running total: its pacer's count since it was opened.
+    pacer = getattr(source, "_pacer", None)
+    return pacer.skipped if isinstance(pacer, FramePacer) else 0
+
+
 # --- log hygiene ----------------------------------------------------------------------------------
 
 _SECRET_QUERY = re.compile(r"((?:password|passwd|pass|pwd|token|key|auth)=)[^&#]*", re.IGNORECASE)
@@ -345,7 +360,13 @@ class FileCamera:
         self._default_fps = default_fps
         self._cap: Any = None
         self._pacer: FramePacer | None = None
+        self._skipped_before = 0  # skips counted by pacers of earlier opens
         self.loops = 0  # how often the file restarted
+
+    @property
+    def frames_skipped(self) -> int:
+        """Frames not played because the reader was late, over every open of this camera."""
+        return self._skipped_before + (self._pacer.skipped if self._pacer is not None else 0)
 
     @property
     def fps(self) -> float:
@@ -391,4 +412,6 @@ class FileCamera:
         if self._cap is not None:
             self._cap.release()
             self._cap = None
+        if self._pacer is not None:
+            self._skipped_before += self._pacer.skipped
         self._pacer = None

@@ -35,6 +35,7 @@ from capture.overlay import OverlayRenderer, OverlayState
 from capture.pipeline import CameraPipeline
 from capture.recording import CameraRecorder
 from capture.segmenter import StreamLayout
+from capture.sources import frames_skipped
 from config.models import CameraConfig, Config, MonitorConfig
 from control.button import ButtonController, ButtonSource, EvdevButton, ModemLineButton
 from control.gestures import GestureRecognizer
@@ -72,6 +73,15 @@ class _Camera:
     pipeline: CameraPipeline
     recorder: CameraRecorder
     interleaver: Interleaver
+
+    @property
+    def frames_skipped(self) -> int:
+        return frames_skipped(self.reader.source)
+
+    @property
+    def frames_dropped(self) -> int:
+        """Every frame the recording lacks: skipped at a late source, or dropped before x264."""
+        return self.pipeline.frames_dropped + self.frames_skipped
 
 
 class RecorderError(Exception):
@@ -126,7 +136,7 @@ class Daemon:
                 for c in self._cameras
             ],
             audit=self.audit,
-            frames_dropped=lambda: sum(c.pipeline.frames_dropped for c in self._cameras),
+            frames_dropped=lambda: sum(c.frames_dropped for c in self._cameras),
         )
         self.keeper = SessionKeeper(
             config.storage.directory,
@@ -418,7 +428,9 @@ class Daemon:
                     "last_frame_age_s": round((now - c.pipeline.last_frame_ns) / 1e9, 2)
                     if c.pipeline.last_frame_ns
                     else None,
-                    "frames_dropped": c.pipeline.frames_dropped,
+                    "frames_dropped": c.frames_dropped,
+                    "frames_skipped_at_source": c.frames_skipped,
+                    "frames_dropped_before_encoder": c.pipeline.frames_dropped,
                     "no_signal_frames": c.pipeline.no_signal_frames,
                     "packets_dropped": c.recorder.packets_dropped,
                     "write_errors": c.recorder.write_errors,

@@ -24,8 +24,10 @@ from capture.sources import (
     SourceError,
     StreamCamera,
     V4L2Camera,
+    frames_skipped,
     mask_url,
 )
+from capture.test_pattern import TestPatternSource
 
 # --- FileCamera -----------------------------------------------------------------------------------
 
@@ -283,3 +285,37 @@ def test_frame_pacer_keeps_schedule_and_skips_when_late(fake_clock: Any) -> None
     assert fake_clock.now - start == 850_000_000  # no wait: slot 8 was already due
     assert pacer.next() == 9
     assert fake_clock.now - start == 900_000_000
+
+
+def test_file_camera_counts_frames_skipped_by_a_late_reader_across_reopens(
+    video_file: Path, fake_clock: Any
+) -> None:
+    cam = FileCamera(video_file, loop=True, clock_ns=fake_clock, sleep=fake_clock.sleep)
+    cam.open()
+    for _ in range(3):
+        cam.read()
+    assert frames_skipped(cam) == 0
+    fake_clock.now += 200_000_000  # the reader stalled for 0.2 s: about 5 frames at 30 fps
+    cam.read()
+    assert frames_skipped(cam) == 5
+    cam.close()  # a reconnect starts a new schedule; what was skipped stays counted
+    cam.open()
+    cam.read()
+    fake_clock.now += 100_000_000
+    cam.read()
+    cam.read()
+    assert frames_skipped(cam) == 5 + 2
+
+
+def test_test_pattern_skips_are_counted(fake_clock: Any) -> None:
+    src = TestPatternSource(320, 240, 10, clock_ns=fake_clock, sleep=fake_clock.sleep)
+    src.open()
+    src.read()
+    src.read()
+    fake_clock.now += 1_000_000_000  # one second late at 10 fps
+    src.read()
+    assert frames_skipped(src) == src.frame_index - 2 == 9
+
+
+def test_a_live_camera_reports_no_source_skips() -> None:
+    assert frames_skipped(V4L2Camera(0, 1280, 720, 30)) == 0

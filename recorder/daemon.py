@@ -36,7 +36,7 @@ from capture.pipeline import CameraPipeline
 from capture.recording import CameraRecorder
 from capture.segmenter import StreamLayout
 from capture.sources import frames_skipped
-from config.models import CameraConfig, Config, MonitorConfig
+from config.models import CameraConfig, Config
 from control.button import ButtonController, ButtonSource, EvdevButton, ModemLineButton
 from control.gestures import GestureRecognizer
 from control.session import Event
@@ -44,6 +44,7 @@ from control.socket import ControlServer
 from recorder.audit import AuditLog
 from recorder.controller import CameraOutput, SessionController
 from recorder.doctor import estimated_bits_per_second
+from recorder.monitor_link import link_for
 from recorder.overlay_view import shown_values
 from recorder.retention import SessionKeeper
 from recorder.service import ServiceLoop
@@ -53,9 +54,7 @@ from sync.audio_timeline import AudioTimeline
 from sync.board import VitalsBoard
 from sync.clock import MediaClock, UtcAnchor, now_ns
 from sync.monitor_clock import MonitorClock
-from vitals.line_format import line_format_from_mapping
 from vitals.link import SerialLink
-from vitals.parser import MonitorParser, make_parser
 from vitals.sample import VitalSample
 
 log = structlog.get_logger()
@@ -200,21 +199,7 @@ class Daemon:
             self._audio_timeline = AudioTimeline(self._clock, audio_cfg.sample_rate)
             self._audio = AudioReader(make_audio_source(audio_cfg), self._on_audio)
         for mon in cfg.monitors:
-            overrides: dict[str, Any] = {
-                name: getattr(mon, name)
-                for name in ("baudrate", "parity", "stopbits", "rtscts")
-                if getattr(mon, name) is not None
-            }
-            self._links.append(
-                SerialLink(
-                    mon.name,
-                    mon.port,
-                    _parser_for(mon),
-                    self._on_samples,
-                    silence_timeout_s=mon.silence_timeout_s,
-                    **overrides,
-                )
-            )
+            self._links.append(link_for(mon, self._on_samples))
 
     def _overlay_state_for(
         self, camera: str, lost_since: Any
@@ -486,13 +471,6 @@ def _as_dict(obj: Any) -> dict[str, Any]:
             value = str(value)
         out[name] = value
     return out
-
-
-def _parser_for(mon: MonitorConfig) -> MonitorParser:
-    if mon.protocol == "line_format":
-        assert mon.line_format is not None  # the config refuses it otherwise
-        return make_parser(mon.protocol, mon.name, spec=line_format_from_mapping(mon.line_format))
-    return make_parser(mon.protocol, mon.name)
 
 
 def _rounded(clock: MonitorClock | None) -> float | None:

@@ -567,8 +567,7 @@ def _check_audio(report: Report, config: Config, audio: AudioConfig, timeout_s: 
 
 
 def _check_monitor(report: Report, mon: MonitorConfig, timeout_s: float, held: bool) -> None:
-    from vitals.link import SerialLink
-    from vitals.parser import make_parser
+    from recorder.monitor_link import link_for, port_words
     from vitals.sample import VitalSample
 
     what = f"monitor {mon.name}"
@@ -584,9 +583,8 @@ def _check_monitor(report: Report, mon: MonitorConfig, timeout_s: float, held: b
         if any(s.valid for s in batch):
             got_valid.set()
 
-    parser = make_parser(mon.protocol, mon.name)
-    link = SerialLink(mon.name, mon.port, parser, on_samples, baudrate=mon.baudrate)
-    baud = mon.baudrate or parser.link_settings.baudrate
+    # The link the recorder itself would read this monitor through: same parser, same settings.
+    link = link_for(mon, on_samples)
     started = time.monotonic()
     link.start()
     try:
@@ -599,7 +597,7 @@ def _check_monitor(report: Report, mon: MonitorConfig, timeout_s: float, held: b
         health = link.health()
     finally:
         link.stop()
-    where = f"{mon.protocol} on {mon.port} at {baud} baud"
+    where = f"{mon.protocol} on {mon.port} at {port_words(mon, link.parser)}"
     with lock:
         valid = [s for s in samples if s.valid]
         seen = len(samples)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
 import re
-from collections.abc import Iterator
+import termios
+import threading
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import serial
 from service_testkit import camera_status, daemon_status
 
 from config.loading import parse_config
@@ -16,7 +22,7 @@ from control.socket import ControlServer
 from recorder.doctor import estimated_bits_per_second, run_doctor
 from store.keys import Identity
 from vitals.pty import PtyPair, open_pty_pair
-from vitals.simulators.masimo import MasimoSimulator, StabilisationScript
+from vitals.simulators.masimo import MasimoSimulator, StabilisationScript, masimo_line
 
 
 @pytest.fixture
@@ -32,7 +38,16 @@ def oximeter() -> Iterator[PtyPair]:
     pty.close()
 
 
-def station(tmp: Path, *, port: str, recipients: str | None = None, camera: str | None = None) -> Path:
+def station(
+    tmp: Path,
+    *,
+    port: str,
+    recipients: str | None = None,
+    camera: str | None = None,
+    monitor: str = 'protocol = "masimo"',
+) -> Path:
+    """A station with one camera, audio and one monitor "oximeter" on ``port``; ``monitor`` is the
+    rest of that monitor's table (its protocol and any settings)."""
     recipients = recipients if recipients is not None else f'["{Identity.generate().recipient}"]'
     camera = camera or '{ kind = "test_pattern" }'
     path = tmp / "station.toml"
@@ -54,8 +69,8 @@ source = {{ kind = "tone" }}
 
 [[monitors]]
 name = "oximeter"
-protocol = "masimo"
 port = "{port}"
+{monitor}
 
 [storage]
 directory = "{tmp / 'recordings'}"
@@ -158,6 +173,91 @@ def test_a_silent_monitor_is_explained(tmp_path: Path) -> None:
     assert levels(text)["monitor oximeter"] == "FAIL"
     assert "nothing arrived within 7 s (a masimo monitor sends about every 2 s)" in text
     assert "ASCII 1" in text
+
+
+class LineMonitor:
+    """A monitor on a pty that prints ``line`` four times a second, but only while the port is
+    set up the way it needs (``wants`` judges the line settings, termios' c_cflag): at the wrong
+    settings it sends what a UART then makes of its bytes, garbage."""
+
+    def __init__(self, pty: PtyPair, line: bytes, wants: Callable[[int], bool] = lambda _: True) -> None:
+        self._pty = pty
+        self._line = line
+        self._wants = wants
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> LineMonitor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.25):
+            # The master sees the line settings the reader gave the slave.
+            cflag = termios.tcgetattr(self._pty.master_fd)[2]
+            data = self._line if self._wants(cflag) else bytes(b | 0x80 for b in self._line)
+            with contextlib.suppress(OSError):
+                os.write(self._pty.master_fd, data)
+
+
+LINE_FORMAT_MONITOR = """protocol = "line_format"
+
+[monitors.line_format]
+mode = "key_value"
+line_ending = "crlf"
+
+[[monitors.line_format.fields]]
+name = "SPO2"
+parameter = "SpO2"
+unit = "%"
+
+[[monitors.line_format.fields]]
+name = "HR"
+parameter = "HR"
+unit = "/min"
+"""
+
+
+def test_a_line_format_monitor_is_read_with_its_line_table(tmp_path: Path) -> None:
+    with open_pty_pair() as pty, LineMonitor(pty, b"SPO2=93 HR=141\r\n"):
+        code, text = doctor(station(tmp_path, port=pty.slave_path, monitor=LINE_FORMAT_MONITOR))
+    assert code == 0, text
+    assert levels(text)["monitor oximeter"] == "OK"
+    assert re.search(r"line_format on .* at 9600 baud 8N1: valid values after [\d.]+ s", text)
+    assert "SpO2 93 %" in text and "HR 141 /min" in text
+
+
+def test_a_monitor_is_opened_with_its_configured_line_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # This monitor sends 2 stop bits, even parity and RTS/CTS. A pty keeps the stop bits and the
+    # flow control (the fake monitor checks those) but not the parity, so the port's opening is
+    # watched for that one.
+    opened: list[dict[str, Any]] = []
+    real_open = serial.serial_for_url
+
+    def watched_open(url: str, *args: Any, **kwargs: Any) -> Any:
+        opened.append(kwargs)
+        return real_open(url, *args, **kwargs)
+
+    monkeypatch.setattr(serial, "serial_for_url", watched_open)
+    line = masimo_line(datetime(2026, 1, 1, 12, 0, 0), 96, 138, 2.1)
+    needs = 'protocol = "masimo"\nparity = "E"\nstopbits = 2\nrtscts = true'
+
+    def wants(cflag: int) -> bool:
+        return bool(cflag & termios.CSTOPB) and bool(cflag & termios.CRTSCTS)
+
+    with open_pty_pair() as pty, LineMonitor(pty, line, wants):
+        code, text = doctor(station(tmp_path, port=pty.slave_path, monitor=needs))
+    assert code == 0, text
+    assert levels(text)["monitor oximeter"] == "OK"
+    assert "masimo on" in text and "at 9600 baud 8E2 RTS/CTS: valid values" in text
+    ours = [o for o in opened if o.get("parity") is not None]
+    assert ours and all((o["parity"], o["stopbits"], o["rtscts"]) == ("E", 2, True) for o in ours)
 
 
 def test_a_running_recorder_is_asked_instead_of_opening_its_devices(tmp_path: Path) -> None:

@@ -17,12 +17,15 @@ Pair B, the issue's literal baseline:
 
 CPU is user + system time of the process and its children (getrusage), so x264's threads count.
 The figure reported is the ratio ours / ffmpeg; the issue's limit is 1.2, with zero dropped
-frames.
+frames. Dropped counts both kinds: frames the encoder queue gave up and frames the camera source
+skipped because its reader ran late. As a check that needs no counter at all, the video frames in
+the session's segments are counted (decrypted in memory) and compared with fps × seconds.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import resource
@@ -34,11 +37,16 @@ import tempfile
 import time
 from pathlib import Path
 
+import av
+
+from review.export import decrypt
 from store.keys import Identity
 from vitals.pty import open_pty_pair
 from vitals.simulators.masimo import MasimoSimulator
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+FPS = 30
+CAMERA = "closeup"
 
 
 def child_cpu() -> float:
@@ -82,7 +90,19 @@ def render_clip(path: Path) -> None:
     )
 
 
-def run_daemon(seconds: float, work: Path, clip: Path | None) -> tuple[float, dict[str, object]]:
+def session_frames(session_dir: Path, identity: Identity) -> int:
+    """Video frames in the camera's segments, as a player would count them."""
+    frames = 0
+    for path in sorted(session_dir.glob(f"{CAMERA}-*.ts.age")):
+        data, _complete = decrypt(path, [identity])
+        with av.open(io.BytesIO(data), "r", format="mpegts") as seg:
+            frames += sum(1 for p in seg.demux(video=0) if p.size)
+    return frames
+
+
+def run_daemon(
+    seconds: float, work: Path, clip: Path | None
+) -> tuple[float, dict[str, object], int]:
     work.mkdir(parents=True, exist_ok=True)
     if clip is not None:
         camera_source = f'{{ kind = "file", path = "{clip}", loop = true }}'
@@ -99,11 +119,11 @@ def run_daemon(seconds: float, work: Path, clip: Path | None) -> tuple[float, di
 table = "Bench"
 control_socket = "{sock}"
 [[cameras]]
-name = "closeup"
+name = "{CAMERA}"
 source = {camera_source}
 width = 1280
 height = 720
-fps = 30
+fps = {FPS}
 overlay = true
 audio = true
 [audio]
@@ -149,16 +169,20 @@ level = "warning"
         simulator.stop()
         pty.close()
     # The CLI clients above are children too; they are small, and counted against us.
-    return child_cpu() - before, status
+    cpu = child_cpu() - before
+    session = status["last_session"]
+    assert isinstance(session, dict)
+    return cpu, status, session_frames(Path(session["path"]), identity)
 
 
 def summary(name: str, seconds: float, ffmpeg_cpu: float, ours_cpu: float,
-            status: dict[str, object]) -> dict[str, object]:
+            status: dict[str, object], frames_in_segments: int) -> dict[str, object]:
     session = status["last_session"]
     cameras = status["cameras"]
     assert isinstance(session, dict) and isinstance(cameras, dict)
-    cam = cameras["closeup"]
+    cam = cameras[CAMERA]
     minutes = seconds / 60
+    expected = FPS * float(session["duration_s"])
     return {
         "pair": name,
         "cpu_s_per_min_ffmpeg": round(ffmpeg_cpu / minutes, 1),
@@ -166,7 +190,13 @@ def summary(name: str, seconds: float, ffmpeg_cpu: float, ours_cpu: float,
         "ratio_ours_to_ffmpeg": round(ours_cpu / ffmpeg_cpu, 3),
         "frames_encoded": cam["frames_encoded"],
         "frames_dropped": cam["frames_dropped"],
+        "frames_skipped_at_source": cam["frames_skipped_at_source"],
+        "frames_dropped_before_encoder": cam["frames_dropped_before_encoder"],
         "packets_dropped": cam["packets_dropped"],
+        # What the recording holds against what a camera at this rate delivers in that time.
+        "frames_in_segments": frames_in_segments,
+        "frames_expected_fps_x_s": round(expected),
+        "frames_missing": round(expected) - frames_in_segments,
         "segments": session["segments"],
         "media_s": session["media_s"],
     }
@@ -188,8 +218,8 @@ def main() -> int:
             print(f"pair {pair}, {label}: ffmpeg CLI, {args.seconds:.0f} s ...", flush=True)
             ffmpeg_cpu = run_ffmpeg(args.seconds, work / f"ffmpeg-{pair}", source)
             print(f"pair {pair}, {label}: neoflix-capture, {args.seconds:.0f} s ...", flush=True)
-            ours_cpu, status = run_daemon(args.seconds, work / f"daemon-{pair}", source)
-            results.append(summary(pair, args.seconds, ffmpeg_cpu, ours_cpu, status))
+            ours_cpu, status, frames = run_daemon(args.seconds, work / f"daemon-{pair}", source)
+            results.append(summary(pair, args.seconds, ffmpeg_cpu, ours_cpu, status, frames))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps({"seconds_per_run": args.seconds, "cores": os.cpu_count(),

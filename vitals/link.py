@@ -10,7 +10,10 @@ and ``poll()``.
 A monitor unplugged, a converter rebooting, or a port that stays silent longer than
 ``silence_timeout_s`` all end the connection; the link retries with exponential backoff and
 never gives up while running. Each state change is logged once (connected, lost with the reason,
-reconnected), not each failed retry, so an unplugged monitor does not flood the journal.
+reconnected), not each failed retry, so an unplugged monitor does not flood the journal. A port
+that opens counts as connected only once bytes arrive on it: a USB adapter whose monitor is
+switched off opens every time and stays silent, and logging each such open as a reconnection
+would write a pair of lines per silence timeout, forever.
 
 Threads: the reader thread owns the port and the parser and is the only one to call
 ``parser.feed``/``greeting``/``poll``/``reset`` and ``on_samples``; ``on_samples`` therefore
@@ -49,7 +52,8 @@ class LinkHealth:
     """A snapshot of one link, for the overlay's "NO SIGNAL since ..." and for ``doctor``.
 
     ``since_ns`` and ``last_sample_ns`` are on the link's ``clock_ns``; ``reconnects`` counts
-    successful opens after the first; ``last_error`` is why the link was last lost.
+    connections after the first that brought bytes; ``last_error`` is why the link was last lost.
+    ``port_open`` says the port is open now, whether or not the monitor talks on it.
     """
 
     monitor: str
@@ -60,6 +64,7 @@ class LinkHealth:
     stats: ParserStats
     last_error: str | None = None
     callback_errors: int = 0
+    port_open: bool = False
 
 
 class SerialLink:
@@ -111,6 +116,7 @@ class SerialLink:
         self._stats = parser.stats.copy()
         self._last_error: str | None = None
         self._callback_errors = 0
+        self._port_open = False
 
         # Reader-thread only.
         self._ever_connected = False
@@ -152,6 +158,7 @@ class SerialLink:
                 stats=self._stats.copy(),
                 last_error=self._last_error,
                 callback_errors=self._callback_errors,
+                port_open=self._port_open,
             )
 
     # -- reader thread ---------------------------------------------------------------------
@@ -188,15 +195,18 @@ class SerialLink:
             self._set_lost(f"open failed: {exc}")
             return False
         self._received = False
+        with self._lock:
+            self._port_open = True
         reason: str | None
         try:
-            self._set_connected()
             reason = self._read_loop(port)
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
         finally:
             with contextlib.suppress(Exception):  # a vanished device has nothing to release
                 port.close()
+            with self._lock:
+                self._port_open = False
         if reason is not None and not self._stop.is_set():
             self._set_lost(reason)
         return self._received
@@ -224,7 +234,9 @@ class SerialLink:
             waiting = port.in_waiting
             if waiting:
                 data += port.read(waiting)
-            self._received = True
+            if not self._received:
+                self._received = True
+                self._set_connected()
             last_rx = time.monotonic()
             self._deliver(data, arrived_ns)
         return None
@@ -255,6 +267,7 @@ class SerialLink:
                 self._log.exception("on_samples callback failed", errors_so_far=count)
 
     def _set_connected(self) -> None:
+        """The current connection brought its first bytes."""
         now = self._clock_ns()
         with self._lock:
             reconnect = self._ever_connected

@@ -76,8 +76,10 @@ def test_link_survives_the_pty_vanishing_and_follows_a_new_one(
     link.start()
     second: PtyPair | None = None
     try:
-        assert wait_for(lambda: link.health().state == "connected")
+        assert wait_for(lambda: link.health().port_open)
+        assert link.health().state == "connecting"  # open, but nothing has arrived yet
         sim.start()
+        assert wait_for(lambda: link.health().state == "connected")
         assert wait_for(lambda: collector.count() > 0)
         # The adapter is pulled: its name goes, then the device.
         sim.stop()
@@ -94,9 +96,11 @@ def test_link_survives_the_pty_vanishing_and_follows_a_new_one(
         stable.symlink_to(second.slave_path)
         before = collector.count()
         sim = MasimoSimulator(second.master_fd, interval_s=0.05, script=STEADY)
-        assert wait_for(lambda: link.health().state == "connected", 2.0)
+        assert wait_for(lambda: link.health().port_open, 2.0)
+        assert link.health().state == "lost"  # the port is back, the monitor not yet
         sim.start()
         assert wait_for(lambda: collector.count() > before, 2.0)
+        assert link.health().state == "connected"
     finally:
         sim.stop()
         t = time.monotonic()
@@ -141,20 +145,43 @@ def test_reconnects_when_the_monitor_comes_back(
     ]
 
 
-def test_a_silent_port_is_reopened(collector: Collector, logs: Logs) -> None:
+def test_a_silent_port_is_reopened_and_logged_once(collector: Collector) -> None:
+    # A USB adapter whose monitor is switched off: the port opens every time and stays silent.
+    server = MonitorServer(silent=True)
+    server.start()
+    link = make_link(server.url, collector, silence_timeout_s=0.3)
+    with capture_logs() as logs:
+        link.start()
+        try:
+            assert wait_for(lambda: server.accepted >= 3, 4.0)
+        finally:
+            link.stop()
+            server.stop()
+    transitions = [e for e in logs if e["event"].startswith("serial link")]
+    assert [e["event"] for e in transitions] == ["serial link lost"]  # once, not once per reopen
+    assert "silent" in transitions[0]["reason"]
+    health = link.health()
+    assert health.state == "lost" and health.reconnects == 0
+    assert collector.count() == 0
+
+
+def test_a_silent_port_counts_as_connected_once_the_monitor_talks(collector: Collector, logs: Logs) -> None:
     server = MonitorServer(silent=True)
     server.start()
     link = make_link(server.url, collector, silence_timeout_s=0.3)
     link.start()
     try:
         assert wait_for(lambda: server.accepted >= 2, 3.0)
+        server.silent = False  # the monitor is switched on: the next connection carries data
+        assert wait_for(lambda: len(collector.values(Parameter.SPO2)) >= 2, 3.0)
     finally:
         link.stop()
         server.stop()
-    lost = events(logs, "serial link lost")
-    assert lost and "silent" in lost[0]["reason"]
-    assert events(logs, "serial link reconnected")
-    assert collector.count() == 0
+    assert [e["event"] for e in logs if e["event"].startswith("serial link")] == [
+        "serial link lost",  # silent from the start
+        "serial link connected",  # the first connection that carried data
+    ]
+    assert link.health().reconnects == 0
 
 
 def test_unreachable_port_retries_with_backoff_and_logs_once(collector: Collector, logs: Logs) -> None:

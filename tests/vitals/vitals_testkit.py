@@ -302,8 +302,8 @@ def running(
     stop them in the reverse order, also when the body fails.
 
     A monitor that waits to be asked (``device_first``) must be listening when the link's greeting
-    goes out. Otherwise the link is connected first, so nothing a monitor sends on its own is lost
-    before the port is open.
+    goes out. Otherwise the link's port is opened first, so nothing a monitor sends on its own is
+    lost before the port is open.
     """
     started: list[Startable] = []
     try:
@@ -313,7 +313,7 @@ def running(
         link.start()
         started.append(link)
         if not device_first:
-            assert wait_for(lambda: link.health().state == "connected"), f"never connected: {link.health()}"
+            assert wait_for(lambda: link.health().port_open), f"the port never opened: {link.health()}"
             if device is not None:
                 device.start()
                 started.append(device)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal, NamedTuple
 
 from control.session import Event, Mode, SessionState
 from vitals.sample import Parameter, VitalSample
@@ -101,26 +102,45 @@ class Moment:
     motion_for_s: float
     last_activity_ns: int | None
     recording_since_ns: int | None  # when the current recording began
-    quiet_since_ns: int | None  # when automatic starts were held off (they resume after a quiet post-roll)
+    # When automatic starts were held off. Held (stopped by hand) resumes after a quiet post-roll
+    # from then; "do not record" only once activity seen since then has been quiet that long.
+    quiet_since_ns: int | None
 
 
-def trigger_event(state: SessionState, m: Moment, rules: TriggerRules) -> tuple[Event, str] | None:
+TriggerSource = Literal["vitals", "motion", "timer"]
+
+
+class Fired(NamedTuple):
+    """What a trigger said: the event, why (a fixed phrase), and which trigger it was."""
+
+    event: Event
+    why: str
+    source: TriggerSource
+
+
+def trigger_event(state: SessionState, m: Moment, rules: TriggerRules) -> Fired | None:
     if state.mode is Mode.RECORDING:
         assert m.recording_since_ns is not None
         if (m.now_ns - m.recording_since_ns) / _NS >= rules.max_duration_s:
-            return Event.MAX_DURATION, f"maximum duration {rules.max_duration_s:.0f} s"
+            return Fired(Event.MAX_DURATION, f"maximum duration {rules.max_duration_s:.0f} s", "timer")
         if state.automatic:
             since = max(m.recording_since_ns, m.last_activity_ns or 0)
             if (m.now_ns - since) / _NS >= rules.post_roll_s:
-                return Event.ACTIVITY_ENDED, f"no activity for {rules.post_roll_s:.0f} s"
+                return Fired(Event.ACTIVITY_ENDED, f"no activity for {rules.post_roll_s:.0f} s", "timer")
         return None
     if state.waiting_for_quiet:
-        since = max(m.quiet_since_ns or 0, m.last_activity_ns or 0)
+        quiet_since = m.quiet_since_ns or 0
+        last = m.last_activity_ns
+        if state.do_not_record and (last is None or last <= quiet_since):
+            # "Do not record" set before the baby came: the stabilisation it refuses has not
+            # begun, so it cannot have ended. Only activity seen since, then quiet, lifts it.
+            return None
+        since = max(quiet_since, last or 0)
         if (m.now_ns - since) / _NS >= rules.post_roll_s:
-            return Event.ACTIVITY_ENDED, f"no activity for {rules.post_roll_s:.0f} s"
+            return Fired(Event.ACTIVITY_ENDED, f"no activity for {rules.post_roll_s:.0f} s", "timer")
         return None
     if rules.vitals and m.vitals_valid_for_s >= rules.vitals_hold_s:
-        return Event.AUTO_START, f"vitals valid for {rules.vitals_hold_s:g} s"
+        return Fired(Event.AUTO_START, f"vitals valid for {rules.vitals_hold_s:g} s", "vitals")
     if rules.motion and m.motion_for_s >= rules.motion_hold_s:
-        return Event.AUTO_START, f"motion for {rules.motion_hold_s:g} s"
+        return Fired(Event.AUTO_START, f"motion for {rules.motion_hold_s:g} s", "motion")
     return None

@@ -38,6 +38,13 @@ def moment(now: float, *, valid: float = 0, motion: float = 0, activity: float |
         (dnr, moment(100, valid=60), RULES, None),  # suppressed
         (dnr, moment(400, activity=101, quiet=50), RULES, None),
         (dnr, moment(402, activity=101, quiet=50), RULES, Event.ACTIVITY_ENDED),
+        # Refused before the baby came: no activity since, so no stabilisation has ended.
+        (dnr, moment(10000, quiet=0), RULES, None),
+        (dnr, moment(10000, activity=None, quiet=50), RULES, None),
+        (dnr, moment(10000, activity=40, quiet=50), RULES, None),  # the previous baby's
+        (dnr, moment(10000, activity=9000, quiet=50), RULES, Event.ACTIVITY_ENDED),
+        (dnr, moment(9200, activity=9000, quiet=50), RULES, None),  # this baby: post-roll runs
+        (held, moment(351, quiet=50), RULES, Event.ACTIVITY_ENDED),  # stopped after the sensor came off
         (held, moment(100, valid=60, quiet=50), RULES, None),  # stopped by hand: no restart
         (held, moment(402, activity=101, quiet=50), RULES, Event.ACTIVITY_ENDED),  # re-armed
         (auto, moment(400, activity=150, since=100), RULES, None),  # post-roll still running
@@ -50,9 +57,23 @@ def moment(now: float, *, valid: float = 0, motion: float = 0, activity: float |
 )
 def test_trigger_table(state: SessionState, m: Moment, rules: TriggerRules, expected: Event | None) -> None:
     result = trigger_event(state, m, rules)
-    assert (result[0] if result else None) is expected
+    assert (result.event if result else None) is expected
     if result:
-        assert result[1]
+        assert result.why
+
+
+@pytest.mark.parametrize(
+    ("m", "source"),
+    [
+        (moment(100, valid=5.0), "vitals"),
+        (moment(100, motion=3.0), "motion"),
+        (moment(100, valid=6.0, motion=4.0), "vitals"),
+    ],
+)
+def test_an_automatic_start_says_which_trigger_fired(m: Moment, source: str) -> None:
+    result = trigger_event(idle, m, RULES)
+    assert result is not None and result.event is Event.AUTO_START
+    assert result.source == source
 
 
 def sample(p: Parameter, t: float, valid: bool = True) -> VitalSample:

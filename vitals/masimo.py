@@ -14,7 +14,8 @@ Bit meanings follow the ``alarmmessage()``/``exceptionmessage()`` tables of the 
 neither was checked against a device. Where a bit's clinical effect is not documented the parser
 is conservative, as commented at ``_EXC_INVALIDATING``. No public source gives the bits of
 ``EXC1`` (newer Radical-7 firmware) or Root's ``EXC2``/``ACSEXC``; they are kept in the record but
-not interpreted.
+not interpreted. Root's module blocks (capnography, NIBP, temperature) become samples of their own
+source; their ``capnoEXC``/``nibpEXC``/``tempEXC`` words are likewise kept but not interpreted.
 """
 
 from __future__ import annotations
@@ -59,6 +60,10 @@ class _Field:
     unit: str
     low: float
     high: float
+    # What measured it. The pleth's own fields follow the oximeter's EXC and ALARM words; a
+    # Root module's (capnography, NIBP, temperature) do not, since those words describe the
+    # pulse-oximetry sensor and say nothing about a CO2 line or a cuff.
+    source: str = "pleth"
 
 
 # Keys we turn into samples, in emission order. Ranges are the devices' display ranges; a value
@@ -77,8 +82,17 @@ _FIELDS: Final[Mapping[str, _Field]] = {
     "SPMET": _Field(Parameter.SPMET, "%", 0, 100),
     "SPHB": _Field(Parameter.SPHB, "g/dL", 0, 25),
     "PVI": _Field(Parameter.PVI, "%", 0, 100),
+    # Root's module blocks (key names from pymasimo's Root parser). No public source gives their
+    # units; these are the Root's display defaults (etCO2 in mmHg, temperature in °C), to be
+    # checked on the device. Ranges as for the same parameters from the other families.
+    "capnoEtCO2": _Field(Parameter.ETCO2, "mmHg", 0, 150, "capnography"),
+    "capnoRR": _Field(Parameter.RR, "/min", 0, 200, "capnography"),
+    "nibpSYS": _Field(Parameter.NBP_SYS, "mmHg", 0, 300, "NIBP"),
+    "nibpDIA": _Field(Parameter.NBP_DIA, "mmHg", 0, 300, "NIBP"),
+    "nibpMAP": _Field(Parameter.NBP_MEAN, "mmHg", 0, 300, "NIBP"),
+    "tempParam": _Field(Parameter.TEMP, "°C", 0, 50, "temperature"),
 }
-_SOURCE: Final = "pleth"
+_PLETH: Final = "pleth"
 
 # EXC bit → flag name. 0x000800 ("Masimo SET": the algorithm runs in full SET mode) is the
 # normal state of a good signal, so it is decoded but never reported as a flag.
@@ -249,6 +263,7 @@ def parse_line(line: bytes) -> MasimoRecord | None:
 
 
 _OUT_OF_RANGE: Final = frozenset({"out_of_range"})
+_NO_FLAGS: Final[frozenset[str]] = frozenset()
 
 
 def record_samples(record: MasimoRecord, host_ns: int, monitor: str) -> list[VitalSample]:
@@ -280,7 +295,7 @@ def record_samples(record: MasimoRecord, host_ns: int, monitor: str) -> list[Vit
                     valid,
                     host_ns,
                     monitor,
-                    _SOURCE,
+                    spec.source,
                     flags,
                     limit_alarm,
                     stamp,
@@ -325,6 +340,9 @@ def _field_states(
 
     states: dict[str, tuple[frozenset[str], bool, bool]] = {}
     for key, spec in _FIELDS.items():
+        if spec.source != _PLETH:
+            states[key] = (_NO_FLAGS, True, False)
+            continue
         flags = set(common_flags)
         valid = not common_invalid
         if exc is not None:

@@ -43,7 +43,16 @@ BLUE_SCREEN = (
     b"05/15/07 08:12:21 SN=0000070986 SPO2=---% BPM=--- PI=--.--% SPCO=--.-% SPMET=--.-% "
     b"DESAT=-- PIDELTA=+-- PVI=--- ALARM=0000 EXC=000000"
 )
-ALL_LINES = (RAD8, RAD8_NO_SENSOR, RAD7_COLOUR, RADICAL7, RADICAL5, BLUE_SCREEN)
+# A Root line with its module blocks, keys as pymasimo's Root parser expects them (constructed, not
+# captured): the oximeter sensor is off, capnography and temperature read, the cuff has no value.
+ROOT = (
+    b"01/15/24 09:30:00 SN=0000123456 CHAN=1 sysALARM=0000 SPO2=---% BPM=--- PI=--.--% SPHB=--.- "
+    b"PVI=--- TVI=--- ALARM=0000 ALARM1=0000 ACSALARM=0000 EXC=000020 EXC1=00000000 EXC2=00000000 "
+    b"ACSEXC=00000000 capnoFiCO2=000 capnoEtCO2=038 capnoRR=045 capnoALARM=0000 capnoEXC=0000 "
+    b"nibpSYS=--- nibpDIA=--- nibpMAP=--- nibpPR=--- nibpALARM=0000 nibpEXC=0000 "
+    b"tempParam=36.8 tempALARM=0000 tempEXC=0000"
+)
+ALL_LINES = (RAD8, RAD8_NO_SENSOR, RAD7_COLOUR, RADICAL7, RADICAL5, BLUE_SCREEN, ROOT)
 STREAM = b"".join(line + b"\r\n" for line in ALL_LINES)
 
 
@@ -126,6 +135,24 @@ def test_radical5_line_short_alarm_and_exc() -> None:
         assert sample.flags == {"alarm_silenced"}  # ALARM=20 (hex): the whole device
         assert not sample.alarm
     assert s[Parameter.SPO2].monitor_time == datetime(2010, 9, 15, 15, 10, 29)
+
+
+def test_root_module_blocks_become_samples_of_their_own() -> None:
+    s = parse_one(ROOT)
+    etco2, rr, temp = s[Parameter.ETCO2], s[Parameter.RR], s[Parameter.TEMP]
+    assert (etco2.value, etco2.unit, etco2.source) == (38.0, "mmHg", "capnography")
+    assert (rr.value, rr.unit, rr.source) == (45.0, "/min", "capnography")
+    assert (temp.value, temp.unit, temp.source) == (pytest.approx(36.8), "°C", "temperature")
+    # The oximeter's "sensor off" is about the pleth; it leaves the modules' values valid.
+    for sample in (etco2, rr, temp):
+        assert sample.valid and sample.flags == frozenset()
+        assert sample.monitor_time == datetime(2024, 1, 15, 9, 30, 0)
+    for p in (Parameter.NBP_SYS, Parameter.NBP_DIA, Parameter.NBP_MEAN):
+        assert s[p].unit == "mmHg" and s[p].source == "NIBP"
+        assert_no_value(s[p], only=True)
+    for p in (Parameter.SPO2, Parameter.HR, Parameter.PI):
+        assert_no_value(s[p], "sensor_off")
+        assert s[p].source == "pleth"
 
 
 def test_blue_screen_line_is_all_dashes() -> None:
@@ -223,7 +250,7 @@ def test_stream_counts_and_order() -> None:
     assert parser.stats.bytes_in == len(STREAM)
     stamps = [s.monitor_time for s in samples]
     assert len(set(stamps)) == len(ALL_LINES)
-    assert len(samples) == 5 + 2 + 7 + 6 + 3 + 6
+    assert len(samples) == 5 + 2 + 7 + 6 + 3 + 6 + 11
 
 
 def test_nothing_before_the_line_end() -> None:
@@ -377,7 +404,9 @@ def test_random_binary_is_counted(data: bytes) -> None:
 
 
 @given(
-    field=st.sampled_from(["SPO2", "BPM", "PI", "SPCO", "SPMET", "SPHB", "PVI"]),
+    field=st.sampled_from(
+        ["SPO2", "BPM", "PI", "SPCO", "SPMET", "SPHB", "PVI", "capnoEtCO2", "capnoRR", "nibpSYS", "tempParam"]
+    ),
     dashes=st.from_regex(r"\A[+-]?-{1,3}(\.-{1,2})?%?\Z"),
 )
 def test_dash_markers_never_become_numbers(field: str, dashes: str) -> None:

@@ -52,7 +52,7 @@ from recorder.source_factory import make_audio_source, make_frame_source
 from store.keys import Recipient
 from sync.audio_timeline import AudioTimeline
 from sync.board import VitalsBoard
-from sync.clock import MediaClock, UtcAnchor, now_ns
+from sync.clock import AnchorKeeper, MediaClock, now_ns
 from sync.monitor_clock import MonitorClock
 from vitals.link import SerialLink
 from vitals.sample import VitalSample
@@ -96,7 +96,9 @@ class Daemon:
         self.config = config
         self._recipients = recipients
         self._clock = MediaClock(now_ns())
-        self._anchor = UtcAnchor.take()
+        # UTC for the overlay and the monitor-clock check; retaken from the main loop, so an NTP
+        # correction reaches the drawn clock within seconds. Sessions anchor their segments.
+        self._anchor = AnchorKeeper(_ANCHOR_EVERY_S)
         self.board = VitalsBoard(
             history_s=config.session.preroll_s + 30, priority=[m.name for m in config.monitors]
         )
@@ -212,7 +214,7 @@ class Daemon:
             return OverlayState(
                 table=table,
                 camera=camera,
-                utc=self._anchor.utc_at(t_ns),
+                utc=self._anchor.current.utc_at(t_ns),
                 recording=since is not None,
                 elapsed_s=max(0.0, elapsed) if elapsed is not None else None,
                 since_birth_s=self.controller.since_birth_s(t_ns),
@@ -311,6 +313,7 @@ class Daemon:
             service.stopping()
 
     def tick(self) -> None:
+        self._anchor.refresh_if_due(now_ns())
         self.controller.tick()
         self._apply_retention_when_due()
 
@@ -360,7 +363,7 @@ class Daemon:
                 continue
             clock = self._monitor_clocks.setdefault(s.monitor, MonitorClock())
             first = clock.reported_s is None
-            offset = clock.observe(s.monitor_time, self._anchor.utc_at(s.host_ns))
+            offset = clock.observe(s.monitor_time, self._anchor.current.utc_at(s.host_ns))
             if offset is not None:
                 log.info(
                     "monitor_clock_offset" if first else "monitor_clock_drifted",
@@ -445,6 +448,7 @@ class Daemon:
 
 
 _RETENTION_EVERY_S = 300.0
+_ANCHOR_EVERY_S = 10.0
 
 _COMMANDS = {
     "start": Event.START,

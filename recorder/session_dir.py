@@ -5,6 +5,11 @@ the SHA-256 of its ciphertext and a hash chain over the entries, so the review s
 missing, altered or reordered segment. It is rewritten (atomically) after each segment, so a
 crash loses at most the entry of the segment that was open.
 
+Media time orders everything; UTC is only derived. A fresh UTC anchor (a monotonic and a wall
+clock reading taken together) is taken at the session start and as each segment opens, and is
+stored in that segment's entry: when NTP steps the wall clock mid-session, the later segments
+map to the corrected UTC while media time, and with it order and durations, stays untouched.
+
 Threads: camera writer threads call ``open_segment``/``segment_closed``; serial threads call
 ``write_vitals``; the daemon calls ``write_marker``, ``close`` and ``discard``. One lock guards
 the manifest; each JSON-lines stream has its own.
@@ -175,6 +180,8 @@ class SessionDirectory:
             reason=reason,
         )
         self._manifest_lock = threading.Lock()
+        # Per open segment, the anchor taken as it opened; vitals and markers use the newest.
+        self._segment_anchors: dict[tuple[str, int], UtcAnchor] = {}
         self._vitals = _JsonLines(self.path / VITALS, self._recipients, self._fsync)
         self._markers = _JsonLines(self.path / MARKERS, self._recipients, self._fsync)
         self.bytes_closed = 0
@@ -184,6 +191,10 @@ class SessionDirectory:
     # --- media -------------------------------------------------------------------------------
 
     def open_segment(self, camera: str, index: int) -> EncryptedFileWriter:
+        anchor = UtcAnchor.take()
+        with self._manifest_lock:
+            self._segment_anchors[(camera, index)] = anchor
+            self.anchor = anchor
         return EncryptedFileWriter(
             self.path / segment_name(camera, index), self._recipients, self._fsync
         )
@@ -195,15 +206,21 @@ class SessionDirectory:
             path = path.with_name(path.name + ".partial")
         digest, size = _sha256(path) if path.exists() else ("", 0)
         with self._manifest_lock:
+            anchor = self._segment_anchors.pop((camera, segment.index), None) or UtcAnchor.take()
             entry: dict[str, Any] = {
                 "camera": camera,
                 "index": segment.index,
                 "file": path.name,
                 "start_s": round(segment.start_s, 6),
                 "end_s": round(segment.end_s, 6),
-                "utc_start": self.anchor.utc_at(
+                "utc_start": anchor.utc_at(
                     self._clock.epoch_ns + int(segment.start_s * 1e9)
                 ).isoformat(),
+                # This segment's own mapping: utc = anchor utc + (media time - anchor media_s).
+                "utc_anchor": {
+                    "media_s": round(self._clock.seconds(anchor.mono_ns), 6),
+                    "utc": anchor.utc.isoformat(),
+                },
                 "video_frames": segment.video_frames,
                 "audio_packets": segment.audio_packets,
                 "complete": segment.complete,

@@ -9,6 +9,7 @@ and with every segment so a reviewer can map media time to UTC.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
@@ -55,3 +56,27 @@ class MediaClock:
 
     def audio_pts(self, mono_ns: int, sample_rate: int) -> int:
         return (mono_ns - self.epoch_ns) * sample_rate // 1_000_000_000
+
+
+class AnchorKeeper:
+    """The newest ``UtcAnchor`` for drawing and logging UTC, retaken every ``every_s``.
+
+    One anchor kept for a daemon's whole life would draw the overlay's clock off by whatever
+    NTP corrected since it was taken (a step, or days of slewing). Retaking it on every frame
+    would cost a syscall pair per frame for nothing: every few seconds, from the main loop, is
+    enough. Readers take ``current`` (one attribute read, safe from any thread).
+    """
+
+    def __init__(
+        self, every_s: float = 10.0, take: Callable[[], UtcAnchor] = UtcAnchor.take
+    ) -> None:
+        self._every_ns = int(every_s * 1e9)
+        self._take = take
+        self.current = take()
+
+    def refresh_if_due(self, mono_ns: int) -> bool:
+        """Retake the anchor when the current one is ``every_s`` old; True when it did."""
+        if mono_ns - self.current.mono_ns < self._every_ns:
+            return False
+        self.current = self._take()
+        return True

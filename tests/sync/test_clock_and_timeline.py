@@ -6,7 +6,7 @@ import itertools
 from datetime import UTC, datetime, timedelta
 
 from sync.audio_timeline import AudioTimeline
-from sync.clock import MediaClock, UtcAnchor
+from sync.clock import AnchorKeeper, MediaClock, UtcAnchor
 
 RATE = 48_000
 CHUNK = 960  # 20 ms
@@ -64,3 +64,19 @@ def test_timeline_restarts_after_a_gap() -> None:
     assert later == 5 * RATE - CHUNK
     assert timeline.restarts == 1
     assert first[-1] < later
+
+
+def test_anchor_keeper_retakes_the_anchor_every_interval_only() -> None:
+    taken: list[UtcAnchor] = []
+
+    def take() -> UtcAnchor:
+        anchor = UtcAnchor(len(taken) * 4_000_000_000, datetime(2026, 1, 1, tzinfo=UTC))
+        taken.append(anchor)
+        return anchor
+
+    keeper = AnchorKeeper(every_s=10.0, take=take)
+    assert keeper.current is taken[0]
+    assert not keeper.refresh_if_due(9_999_999_999)
+    assert keeper.refresh_if_due(10_000_000_000)
+    assert keeper.current is taken[1] and len(taken) == 2
+    assert not keeper.refresh_if_due(13_000_000_000)  # the new anchor (at 4 s) is 9 s old

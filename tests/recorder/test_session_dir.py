@@ -1,0 +1,70 @@
+"""A session directory maps each segment to UTC with an anchor of its own."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+import recorder.session_dir as session_dir
+from capture.segmenter import ClosedSegment
+from recorder.session_dir import CameraProfile, SessionDirectory
+from review.export import decrypt
+from store.keys import Identity
+from sync.clock import MediaClock, UtcAnchor
+
+S = 1_000_000_000
+T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+
+
+class SteppingWallClock:
+    """Anchors as a host whose wall clock NTP steps forward by a minute at 15 s."""
+
+    def __init__(self) -> None:
+        self.mono_ns = 100 * S
+
+    def take(self) -> UtcAnchor:
+        step = timedelta(minutes=1) if self.mono_ns >= 115 * S else timedelta(0)
+        return UtcAnchor(self.mono_ns, T0 + timedelta(seconds=(self.mono_ns - 100 * S) / S) + step)
+
+
+@pytest.fixture
+def wall(monkeypatch: pytest.MonkeyPatch) -> Iterator[SteppingWallClock]:
+    clock = SteppingWallClock()
+    monkeypatch.setattr(session_dir.UtcAnchor, "take", clock.take)
+    yield clock
+
+
+def test_each_segment_carries_its_own_utc_anchor(tmp_path: Path, wall: SteppingWallClock) -> None:
+    identity = Identity.generate()
+    media = MediaClock(epoch_ns=100 * S)  # media time 0 = the session's first monotonic reading
+    session = SessionDirectory(
+        tmp_path,
+        recipients=[identity.recipient],
+        fsync_interval_s=1.0,
+        table="T",
+        cameras=[CameraProfile("closeup", 640, 360, 30, True, False)],
+        clock=media,
+        reason="test",
+    )
+    for index in range(3):  # segments at media 0-10, 10-20 and 20-30 s
+        wall.mono_ns = (100 + 10 * index) * S
+        session.open_segment("closeup", index).close()
+        wall.mono_ns += 10 * S
+        session.segment_closed(
+            "closeup", ClosedSegment(index, 10.0 * index, 10.0 * (index + 1), 300, 0, True)
+        )
+    session.close("stop")
+
+    plain, complete = decrypt(session.path / session_dir.MANIFEST, [identity])
+    assert complete
+    entries = json.loads(plain)["segments"]
+    assert [e["utc_anchor"]["media_s"] for e in entries] == [0.0, 10.0, 20.0]
+    starts = [datetime.fromisoformat(e["utc_start"]) for e in entries]
+    # Before the step, UTC as it was then; after it, the corrected UTC: the third segment starts
+    # a minute "later" in wall time, yet media time (order and length) is untouched.
+    assert starts == [T0, T0 + timedelta(seconds=10), T0 + timedelta(seconds=20, minutes=1)]
+    assert [datetime.fromisoformat(e["utc_anchor"]["utc"]) for e in entries] == starts

@@ -34,7 +34,7 @@ class SteppingWallClock:
 @pytest.fixture
 def wall(monkeypatch: pytest.MonkeyPatch) -> Iterator[SteppingWallClock]:
     clock = SteppingWallClock()
-    monkeypatch.setattr(session_dir.UtcAnchor, "take", clock.take)
+    monkeypatch.setattr(UtcAnchor, "take", clock.take)
     yield clock
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from dataclasses import dataclass
 
 import structlog
@@ -53,6 +54,10 @@ class CameraRecorder:
         self.write_errors = 0
         self.preroll_s_used = 0.0  # how much pre-roll the current recording began with
         self._keep_preroll = True
+        # When the writer took the item it is on (monotonic ns), None while it waits for one: a
+        # write that blocks (a hung USB disk) shows as a time that keeps growing, long before the
+        # queue fills.
+        self._busy_since_ns: int | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -68,6 +73,12 @@ class CameraRecorder:
     @property
     def backlog(self) -> int:
         return self._queue.qsize()
+
+    @property
+    def busy_s(self) -> float:
+        """Seconds the writer has spent on its current item; 0.0 while it waits for one."""
+        since = self._busy_since_ns
+        return 0.0 if since is None else (time.monotonic_ns() - since) / 1e9
 
     def begin(self, segmenter: Segmenter, *, with_preroll: bool = True) -> None:
         self._queue.put(_Begin(segmenter, with_preroll))
@@ -91,6 +102,7 @@ class CameraRecorder:
             item = self._queue.get()
             if item is None:
                 return
+            self._busy_since_ns = time.monotonic_ns()
             try:
                 self._handle(item)
             except Exception as exc:
@@ -98,6 +110,8 @@ class CameraRecorder:
                 log.error("segment_write_failed", camera=self.camera, error=repr(exc))
                 if isinstance(item, _End):
                     item.done.set()
+            finally:
+                self._busy_since_ns = None
 
     def _handle(self, item: _Item) -> None:
         if isinstance(item, EncodedPacket):

@@ -423,6 +423,7 @@ class Daemon:
                     "packets_dropped": c.recorder.packets_dropped,
                     "write_errors": c.recorder.write_errors,
                     "writer_backlog": c.recorder.backlog,
+                    "writer_busy_s": round(c.recorder.busy_s, 1),
                     "preroll_s": round(c.recorder.preroll.duration_s, 2),
                     "preroll_bytes": c.recorder.preroll.bytes,
                 }
@@ -441,6 +442,7 @@ class Daemon:
             "vitals_samples": self.board.samples_total,
             "storage_free_bytes": free,
             "storage_free_minutes": None if free is None else round(free * 8 / self._bits_per_s / 60),
+            "segment_seconds": self.config.storage.segment_seconds,
             "service": None
             if self.service is None
             else {"healthy": self.service.health[0], "why": self.service.health[1]},

@@ -14,7 +14,9 @@ daemon:
   hung pipeline: its pipeline keeps encoding "NO SIGNAL" frames and its reader retries, so the
   recorder is doing its job and a restart would not bring the camera back. A camera whose reader
   says *live* but whose frames stopped (a read that blocks forever, a stuck encoder) is hung, and
-  only a restart clears it: no frames, no ping, and systemd restarts the recorder.
+  only a restart clears it: no frames, no ping, and systemd restarts the recorder. Likewise a
+  writer blocked in one write with packets waiting behind it (a hung disk), and a recording
+  whose segments stopped closing.
 - ``status_line``: the human line for STATUS= ("recording 00:12:31, camera room lost").
 
 ``ServiceLoop`` ties them together for the daemon's main loop: one ``tick(status)`` per loop.
@@ -48,6 +50,15 @@ CONNECT_GRACE_S = 30.0
 WRITE_TROUBLE_WINDOW_S = 10.0
 #: A writer queue this deep is not keeping up with the disk (the queue holds 4000 packets).
 WRITER_BACKLOG_LIMIT = 2000
+#: A writer that has spent this long on one item (a packet, a segment's close) with more waiting
+#: is blocked in a write: a hung USB disk. Closing a segment (final chunk, fsync, rename) and
+#: writing out the pre-roll at the start take well under it; waiting for the queue to fill
+#: instead would take 4000 packets, over a minute at 30 fps and half an hour at 1 fps.
+WRITER_BUSY_LIMIT_S = 10.0
+#: While recording, a segment closes every storage.segment_seconds; none for twice that plus
+#: this margin means the session's files have stopped growing (a writer that is not blocked
+#: but whose writes go nowhere).
+SEGMENT_LATE_MARGIN_S = 10.0
 #: Below this, the status line mentions the free space.
 LOW_DISK_BYTES = 5 * 1024**3
 
@@ -217,6 +228,8 @@ def pipeline_health(
     connect_grace_s: float = CONNECT_GRACE_S,
     write_trouble_window_s: float = WRITE_TROUBLE_WINDOW_S,
     backlog_limit: int = WRITER_BACKLOG_LIMIT,
+    writer_busy_limit_s: float = WRITER_BUSY_LIMIT_S,
+    segment_late_margin_s: float = SEGMENT_LATE_MARGIN_S,
 ) -> tuple[bool, str]:
     """(may WATCHDOG=1 be sent, why in plain words) for the daemon's ``status()`` at ``now``.
 
@@ -254,8 +267,17 @@ def pipeline_health(
             }.get(state, f"reader {state}")
             problems.append(f"camera {name}: no frame encoded for {idle_s:.0f} s, {why}")
         backlog = cam.get("writer_backlog")
+        busy = cam.get("writer_busy_s")
         if isinstance(backlog, int) and backlog >= backlog_limit:
             problems.append(f"camera {name}: {backlog} packets waiting for the disk")
+        elif isinstance(busy, (int, float)) and busy > writer_busy_limit_s and (backlog or 0) > 0:
+            problems.append(
+                f"camera {name}: a write has blocked for {busy:.0f} s with {backlog} packets "
+                "waiting (the disk does not answer)"
+            )
+    late = _segment_late(status, segment_late_margin_s)
+    if late is not None:
+        problems.append(late)
     trouble = progress.write_trouble_at_s
     if trouble is not None and now_mono_s - trouble <= write_trouble_window_s:
         problems.append(
@@ -265,6 +287,21 @@ def pipeline_health(
     if problems:
         return False, "; ".join(problems)
     return True, "frames flow and writes succeed"
+
+
+def _segment_late(status: Mapping[str, Any], margin_s: float) -> str | None:
+    """While recording: why no segment has closed for too long, or None."""
+    segment_s = status.get("segment_seconds")
+    if status.get("state") != "recording" or not isinstance(segment_s, (int, float)):
+        return None
+    age = status.get("last_segment_age_s")
+    if not isinstance(age, (int, float)):
+        age = status.get("elapsed_s")  # no segment closed yet: since the recording began
+        if not isinstance(age, (int, float)):
+            return None
+    if age <= 2 * segment_s + margin_s:
+        return None
+    return f"no segment closed for {age:.0f} s while recording (one is due every {segment_s:g} s)"
 
 
 def readiness(status: Mapping[str, Any], storage_dir: Path | None = None) -> str | None:

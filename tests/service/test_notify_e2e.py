@@ -21,16 +21,10 @@ from pathlib import Path
 import pytest
 from service_testkit import NotifySocket
 
-import recorder.daemon
 from store.keys import Identity
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(
-        not hasattr(recorder.daemon, "ServiceLoop"),
-        reason="recorder.daemon does not drive recorder.service.ServiceLoop yet "
-        "(the wiring is described in systemd/README.md, 'For the daemon')",
-    ),
     pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg (Debian package: ffmpeg)"),
 ]
 

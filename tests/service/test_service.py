@@ -222,6 +222,63 @@ def test_segment_writes_succeed(steps: list[tuple[float, dict[str, Any]]], healt
     assert verdict is healthy, reason
 
 
+def writer(busy_s: float, backlog: int) -> dict[str, Any]:
+    return daemon_status(
+        {"a": camera_status(writer_busy_s=busy_s, writer_backlog=backlog)},
+        state="recording",
+        elapsed_s=10,
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "healthy", "why"),
+    [
+        # Writing as usual: the writer is on each packet for a moment, a few queued behind it.
+        (writer(0.0, 3), True, "flow"),
+        # A segment's close (fsync on a slow disk) takes a few seconds: not yet a hang.
+        (writer(4.0, 120), True, "flow"),
+        # Blocked in one write for longer with packets waiting: a hung disk, long before the
+        # 2000-packet backlog (over a minute at 30 fps, half an hour at 1 fps).
+        (writer(12.0, 12), False, "camera a: a write has blocked for 12 s with 12 packets waiting"),
+        # Nothing waiting behind it: the long item is not holding anything up.
+        (writer(12.0, 0), True, "flow"),
+    ],
+)
+def test_a_blocked_write_withholds_the_ping(status: dict[str, Any], healthy: bool, why: str) -> None:
+    verdict, reason = pipeline_health(status, 0.0)
+    assert verdict is healthy, reason
+    assert why in reason
+
+
+def recording(segment_age: float | None, elapsed: float, state: str = "recording") -> dict[str, Any]:
+    return {
+        **daemon_status(state=state, elapsed_s=elapsed),
+        "segment_seconds": 10.0,
+        "last_segment_age_s": segment_age,
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "healthy", "why"),
+    [
+        (recording(4.0, 600), True, "flow"),
+        (recording(29.0, 600), True, "flow"),  # within 2 x 10 s + the margin
+        (recording(31.0, 600), False, "no segment closed for 31 s while recording (one is due every 10 s)"),
+        # No segment closed yet: counted from the start of the recording.
+        (recording(None, 25), True, "flow"),
+        (recording(None, 45), False, "no segment closed for 45 s"),
+        # Not recording: no segments are due (the last one's age keeps growing, harmlessly).
+        (recording(500.0, 0, state="idle"), True, "flow"),
+    ],
+)
+def test_segments_that_stop_closing_withhold_the_ping(
+    status: dict[str, Any], healthy: bool, why: str
+) -> None:
+    verdict, reason = pipeline_health(status, 0.0)
+    assert verdict is healthy, reason
+    assert why in reason
+
+
 def test_fields_the_daemon_may_add_are_used() -> None:
     stalled = daemon_status({"a": camera_status(frames=50, last_frame_age_s=8.0)})
     assert pipeline_health(stalled, 0.0) == (

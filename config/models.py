@@ -171,9 +171,43 @@ class MonitorConfig(_Section):
         le=300,
         description="Reconnect (and re-associate) after this long without data from the monitor.",
     )
+    # No default of its own: _stale_after_default fills it in from the protocol's sample interval.
     stale_after_s: float = Field(
-        default=3.0, gt=0, le=60, description="A value older than this is shown greyed."
+        gt=0,
+        le=60,
+        description="A value older than this is shown greyed. Default: twice the protocol's "
+        "sample interval plus 1 s (masimo 5, intellivue 3, ge_s5 11, nonin 3 ...).",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stale_after_default(cls, data: Any) -> Any:
+        # A fixed default cannot fit every family: GE sends every 5 s, IntelliVue every second.
+        if isinstance(data, dict) and data.get("stale_after_s") is None:
+            from vitals.cadence import SAMPLE_INTERVAL_S, default_stale_after_s
+
+            protocol = data.get("protocol")
+            # An unknown protocol is reported as such; a placeholder keeps "stale_after_s: field
+            # required" from being reported beside it.
+            default = 3.0
+            if isinstance(protocol, str) and protocol in SAMPLE_INTERVAL_S:
+                default = default_stale_after_s(protocol)
+            data = {**data, "stale_after_s": default}
+        return data
+
+    @model_validator(mode="after")
+    def _stale_after_covers_a_sample(self) -> MonitorConfig:
+        from vitals.cadence import default_stale_after_s, sample_interval_s
+
+        interval = sample_interval_s(self.protocol)
+        if self.stale_after_s < interval:
+            raise ValueError(
+                f"stale_after_s: {self.stale_after_s:g} s is shorter than the {interval:g} s a "
+                f"{self.protocol} monitor may leave between two samples, so its values would go "
+                "grey while they are current; leave stale_after_s out for the default of "
+                f"{default_stale_after_s(self.protocol):g} s, or set at least {interval:g}"
+            )
+        return self
 
 
     @model_validator(mode="after")
@@ -281,7 +315,7 @@ class TriggerConfig(_Section):
         default=None, description="[x, y, width, height] in that camera's pixels; unset = whole frame."
     )
     motion_threshold: float = Field(
-        default=0.02, gt=0, le=1, description="Share of the region that must change to count as motion."
+        default=0.02, gt=0, lt=1, description="Share of the region that must change to count as motion."
     )
     motion_hold_s: float = Field(
         default=3.0, ge=0.5, le=60, description="How long motion must last before starting."
@@ -292,6 +326,21 @@ class TriggerConfig(_Section):
         le=3600,
         description="An automatic recording stops after this long without valid vitals or motion.",
     )
+
+    @model_validator(mode="after")
+    def _motion_region_has_an_area(self) -> TriggerConfig:
+        if self.motion_region is not None:
+            x, y, width, height = self.motion_region
+            if x < 0 or y < 0 or width <= 0 or height <= 0:
+                raise ValueError(
+                    f"motion_region: [x, y, width, height] needs x and y of 0 or more and a width "
+                    f"and height above 0, got {list(self.motion_region)}"
+                )
+        return self
+
+
+# A button held this long is stuck (or leant on), not a long press: nothing is discarded.
+BUTTON_STUCK_AFTER_S = 10.0
 
 
 class ButtonConfig(_Section):
@@ -315,7 +364,11 @@ class ButtonConfig(_Section):
     )
     key: str = Field(default="KEY_ENTER", description="hid: the key code the button sends.")
     long_press_s: float = Field(
-        default=3.0, ge=1, le=10, description="Hold this long to discard (the lamp blinks to confirm)."
+        default=3.0,
+        ge=1,
+        lt=BUTTON_STUCK_AFTER_S,
+        description="Hold this long to discard (the lamp blinks to confirm); under 10 s, after "
+        "which a held button counts as stuck.",
     )
     idle_long_press: Literal["do_not_record", "nothing"] = Field(
         default="do_not_record",
@@ -386,6 +439,23 @@ class Config(_Section):
         name = self.triggers.motion_camera
         if name is not None and name not in [c.name for c in self.cameras]:
             raise ValueError(f"triggers.motion_camera: there is no camera named {name!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _motion_region_inside_frame(self) -> Config:
+        region = self.triggers.motion_region
+        if region is None:
+            return self
+        name = self.triggers.motion_camera or self.cameras[0].name
+        camera = next((c for c in self.cameras if c.name == name), None)
+        if camera is None:
+            return self  # _motion_camera_exists says so
+        x, y, width, height = region
+        if x + width > camera.width or y + height > camera.height:
+            raise ValueError(
+                f"triggers.motion_region: [{x}, {y}, {width}, {height}] reaches beyond the "
+                f"{camera.width}x{camera.height} frame of camera {name!r}"
+            )
         return self
 
     @model_validator(mode="after")

@@ -6,6 +6,12 @@ session directory and hand it to every camera, close it, or destroy it. Markers 
 "intubation", button double presses) are kept here too, and the birth time gives the overlay its
 "T+mm:ss".
 
+Markers and the birth time belong to one patient: they are forgotten when a recording ends or
+is discarded, under "do not record", and once the table has been quiet for the post-roll, so the
+next baby's recording never carries them. For the same reason the vitals and markers a recording
+begins with never reach back past the moment the pre-roll was last emptied (a discard, "do not
+record", the end of a recording): the video pre-roll cannot, and neither may they.
+
 Threads: ``handle`` is called by control socket threads, the button thread and the daemon's main
 loop (``tick``); one lock serialises them, so two presses never start two sessions. Serial
 threads call ``on_samples`` under ``_vitals_lock``, which also guards the open session's vitals.
@@ -27,7 +33,7 @@ from config.models import Config
 from control.gestures import Gesture
 from control.lamp import lamp_level, lamp_pattern
 from control.session import IDLE, Action, Event, Mode, SessionState, decide
-from control.triggers import ActivityTracker, Moment, TriggerRules, trigger_event
+from control.triggers import ActivityTracker, Moment, TriggerRules, TriggerSource, trigger_event
 from recorder.session_dir import CameraProfile, Marker, SessionDirectory
 from store.keys import Recipient
 from sync.board import VitalsBoard
@@ -41,6 +47,14 @@ BIRTH = "birth"
 # A long press this soon after a tap stopped a recording discards that recording: the tap was
 # the start of the long press (someone hesitated), and consent refused means all of it.
 _TAP_THEN_HOLD_S = 10.0
+# Who may be named as asking through the control socket (``by`` in its requests). Anything else
+# a client sends is recorded as "control socket": free text never reaches the audit log.
+SOCKET_CLIENTS = frozenset({"command line", "demo", "doctor", "control socket"})
+
+
+def socket_client(by: object) -> str:
+    """The name to record for a control socket request's ``by``: a known client, or "control socket"."""
+    return by if isinstance(by, str) and by in SOCKET_CLIENTS else "control socket"
 
 
 class Audit(Protocol):
@@ -98,6 +112,9 @@ class SessionController:
         self.last_session: dict[str, Any] | None = None
         self.armed_discard = False  # the button is held: the lamp blinks fast, release discards
         self._trigger_late_s: float | None = None
+        # Vitals and markers older than this are not the pre-roll of any recording (see above).
+        self._preroll_floor_ns = 0
+        self._dropped_at_start = 0
         self.last_start: dict[str, float] | None = None  # how quickly the last start took effect
         self._just_stopped: tuple[SessionDirectory, int] | None = None
 
@@ -125,34 +142,47 @@ class SessionController:
             )
             result = trigger_event(self.state, moment, self.rules)
             if result is not None:
-                event, why = result
-                if event is Event.AUTO_START:
+                if result.event is Event.AUTO_START:
                     # How long the start condition had already held when this tick saw it.
                     late = max(
                         moment.vitals_valid_for_s - self.rules.vitals_hold_s,
                         moment.motion_for_s - self.rules.motion_hold_s,
                     )
                     self._trigger_late_s = max(0.0, late)
-                self.handle(event, by="trigger", why=why)
+                self.handle(result.event, by="trigger", why=result.why, trigger=result.source)
+            if not self.recording and self._quiet_for_post_roll(now):
+                self._forget_markers()  # that baby has left the table
 
-    def handle(self, event: Event, *, by: str, why: str = "") -> dict[str, Any]:
+    def handle(
+        self, event: Event, *, by: str, why: str = "", trigger: TriggerSource | None = None
+    ) -> dict[str, Any]:
         with self._lock:
             before = self.state
             decision = decide(before, event)
             reason = f"{event} by {by}" + (f" ({why})" if why else "")
-            if decision.action is Action.BEGIN:
-                self._begin(reason, automatic=decision.state.automatic)
-            elif decision.action is Action.END:
-                self._end(reason, by_button=by == "button")
-            elif decision.action is Action.DISCARD:
+            action = decision.action
+            if action is Action.BEGIN:
+                started_by = trigger or ("button" if by == "button" else "socket")
+                self._begin(reason, automatic=decision.state.automatic, trigger=started_by)
+            elif action is Action.END:
+                self._end(reason, by_person=event in (Event.STOP, Event.TOGGLE))
+            elif action is Action.DISCARD:
                 self._end(reason, discard=True)
             if decision.state.waiting_for_quiet and not before.waiting_for_quiet:
                 self._quiet_since_ns = now_ns()
-            if decision.state.do_not_record != before.do_not_record:
+            dnr_changed = decision.state.do_not_record != before.do_not_record
+            if dnr_changed:
                 self._set_do_not_record(decision.state.do_not_record, reason)
-            elif decision.action is Action.CLEAR_PREROLL:
+            elif action is Action.CLEAR_PREROLL:
                 for cam in self._cameras:  # already on: forget what gathered since
                     cam.recorder.keep_preroll(False)
+            if dnr_changed or action in (Action.END, Action.DISCARD, Action.CLEAR_PREROLL):
+                # The video pre-roll starts empty from here: so do the vitals and markers.
+                self._preroll_floor_ns = now_ns()
+            if action in (Action.END, Action.DISCARD, Action.CLEAR_PREROLL) or (
+                event is Event.ACTIVITY_ENDED and decision.state != before
+            ):
+                self._forget_markers()
             if decision.state != before or decision.action is not Action.NONE:
                 log.info("session_event", input=str(event), by=by, why=why, note=decision.note)
             self.state = decision.state
@@ -183,43 +213,89 @@ class SessionController:
         elif gesture is Gesture.DOUBLE:
             self.mark("button", by="button")
         elif gesture is Gesture.LONG_ARMED:
-            self.armed_discard = True
+            with self._lock:
+                # Blink "release to discard" only when letting go would do something.
+                self.armed_discard = (
+                    self.recording
+                    or self._config.button.idle_long_press != "nothing"
+                    or self._just_stopped_recently()
+                )
         elif gesture is Gesture.LONG_CANCELLED:
             self.armed_discard = False
         elif gesture is Gesture.LONG:
             self.armed_discard = False
             with self._lock:
                 if not self.recording and self._config.button.idle_long_press == "nothing":
-                    self._discard_just_stopped()
+                    self._discard_just_stopped("long press right after a stop")
                     return
-                self._discard_just_stopped()
-                self.handle(Event.DISCARD, by="button", why="long press")
+                self.discard(by="button", why="long press")
+
+    def discard(self, *, by: str, why: str = "") -> dict[str, Any]:
+        """Consent refused: destroy the recording being made, or the one a person stopped in the
+        last few seconds (someone stopped, then refused), with the pre-roll; set "do not record"."""
+        with self._lock:
+            current = self._session_id()
+            just = None if current else self._discard_just_stopped(f"discard right after a stop by {by}")
+            reply = self.handle(Event.DISCARD, by=by, why=why)
+            if current is not None:
+                note = f"recording {current} discarded (all its files destroyed), pre-roll included"
+            elif just is not None:
+                note = (
+                    f"recording {just} stopped moments ago discarded (all its files destroyed), "
+                    "pre-roll included"
+                )
+            else:
+                note = (
+                    "nothing was being recorded: pre-roll discarded (a recording stopped earlier "
+                    "is removed with: neoflix-capture delete SESSION)"
+                )
+            return {**reply, "note": note + "; do not record is on", "discarded_session": current or just}
 
     def lamp(self, t_ns: int) -> bool:
         """Whether the button's lamp is lit at ``t_ns`` (the button thread asks every poll)."""
         pattern = lamp_pattern(self.recording, self.armed_discard, self.state.do_not_record)
         return lamp_level(pattern, t_ns)
 
-    def _discard_just_stopped(self) -> None:
+    def _just_stopped_recently(self) -> bool:
         just = self._just_stopped
-        self._just_stopped = None
-        if just is None or self.recording or (now_ns() - just[1]) / _NS > _TAP_THEN_HOLD_S:
-            return
+        return just is not None and (now_ns() - just[1]) / _NS <= _TAP_THEN_HOLD_S
+
+    def _discard_just_stopped(self, reason: str) -> str | None:
+        """Destroy the recording a person stopped moments ago, if any; its session id."""
+        recent = self._just_stopped_recently()
+        just, self._just_stopped = self._just_stopped, None
+        if just is None or not recent or self.recording:
+            return None
         session, _ended = just
         files = session.discard()
         if self.last_session is not None and self.last_session.get("session") == session.id:
-            self.last_session = {**self.last_session, "discarded": True, "segments": 0}
+            self.last_session = {
+                **self.last_session, "discarded": True, "segments": 0, "media_s": 0.0, "bytes": 0
+            }
         if self._audit is not None:
-            self._audit.append(
-                "recording_discarded", session=session.id, reason="long press after stop", files=files
-            )
-        log.info("session_discarded", session=session.id, reason="long press right after a stop")
+            self._audit.append("recording_discarded", session=session.id, reason=reason, files=files)
+        log.info("session_discarded", session=session.id, reason=reason)
+        return session.id
+
+    def _forget_markers(self) -> None:
+        self.birth_ns = None
+        self._recent_markers.clear()
+
+    def _quiet_for_post_roll(self, now: int) -> bool:
+        """Markers are held and the table has seen no activity or marker for the post-roll."""
+        if self.birth_ns is None and not self._recent_markers:
+            return False
+        newest_marker = self._recent_markers[-1].mono_ns if self._recent_markers else 0
+        last = max(self.activity.last_activity_ns or 0, newest_marker, self.birth_ns or 0)
+        return (now - last) / _NS >= self.rules.post_roll_s
 
     # --- actions ---------------------------------------------------------------------------
 
-    def _begin(self, reason: str, *, automatic: bool) -> None:
+    def _begin(self, reason: str, *, automatic: bool, trigger: str) -> None:
         began = now_ns()
         cfg = self._config
+        # Under "do not record" the video pre-roll is empty: so is everything else's.
+        floor = began if self.state.do_not_record else self._preroll_floor_ns
         session = SessionDirectory(
             cfg.storage.directory,
             recipients=self._recipients,
@@ -231,24 +307,35 @@ class SessionController:
             clock=self._clock,
             reason=reason,
         )
-        for cam in self._cameras:
-            cam.recorder.begin(
-                Segmenter(
-                    _segment_opener(session, cam.name),
-                    cam.layout,
-                    segment_s=cfg.storage.segment_seconds,
-                    on_closed=_segment_logger(session, cam.name),
+        self._just_stopped = None  # a new recording: the one before is no longer "just stopped"
+        begun: list[CameraOutput] = []
+        try:
+            for cam in self._cameras:
+                cam.recorder.begin(
+                    Segmenter(
+                        _segment_opener(session, cam.name),
+                        cam.layout,
+                        segment_s=cfg.storage.segment_seconds,
+                        on_closed=_segment_logger(session, cam.name),
+                    )
                 )
-            )
-        # The pre-roll's vitals and markers go in first, then everything from now on.
-        horizon = now_ns() - int((cfg.session.preroll_s + 2 * cfg.encoding.keyframe_interval_s + 1) * _NS)
-        with self._vitals_lock:
-            session.write_vitals(self._board.history_since(horizon))
-            self._session = session
-        recent = [m for m in self._recent_markers if m.mono_ns >= horizon]
-        if self.birth_ns is not None and all(m.mono_ns != self.birth_ns for m in recent):
-            recent.insert(0, next(m for m in self._recent_markers if m.mono_ns == self.birth_ns))
-        session.write_markers(recent)
+                begun.append(cam)
+            # The pre-roll's vitals and markers go in first, then everything from now on.
+            reach = cfg.session.preroll_s + 2 * cfg.encoding.keyframe_interval_s + 1
+            horizon = max(now_ns() - int(reach * _NS), floor)
+            with self._vitals_lock:
+                session.write_vitals(self._board.history_since(horizon))
+                self._session = session
+            recent = [m for m in self._recent_markers if m.mono_ns >= horizon]
+            if self.birth_ns is not None and all(m.mono_ns != self.birth_ns for m in recent):
+                birth = next((m for m in self._recent_markers if m.mono_ns == self.birth_ns), None)
+                if birth is not None:
+                    recent.insert(0, birth)
+            session.write_markers(recent)
+        except BaseException:
+            self._undo_begin(session, begun)
+            raise
+        self._dropped_at_start = self._frames_dropped()
         self.recording_since_ns = now_ns()
         self.reason = reason
         self.last_start = {
@@ -263,11 +350,23 @@ class SessionController:
                 "recording_started",
                 session=session.id,
                 reason=reason,
-                trigger="auto" if automatic else "manual",
+                trigger=trigger,
             )
-        log.info("session_started", session=session.id, reason=reason)
+        log.info("session_started", session=session.id, reason=reason, trigger=trigger)
 
-    def _end(self, reason: str, *, discard: bool = False, by_button: bool = False) -> None:
+    def _undo_begin(self, session: SessionDirectory, begun: Sequence[CameraOutput]) -> None:
+        """A start that failed half-way leaves nothing behind: no open session, no files."""
+        log.exception("session_start_failed", session=session.id)
+        with self._vitals_lock:
+            self._session = None
+        for cam in begun:
+            cam.recorder.end(discard=True)
+        try:
+            session.discard()
+        except Exception:
+            log.exception("session_start_cleanup_failed", session=session.id)
+
+    def _end(self, reason: str, *, discard: bool = False, by_person: bool = False) -> None:
         session = self._session
         if session is None:
             return
@@ -283,23 +382,31 @@ class SessionController:
         destroyed = session.discard() if discard else 0
         if not discard:
             session.close(reason)
+        # Cameras record side by side: the session lasts as long as its longest camera, not the sum.
+        media_by_camera = {cam.name: 0.0 for cam in self._cameras}
+        for s in segments:
+            media_by_camera[s["camera"]] = media_by_camera.get(s["camera"], 0.0) + s["end_s"] - s["start_s"]
         summary = {
             "session": session.id,
             "path": str(session.path),
             "reason": reason,
             "duration_s": round(duration, 1),
             "segments": 0 if discard else len(segments),
-            "media_s": 0.0 if discard else round(sum(s["end_s"] - s["start_s"] for s in segments), 2),
+            "media_s": 0.0 if discard else round(max(media_by_camera.values(), default=0.0), 2),
+            "media_s_by_camera": {
+                name: 0.0 if discard else round(seconds, 2) for name, seconds in media_by_camera.items()
+            },
             "bytes": 0 if discard else session.bytes_closed,
             "vitals_samples": session.vitals_written,
             "markers": session.markers_written,
-            "frames_dropped": self._frames_dropped(),
+            "frames_dropped": max(0, self._frames_dropped() - self._dropped_at_start),
             "preroll_s": {c.name: round(c.recorder.preroll_s_used, 2) for c in self._cameras},
             "discarded": discard,
         }
         self.last_session = summary
-        # A button press that stopped this may be the start of a long press: keep it at hand.
-        self._just_stopped = (session, now_ns()) if by_button and not discard else None
+        # A person who stops and at once refuses consent (a long press, or ``discard``) means
+        # this recording: keep it at hand for a few seconds.
+        self._just_stopped = (session, now_ns()) if by_person and not discard else None
         if self._audit is not None:
             if discard:
                 self._audit.append(

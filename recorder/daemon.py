@@ -36,13 +36,13 @@ from capture.pipeline import CameraPipeline
 from capture.recording import CameraRecorder
 from capture.segmenter import StreamLayout
 from capture.sources import frames_skipped
-from config.models import CameraConfig, Config
+from config.models import BUTTON_STUCK_AFTER_S, CameraConfig, Config
 from control.button import ButtonController, ButtonSource, EvdevButton, ModemLineButton
 from control.gestures import GestureRecognizer
 from control.session import Event
 from control.socket import ControlServer
 from recorder.audit import AuditLog
-from recorder.controller import CameraOutput, SessionController
+from recorder.controller import CameraOutput, SessionController, socket_client
 from recorder.doctor import estimated_bits_per_second
 from recorder.monitor_link import link_for
 from recorder.overlay_view import shown_values
@@ -236,9 +236,16 @@ class Daemon:
             return on_frame
         detector = self._motion = MotionDetector(t.motion_region, threshold=t.motion_threshold)
 
+        failed: list[bool] = []
+
         def tap(frame: np.ndarray, t_ns: int) -> None:
-            if detector.update(frame, t_ns):
-                self.controller.activity.on_motion(t_ns, self.controller.rules.motion_gap_s)
+            try:
+                if detector.update(frame, t_ns):
+                    self.controller.activity.on_motion(t_ns, self.controller.rules.motion_gap_s)
+            except Exception as exc:  # a broken motion trigger must never cost the camera its frames
+                if not failed:
+                    failed.append(True)
+                    log.error("motion_detection_failed", camera=camera, error=str(exc))
             on_frame(frame, t_ns)
 
         return tap
@@ -269,7 +276,9 @@ class Daemon:
             self.controller.on_gesture,
             lamp=self.controller.lamp,
             recognizer=GestureRecognizer(
-                double_press_ms=b.double_press_ms, long_press_s=b.long_press_s
+                double_press_ms=b.double_press_ms,
+                long_press_s=b.long_press_s,
+                long_press_max_s=BUTTON_STUCK_AFTER_S,
             ),
         )
 
@@ -384,7 +393,7 @@ class Daemon:
 
     def handle_request(self, request: dict[str, Any]) -> dict[str, Any]:
         cmd = request["cmd"]
-        by = str(request.get("by", "control socket"))
+        by = socket_client(request.get("by"))  # a known client's name, never free text
         if cmd == "status":
             return {"ok": True, **self.status()}
         if cmd == "mark":
@@ -395,6 +404,8 @@ class Daemon:
             return {"ok": True, "retention_days": keeper.retention_days, "sessions": keeper.sessions()}
         if cmd == "delete":
             return self.keeper.delete(str(request.get("session", "")), by=by)
+        if cmd == "discard":  # also destroys a recording a person stopped moments ago
+            return {**self.controller.discard(by=by), **self.status()}
         event = _COMMANDS.get(cmd)
         if event is None:
             known = ", ".join(sorted([*_COMMANDS, "delete", "mark", "sessions", "status"]))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,13 +83,11 @@ def export_session(
     manifest = _read_manifest(session_dir, identities)
     result = ExportResult(session=str(manifest.get("session", session_dir.name)))
     out_dir.mkdir(parents=True, exist_ok=True)
-    cameras = [c["name"] for c in manifest.get("cameras", [])] or sorted(
-        {p.name.rsplit("-", 1)[0] for p in session_dir.glob("*.ts.age")}
-    )
+    segments = _segment_files(session_dir)
+    cameras = [c["name"] for c in manifest.get("cameras", [])] or sorted(segments)
     starts: list[float] = []
     for camera in cameras:
-        files = sorted(session_dir.glob(f"{camera}-[0-9]*.ts.age"))
-        files += sorted(session_dir.glob(f"{camera}-[0-9]*.ts.age.partial"))
+        files = [path for _index, path in sorted(segments.get(camera, []))]
         if not files:
             result.warnings.append(f"camera {camera}: no segments")
             continue
@@ -165,6 +164,21 @@ def _write_trends(
     return trends.path
 
 
+# "<camera>-<index>.ts.age", or ".partial" while open (or after a crash). The index is the last
+# dash-separated field, so a camera named "room" never claims the files of "room-2".
+_SEGMENT = re.compile(r"(?P<camera>.+)-(?P<index>[0-9]{6,})\.ts\.age(?:\.partial)?")
+
+
+def _segment_files(session_dir: Path) -> dict[str, list[tuple[int, Path]]]:
+    """Each camera's segment files with their index, by exact camera name."""
+    out: dict[str, list[tuple[int, Path]]] = {}
+    for path in session_dir.iterdir():
+        match = _SEGMENT.fullmatch(path.name)
+        if match is not None:
+            out.setdefault(match["camera"], []).append((int(match["index"]), path))
+    return out
+
+
 def _read_manifest(session_dir: Path, identities: Sequence[Identity]) -> dict[str, Any]:
     path = session_dir / MANIFEST
     if not path.exists():
@@ -190,18 +204,30 @@ def _join_segments(
     try:
         for path in files:
             data, complete = decrypt(path, identities)
-            if not complete:
-                warnings.append(f"{path.name}: cut short; kept its first {len(data)} bytes")
             if not data:
+                if not complete:
+                    warnings.append(f"{path.name}: cut short before its first complete chunk; skipped")
                 continue
+            # A segment cut short ends mid-packet: the demuxer hands that last packet over as if
+            # whole, and a player would show it as a smeared frame (or a click). So each stream's
+            # newest packet is held back until the next one proves it complete.
+            held: dict[str, Any] = {}
             with av.open(io.BytesIO(data), "r", format="mpegts") as seg:
                 for stream in seg.streams:
                     kind = stream.type
                     if kind in ("video", "audio") and kind not in out_streams:
                         out_streams[kind] = output.add_stream_from_template(stream)
-                for packet in seg.demux():
-                    kind = packet.stream.type
-                    if kind not in out_streams or packet.dts is None or packet.pts is None:
+                for arrived in seg.demux():
+                    kind = arrived.stream.type
+                    if kind not in out_streams or arrived.dts is None or arrived.pts is None:
+                        continue
+                    packet = arrived
+                    if not complete:
+                        previous, held[kind] = held.get(kind), arrived
+                        if previous is None:
+                            continue
+                        packet = previous
+                    if packet.dts is None or packet.pts is None:  # checked as it arrived
                         continue
                     tb = packet.time_base
                     start = float(packet.dts * tb)
@@ -218,6 +244,11 @@ def _join_segments(
                     end_s = max(end_s, float((packet.pts + (packet.duration or 0)) * tb))
                     packet.stream = out_streams[kind]
                     output.mux(packet)
+            if not complete:
+                warnings.append(
+                    f"{path.name}: cut short; exported its first {len(data)} bytes up to its last "
+                    f"complete chunk, less the packet it ended in ({', '.join(sorted(held)) or 'none'})"
+                )
     finally:
         output.close()
     return first_s, end_s

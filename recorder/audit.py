@@ -12,7 +12,8 @@ No patient data, ever: the file is readable without keys and kept for years, so 
 hold what identifies a baby or a family (names, record numbers, birth times, notes). Only the
 field names in ``FIELDS`` are accepted, values are short scalars or lists of them (no nested
 objects to carry anything else in), and the rest is refused with ``ValueError``, so a careless
-call fails in a test instead of leaking in use. ``reason`` is a fixed phrase from the code.
+call fails in a test instead of leaking in use. ``reason`` is a fixed phrase from the code;
+``by`` and ``trigger`` are words from ``BY`` and ``TRIGGERS``.
 
 Durability: entries are rare, so each is one ``write`` to a file opened with ``O_APPEND``,
 then ``fsync``. A crash mid-write leaves an incomplete last line: ``verify`` reports it, and the
@@ -50,8 +51,8 @@ FIELDS = frozenset(
         "camera",  # a configured camera name
         "cameras",  # camera names, or how many
         "reason",  # why, as a fixed phrase from the code ("maximum duration reached")
-        "by",  # who or what asked: "button", "socket", "auto", "retention"
-        "trigger",  # what started a recording: "vitals", "motion", "button", "socket"
+        "by",  # who or what asked: one of BY
+        "trigger",  # what started a recording: one of TRIGGERS
         "files",  # how many files
         "bytes",  # how many bytes
         "duration_s",  # how long, in seconds
@@ -61,6 +62,22 @@ FIELDS = frozenset(
         "version",  # the recorder's version, at service start
     }
 )
+# ``by`` and ``trigger`` take only these words: a control socket client names itself, and its
+# text must never reach this file (the recorder maps unknown names to "control socket").
+BY = frozenset(
+    {
+        "button",  # the bedside button
+        "trigger",  # vitals or motion, or a timer (post-roll, maximum duration)
+        "service",  # the service starting or stopping
+        "retention",  # the retention rule
+        "command line",  # neoflix-capture, on the recorder
+        "demo",  # neoflix-capture demo
+        "doctor",  # neoflix-capture doctor
+        "control socket",  # any other local client of the control socket
+    }
+)
+TRIGGERS = frozenset({"vitals", "motion", "button", "socket"})
+_CHOICES = {"by": BY, "trigger": TRIGGERS}
 _EVENT = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _MAX_TEXT = 200
 _MAX_ITEMS = 64
@@ -237,6 +254,12 @@ def _checked(name: str, value: Any) -> Any:
         raise ValueError(
             f"audit field {name!r} is not allowed: the audit log is readable without keys, so it "
             f"takes only fields that cannot identify a patient ({', '.join(sorted(FIELDS))})"
+        )
+    choices = _CHOICES.get(name)
+    if choices is not None and not (isinstance(value, str) and value in choices):
+        raise ValueError(
+            f"audit field {name!r} takes one of {', '.join(sorted(choices))}, got {value!r}: "
+            "never free text from a client"
         )
     if isinstance(value, list | tuple):
         if len(value) > _MAX_ITEMS:

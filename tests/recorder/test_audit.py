@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from recorder.audit import FIELDS, GENESIS, AuditLog, main, verify
+from recorder.audit import BY, FIELDS, GENESIS, TRIGGERS, AuditLog, main, verify
+from recorder.controller import SOCKET_CLIENTS
 
 
 @pytest.fixture
@@ -296,6 +297,39 @@ def test_fields_that_could_carry_patient_data_are_refused(
             audit.append("recording_started", **fields)
         assert path.read_bytes() == b""  # nothing written
         assert audit.append("recording_started")["seq"] == 1
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"by": "Dr. Jansen"}, "'by' takes one of"),
+        ({"by": "Baby Doe, MRN 123456"}, "never free text"),
+        ({"by": ["button"]}, "'by' takes one of"),
+        ({"trigger": "auto"}, "'trigger' takes one of"),
+        ({"trigger": "manual"}, "'trigger' takes one of"),
+    ],
+)
+def test_who_asked_and_what_started_it_are_fixed_words(
+    path: Path, fields: dict[str, Any], message: str
+) -> None:
+    with AuditLog(path) as audit:
+        with pytest.raises(ValueError, match=message):
+            audit.append("recording_started", **fields)
+        assert path.read_bytes() == b""
+
+
+def test_every_fixed_word_is_accepted(path: Path) -> None:
+    with AuditLog(path) as audit:
+        for by in sorted(BY):
+            audit.append("marker", by=by)
+        for trigger in sorted(TRIGGERS):
+            audit.append("recording_started", trigger=trigger)
+    assert [e.get("by") or e.get("trigger") for e in entries(path)] == [*sorted(BY), *sorted(TRIGGERS)]
+    assert {"vitals", "motion", "button", "socket"} == TRIGGERS
+
+
+def test_the_names_a_socket_client_may_give_are_fixed_words() -> None:
+    assert SOCKET_CLIENTS <= BY
 
 
 @pytest.mark.parametrize("event", ["", "Recording Started", "started by Dr. X", "a" * 65, "1st"])

@@ -8,6 +8,7 @@ import os
 import select
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,16 @@ import pytest
 from structlog.testing import capture_logs
 from vitals_testkit import STEADY, wait_for
 
+from vitals.ge_s5 import CLASS_BASIC
+from vitals.ge_s5 import frame as ge_frame
 from vitals.line_format import FieldSpec, LineFormat
+from vitals.medibus import REQ_MEASURED_CP1
+from vitals.medibus import response as medibus_response
 from vitals.nellcor import NellcorParser
 from vitals.pty import PtyPair
 from vitals.sample import Parameter
+from vitals.simulators import ge_s5 as ge_sim
+from vitals.simulators import medibus as medibus_sim
 from vitals.simulators.masimo import EXC_NO_SENSOR, MasimoSimulator, masimo_line
 from vitals.simulators.nellcor import NellcorSimulator, heading_rows, nellcor_row
 from vitals.simulators.nonin import NoninSimulator, nonin_line
@@ -56,42 +63,120 @@ def run_read(protocol: str, **kwargs: Any) -> tuple[int, list[dict[str, Any]], s
 
 # -- replaying a capture -------------------------------------------------------------------------
 
+
+@dataclass(frozen=True)
+class Capture:
+    """A raw capture, and what replaying it must print."""
+
+    data: bytes
+    valid: set[tuple[str, float, str, str]]  # (parameter, value, unit, source) of valid samples
+    records: str  # the summary's record counts
+    monitor_time: datetime | None = T0  # of the first valid sample; None for a clockless family
+
+    @property
+    def parameters(self) -> set[str]:
+        return {parameter for parameter, *_ in self.valid}
+
+
+OXIMETRY = {("SpO2", 97.0, "%", "pleth"), ("HR", 145.0, "/min", "pleth")}
+# PROTOCOLS.md §2.10, the synthetic extended-poll reply: HR 142, SpO2 91, pleth pulse NaN.
+INTELLIVUE_WORKED_REPLY = bytes.fromhex(
+    "C0 11 01 00 74 E1 00 00 02 00 02 00 6C 00 01 00 07 00 66 00 21 00 00 00 00 F1 3B 00 5C "
+    "00 01 00 00 00 12 D6 87 20 24 05 17 10 30 15 00 00 01 00 06 00 00 00 01 00 42 "
+    "00 00 00 03 00 3C "
+    "01 01 00 01 00 0E 09 50 00 0A 41 82 00 00 0A A0 00 00 00 8E "
+    "01 02 00 01 00 0E 09 50 00 0A 4B B8 00 00 02 20 00 00 00 5B "
+    "01 03 00 01 00 0E 09 50 00 0A 48 22 00 00 0A A0 00 7F FF FF "
+    "81 CE C1"
+)
+# The same reply with one value byte hit on the wire: its FCS no longer holds.
+INTELLIVUE_HIT = INTELLIVUE_WORKED_REPLY.replace(bytes.fromhex("00 00 00 8E"), bytes.fromhex("00 00 00 8F"))
+GE_T0 = int((T0 - datetime(1970, 1, 1)).total_seconds())
+
+
+def ge_displayed(displayed: ge_sim.Displayed) -> bytes:
+    return ge_frame(ge_sim.phdb_record(GE_T0, [(CLASS_BASIC, ge_sim.basic_block(displayed))]))
+
+
+def medibus_cp1(values: dict[int, tuple[float | None, int]]) -> bytes:
+    return medibus_response(REQ_MEASURED_CP1, medibus_sim.measured_data(values))
+
+
 CAPTURES = {
-    "masimo": b"7 SPO2=097% BPM=064\r\n"  # the partial line a port opens into
-    + masimo_line(T0, 97, 145, 2.5)
-    + masimo_line(T0 + timedelta(seconds=1), None, None, None, exc=EXC_NO_SENSOR),
-    "nellcor": heading_rows("N-595", "1.0.0.1", "3F2A", (85, 100), (100, 180))
-    + nellcor_row(T0, 97, 145, 50)
-    + b"\xff\xfe line noise\r\n"
-    + nellcor_row(T0 + timedelta(seconds=2), None, None, None, status=("SO",)),
-    "nonin": nonin_line(97, 145) + b"SPO2=9" + b"\r\n" + nonin_line(None, None),
+    "masimo": Capture(
+        b"7 SPO2=097% BPM=064\r\n"  # the partial line a port opens into
+        + masimo_line(T0, 97, 145, 2.5)
+        + masimo_line(T0 + timedelta(seconds=1), None, None, None, exc=EXC_NO_SENSOR),
+        OXIMETRY,
+        "records ok 2, bad 1",
+    ),
+    "nellcor": Capture(
+        heading_rows("N-595", "1.0.0.1", "3F2A", (85, 100), (100, 180))
+        + nellcor_row(T0, 97, 145, 50)
+        + b"\xff\xfe line noise\r\n"
+        + nellcor_row(T0 + timedelta(seconds=2), None, None, None, status=("SO",)),
+        OXIMETRY,
+        "records ok 2, bad 1",
+    ),
+    "nonin": Capture(
+        nonin_line(97, 145) + b"SPO2=9" + b"\r\n" + nonin_line(None, None),
+        OXIMETRY,
+        "records ok 2, bad 1",
+        monitor_time=None,  # Nonin lines carry no clock
+    ),
+    "intellivue": Capture(
+        INTELLIVUE_HIT + INTELLIVUE_WORKED_REPLY,
+        {("HR", 142.0, "/min", "ECG"), ("SpO2", 91.0, "%", "pleth")},
+        "records ok 1, bad 1",
+        monitor_time=datetime(2024, 5, 17, 10, 30, 15),
+    ),
+    "ge_s5": Capture(
+        ge_displayed(ge_sim.Displayed(hr=145, spo2=97, pr=144))
+        + b"\x7e\x31\x00garbage\x7e"
+        + ge_displayed(ge_sim.Displayed()),  # the sensors off: every value invalid
+        {("HR", 145.0, "/min", "ECG"), ("SpO2", 97.0, "%", "pleth"), ("PR", 144.0, "/min", "pleth")},
+        "records ok 2, bad 1",
+    ),
+    "medibus": Capture(
+        medibus_cp1({0xF0: (30, 0), 0x7D: (22.5, 1), 0xE1: (145, 0)})
+        + b"\x01$F0  3"  # a reply cut off
+        + medibus_cp1({0xF0: (None, 0), 0x7D: (None, 1), 0xE1: (None, 0)}),
+        {
+            ("FiO2", 30.0, "%", "InspO2"),
+            ("PIP", 22.5, "mbar", "PeakBreathingPressure"),
+            ("PR", 145.0, "/min", "PulseRateOximeter"),
+        },
+        "records ok 2, bad 1",
+        monitor_time=None,  # Medibus replies carry no clock
+    ),
 }
 
 
 @pytest.mark.parametrize("protocol", sorted(CAPTURES))
 def test_a_capture_is_replayed_as_json_lines(protocol: str, tmp_path: Path) -> None:
+    expected = CAPTURES[protocol]
     capture = tmp_path / f"{protocol}.raw"
-    capture.write_bytes(CAPTURES[protocol])
+    capture.write_bytes(expected.data)
     before = datetime.now(UTC)
     code, recs, err = run_read(protocol, file=capture, monitor="ox")
     after = datetime.now(UTC)
     assert code == 0
     valid = [r for r in recs if r["valid"]]
-    oximetry = {(r["parameter"], r["value"], r["unit"]) for r in valid if r["parameter"] in ("SpO2", "HR")}
-    assert oximetry == {("SpO2", 97.0, "%"), ("HR", 145.0, "/min")}
-    assert all(r["monitor"] == "ox" and r["source"] == "pleth" for r in recs)
+    shown = {(r["parameter"], r["value"], r["unit"], r["source"]) for r in valid}
+    assert {v for v in shown if v[0] in expected.parameters} == expected.valid
+    assert all(r["monitor"] == "ox" for r in recs)
     dashed = [r for r in recs if not r["valid"]]
     assert dashed and all(r["value"] is None and "no_value" in r["flags"] for r in dashed)
     for r in recs:
         host = datetime.fromisoformat(r["host_time"])
         assert host.utcoffset() == timedelta(0)
         assert before - timedelta(seconds=1) <= host <= after + timedelta(seconds=1)
-    if protocol != "nonin":  # Nonin lines carry no clock
-        assert valid[0]["monitor_time"] == T0.isoformat()
+    first_time = None if expected.monitor_time is None else expected.monitor_time.isoformat()
+    assert valid[0]["monitor_time"] == first_time
     # The summary says what was read and what was thrown away.
     assert err.count("\n") == 1
-    assert f"ox ({protocol}): {len(recs)} samples, {len(valid)} valid; records ok 2, bad 1;" in err
-    assert f"of {len(CAPTURES[protocol])} bytes" in err
+    assert f"ox ({protocol}): {len(recs)} samples, {len(valid)} valid; {expected.records};" in err
+    assert f"of {len(expected.data)} bytes" in err
 
 
 def test_a_capture_without_a_valid_value_exits_1(tmp_path: Path) -> None:

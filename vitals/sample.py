@@ -8,10 +8,20 @@ from typing import NamedTuple
 
 
 class Parameter(enum.StrEnum):
-    """Fixed vocabulary of physiological parameters, independent of the monitor that sent them."""
+    """Fixed vocabulary of physiological parameters, independent of the monitor that sent them.
 
-    HR = "HR"  # heart rate; ``source`` says ECG or pleth
-    PR = "PR"  # pulse rate from the pleth
+    HR or PR, the rule every family follows: HR is the heart rate a monitor reports as such, and
+    ``source`` says where it was counted ("ECG" or "pleth", or a pressure channel where a patient
+    monitor counts it there). A pulse oximeter's only rate is HR from the pleth (Masimo ``BPM``,
+    Nellcor, Nonin): at the table it is the heart rate the team reads. PR is a separate pleth
+    pulse rate a device reports beside a heart rate of its own, or one that is not its main
+    reading: a patient monitor's SpO2 pulse rate next to its ECG HR (IntelliVue 0x4822, GE's SpO2
+    block) and a ventilator's oximeter pulse rate (Medibus 0xE1). So HR never silently changes
+    meaning with the monitor, and a display that wants "a heart rate" takes HR, then PR.
+    """
+
+    HR = "HR"  # heart rate as the monitor reports it; ``source`` says ECG or pleth
+    PR = "PR"  # a pleth pulse rate reported beside the monitor's own HR (see above)
     SPO2 = "SpO2"
     PI = "PI"  # perfusion index
     SPCO = "SpCO"

@@ -273,6 +273,10 @@ def _human_status(reply: dict[str, Any]) -> str:
             lines.append(f"  started: {reply['reason']}")
     else:
         lines.append(state.upper() + ("  DO NOT RECORD" if reply.get("do_not_record") else ""))
+        if reply.get("auto_start_held"):
+            lines.append("  automatic start held: stopped by hand; re-armed when the stabilisation ends")
+    if reply.get("armed_discard"):
+        lines.append("  BUTTON HELD: letting go now discards")
     if reply.get("since_birth_s") is not None:
         lines.append(f"  since birth: {reply['since_birth_s']:.0f} s")
     for name, cam in reply.get("cameras", {}).items():
@@ -285,6 +289,12 @@ def _human_status(reply: dict[str, Any]) -> str:
         lines.append(f"  audio: {reply['audio'].get('state', '?')}")
     for name, mon in reply.get("monitors", {}).items():
         lines.append(f"  monitor {name}: {mon.get('state', '?')}")
+    button = reply.get("button")
+    if button:
+        line = f"  button: {button.get('state', '?')}, {button.get('source', '?')}"
+        if button.get("state") == "lost" and button.get("last_error"):
+            line += f" ({button['last_error']})"
+        lines.append(line)
     return "\n".join(lines)
 
 

@@ -1,0 +1,53 @@
+"""``neoflix-capture status`` in plain text says what the JSON says about the button and holds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from recorder.cli import _human_status
+
+BUTTON = {
+    "source": "button on CTS from RTS of /dev/neoflix/button",
+    "state": "connected",
+    "since_ns": 0,
+    "reconnects": 0,
+    "last_error": None,
+    "gestures": 3,
+    "callback_errors": 0,
+}
+
+
+def status(**changes: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "ok": True,
+        "state": "idle",
+        "do_not_record": False,
+        "auto_start_held": False,
+        "armed_discard": False,
+        "cameras": {},
+        "monitors": {},
+        "button": BUTTON,
+    }
+    return {**base, **changes}
+
+
+def test_the_button_and_its_health_are_shown() -> None:
+    text = _human_status(status())
+    assert "button: connected, button on CTS from RTS of /dev/neoflix/button" in text
+    lost = _human_status(status(button={**BUTTON, "state": "lost", "last_error": "SerialException: gone"}))
+    assert "button: lost" in lost and "SerialException: gone" in lost
+
+
+def test_no_button_line_without_a_button() -> None:
+    assert "button" not in _human_status(status(button=None))
+
+
+def test_a_held_automatic_start_is_shown() -> None:
+    assert "automatic start held" not in _human_status(status())
+    assert "automatic start held" in _human_status(status(auto_start_held=True))
+
+
+def test_an_armed_discard_is_shown() -> None:
+    assert "letting go now discards" not in _human_status(status(state="recording", elapsed_s=12))
+    text = _human_status(status(state="recording", elapsed_s=12, armed_discard=True))
+    assert "BUTTON HELD: letting go now discards" in text

@@ -36,6 +36,8 @@ from recorder.service import storage_problem
 
 SERVICE_USER = "neoflix"
 STATE_DIRECTORY = Path("/var/lib/neoflix-capture")
+#: What the unit's ProtectHome=yes hides from the service: a key file there is not found.
+HIDDEN_BY_PROTECT_HOME = (Path("/home"), Path("/root"), Path("/run/user"))
 #: Seconds between two samples in each protocol's normal output (PROTOCOLS.md summary table).
 SAMPLE_INTERVAL_S = {
     "masimo": 2.0,  # ~1 Hz; the Rad-87 sends trend lines every 2 s
@@ -153,11 +155,35 @@ def _check_recipients(report: Report, config: Config, config_path: Path) -> None
             str(exc),
         )  # fmt: skip
         return
+    problem = _recipients_file_problem(config.storage.recipients_file)
+    if problem is not None:
+        report.line(
+            "FAIL", "recipients", f"{problem}, so the service refuses to record",
+            "Keep it beside the config, readable by the service:\n"
+            f"install -m 0640 -o root -g {SERVICE_USER} FILE /etc/neoflix-capture/recipients.txt\n"
+            "and set storage.recipients_file to that path.",
+        )  # fmt: skip
+        return
     shown = ", ".join(f"{str(r)[:12]}...{str(r)[-6:]}" for r in recipients)
     report.line(
         "OK", "recipients",
         f"{len(recipients)} review key(s) ({shown}); recordings can be read only on the review side",
     )  # fmt: skip
+
+
+def _recipients_file_problem(path: Path | None) -> str | None:
+    """Why the service could not read ``path`` although doctor (often root) can, or None."""
+    if path is None:
+        return None
+    hidden = next((h for h in HIDDEN_BY_PROTECT_HOME if _inside(path, h)), None)
+    if hidden is not None:
+        return (
+            f"storage.recipients_file {path} is under {hidden}, which the service's sandbox "
+            "hides (ProtectHome=yes)"
+        )
+    if _readable_by(path, SERVICE_USER) is False:
+        return f"storage.recipients_file {path} cannot be read by the service user {SERVICE_USER}"
+    return None
 
 
 def estimated_bits_per_second(config: Config) -> float:
@@ -268,20 +294,51 @@ def _inside(path: Path, parent: Path) -> bool:
 
 def _writable_by(path: Path, user: str) -> bool | None:
     """Whether ``user`` may create files in ``path`` by its mode bits; None if no such user."""
+    return _allowed(path, user, write=True)
+
+
+def _readable_by(path: Path, user: str) -> bool | None:
+    """Whether ``user`` may read ``path``, its folders included, by their mode bits; None if
+    there is no such user or doctor cannot see the file itself."""
+    target = Path(os.path.abspath(path))
+    try:
+        target = target.resolve(strict=True)
+    except OSError:
+        return None
+    for folder in reversed(target.parents):
+        if _allowed(folder, user, search=True) is False:
+            return False
+    return _allowed(target, user, read=True)
+
+
+def _allowed(
+    path: Path, user: str, *, read: bool = False, write: bool = False, search: bool = False
+) -> bool | None:
+    """Whether the mode bits of ``path`` give ``user`` what is asked (write to a folder implies
+    search in it); None if no such user, or ``path`` cannot be looked at."""
     try:
         pw = pwd.getpwnam(user)
     except KeyError:
         return None
+    if pw.pw_uid == 0:
+        return True
+    if write:
+        search = True
     if os.geteuid() != 0 and os.geteuid() == pw.pw_uid:
-        return os.access(path, os.W_OK | os.X_OK)
+        mode = (os.R_OK if read else 0) | (os.W_OK if write else 0) | (os.X_OK if search else 0)
+        return os.access(path, mode)
+    try:
+        st = path.stat()
+    except OSError:
+        return None
     groups = {pw.pw_gid} | {g.gr_gid for g in grp.getgrall() if user in g.gr_mem}
-    st = path.stat()
     if st.st_uid == pw.pw_uid:
-        need = stat.S_IWUSR | stat.S_IXUSR
+        bits = (stat.S_IRUSR, stat.S_IWUSR, stat.S_IXUSR)
     elif st.st_gid in groups:
-        need = stat.S_IWGRP | stat.S_IXGRP
+        bits = (stat.S_IRGRP, stat.S_IWGRP, stat.S_IXGRP)
     else:
-        need = stat.S_IWOTH | stat.S_IXOTH
+        bits = (stat.S_IROTH, stat.S_IWOTH, stat.S_IXOTH)
+    need = sum(bit for bit, asked in zip(bits, (read, write, search), strict=True) if asked)
     return st.st_mode & need == need
 
 

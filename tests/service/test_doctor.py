@@ -6,6 +6,8 @@ import contextlib
 import io
 import os
 import re
+import shutil
+import tempfile
 import termios
 import threading
 from collections.abc import Callable, Iterator
@@ -295,3 +297,47 @@ source = { kind = "test_pattern" }
     )
     mbit = estimated_bits_per_second(config) / 1e6
     assert 1.0 < mbit < 4.0  # 720p30 at CRF 23: a couple of Mbit/s
+
+
+def key_file(path: Path, mode: int) -> Path:
+    path.write_text(f"# the review workstation\n{Identity.generate().recipient}\n")
+    path.chmod(mode)
+    return path
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a file only root can read needs root to make and read")
+def test_a_key_file_only_root_can_read_blocks_the_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Doctor runs as root and can read it; the recorder runs as its own user and cannot.
+    monkeypatch.setattr("recorder.doctor.SERVICE_USER", "nobody")
+    keys = key_file(tmp_path / "recipients.txt", 0o600)
+    config = station(tmp_path, port="/nonexistent/ttyUSB0", recipients="[]")
+    config.write_text(config.read_text().replace("[storage]\n", f'[storage]\nrecipients_file = "{keys}"\n'))
+    _, text = doctor(config, timeout_s=0.5)
+    assert levels(text)["recipients"] == "FAIL"
+    assert f"storage.recipients_file {keys} cannot be read by the service user nobody" in text
+    assert "so the service refuses to record" in text and "install -m 0640 -o root -g nobody" in text
+
+    # The service user is root itself (the check is of the service's access, not doctor's).
+    monkeypatch.setattr("recorder.doctor.SERVICE_USER", "root")
+    _, text = doctor(config, timeout_s=0.5)
+    assert levels(text)["recipients"] == "OK"
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not os.access("/home", os.W_OK), reason="needs a folder of its own under /home"
+)
+def test_a_key_file_under_home_is_hidden_from_the_service(tmp_path: Path) -> None:
+    home = Path(tempfile.mkdtemp(prefix="neoflix-doctor-test-", dir="/home"))
+    try:
+        keys = key_file(home / "recipients.txt", 0o644)
+        config = station(tmp_path, port="/nonexistent/ttyUSB0", recipients="[]")
+        config.write_text(
+            config.read_text().replace("[storage]\n", f'[storage]\nrecipients_file = "{keys}"\n')
+        )
+        _, text = doctor(config, timeout_s=0.5)
+    finally:
+        shutil.rmtree(home)
+    assert levels(text)["recipients"] == "FAIL"
+    assert f"storage.recipients_file {keys} is under /home, which the service's sandbox hides" in text

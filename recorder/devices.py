@@ -292,7 +292,10 @@ def _audio(out: TextIO, root: Path) -> None:
         )
 
 
-_SERIAL = re.compile(r"^tty(USB|ACM|S|AMA)\d+$")
+#: The serial port families listed (/dev/ttyUSB0 ...): USB adapters, USB modems (CDC ACM), PC
+#: UARTs and ARM boards' UARTs. The unit allows each of them (DeviceAllow=char-tty<family>).
+SERIAL_FAMILIES = ("USB", "ACM", "S", "AMA")
+_SERIAL = re.compile(rf"^tty({'|'.join(SERIAL_FAMILIES)})\d+$")
 
 
 def _serial(out: TextIO, root: Path) -> None:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from recorder.devices import SERIAL_FAMILIES
+
 SYSTEMD = Path(__file__).resolve().parents[2] / "systemd"
 UNIT = SYSTEMD / "neoflix-capture.service"
 MAX_EXPOSURE = 2.0
@@ -84,8 +86,11 @@ def test_unit_has_what_the_recorder_relies_on() -> None:
     assert opts["DevicePolicy"] == ["closed"]
     allowed = {a.split()[0] for a in opts["DeviceAllow"]}
     assert allowed == {
-        "char-video4linux", "char-alsa", "char-ttyUSB", "char-ttyACM", "char-ttyS", "char-input"
+        "char-video4linux", "char-alsa", "char-ttyUSB", "char-ttyACM", "char-ttyS", "char-ttyAMA",
+        "char-input",
     }  # fmt: skip
+    # Every serial port `neoflix-capture devices` offers for the config can be opened by the service.
+    assert {f"char-tty{family}" for family in SERIAL_FAMILIES} <= allowed
     assert opts["SystemCallFilter"][0] == "@system-service"
     assert set(opts["RestrictAddressFamilies"][0].split()) == {"AF_UNIX", "AF_INET", "AF_INET6"}
     for name in ("StateDirectory", "RuntimeDirectory", "ConfigurationDirectory"):

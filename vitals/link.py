@@ -26,6 +26,7 @@ copy of the parser stats under ``_lock``, and ``health()`` reads them under the 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -65,6 +66,14 @@ class LinkHealth:
     last_error: str | None = None
     callback_errors: int = 0
     port_open: bool = False
+
+
+def is_pty(url: str) -> bool:
+    """Whether ``url`` names a pseudo-terminal's slave (directly or through a symlink), as a
+    simulator's port is."""
+    if "://" in url:
+        return False
+    return os.path.realpath(url).startswith("/dev/pts/")
 
 
 class SerialLink:
@@ -183,13 +192,18 @@ class SerialLink:
 
     def _connect_and_read(self) -> bool:
         """One connection's life; True when it received any bytes."""
+        settings = self._port_settings
+        if settings["parity"] != "N" and is_pty(self.url):
+            # A pty carries no parity bit, and Linux refuses (EINVAL) to re-open one with PARENB
+            # once it was set: a simulator's pty would be read only until the first reconnect.
+            settings = {**settings, "parity": "N"}
         try:
             port = serial.serial_for_url(
                 self.url,
                 timeout=_READ_TIMEOUT_S,
                 write_timeout=_WRITE_TIMEOUT_S,
                 exclusive=True,  # two readers on one tty would each get half the bytes
-                **self._port_settings,
+                **settings,
             )
         except Exception as exc:
             self._set_lost(f"open failed: {exc}")

@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 
 import pytest
 from vitals_testkit import (
-    NO_PARITY,
     Collector,
     assert_only_values,
     falls_silent,
@@ -163,7 +162,7 @@ def test_stop_and_single_requests(wire: tuple[socket.socket, int]) -> None:
 
 
 def ge_link(pair: PtyPair, parser: GeS5Parser, collector: Collector, **options: float) -> SerialLink:
-    return pty_link("ge", pair, parser, collector, **NO_PARITY, **options)
+    return pty_link("ge", pair, parser, collector, **options)
 
 
 def test_round_trip_over_a_pty(pty_pair: PtyPair, collector: Collector) -> None:

@@ -7,7 +7,6 @@ import socket
 
 import pytest
 from vitals_testkit import (
-    NO_PARITY,
     Collector,
     assert_only_values,
     by_parameter,
@@ -145,7 +144,7 @@ def test_device_opens_with_icc_sends_nops_and_counts_answers(wire: tuple[socket.
 
 
 def vent_link(pair: PtyPair, parser: MedibusParser, collector: Collector, **options: float) -> SerialLink:
-    return pty_link("vent", pair, parser, collector, **NO_PARITY, **options)
+    return pty_link("vent", pair, parser, collector, **options)
 
 
 def test_round_trip_over_a_pty(pty_pair: PtyPair, collector: Collector) -> None:

@@ -349,3 +349,29 @@ def test_port_opens_with_the_parsers_settings_unless_overridden(
         pass  # connected: the port is open
     assert port_opens and expected.items() <= port_opens[0].items()
     assert port_opens[0]["timeout"] is not None  # reads never block forever
+
+
+def test_an_even_parity_link_on_a_pty_survives_a_reconnect(
+    pty_pair: PtyPair, collector: Collector, port_opens: list[dict[str, Any]]
+) -> None:
+    # GE and Medibus default to even parity; Linux refuses to re-open a pty with PARENB, so a
+    # simulator's pty would be read only until the first reconnect.
+    sim = MasimoSimulator(pty_pair.master_fd, interval_s=0.05, script=STEADY)
+    link = make_link(pty_pair.slave_path, collector, parity="E", silence_timeout_s=0.3)
+    with running(link, sim):
+        assert wait_for(lambda: collector.count() > 0)
+        sim.stop()  # silent: the link gives up on this connection and opens the port again
+        assert wait_for(lambda: link.health().state == "lost", 2.0)
+        assert wait_for(lambda: link.health().port_open, 2.0)
+        before = collector.count()
+        sim.start()
+        assert wait_for(lambda: collector.count() > before, 2.0)
+    health = link.health()
+    assert health.reconnects == 1 and "open failed" not in (health.last_error or "")
+    assert len(port_opens) >= 2 and {o["parity"] for o in port_opens} == {"N"}
+
+
+def test_an_even_parity_link_keeps_its_parity_on_a_real_port(port_opens: list[dict[str, Any]]) -> None:
+    with running(SerialLink("pox", "loop://", MasimoParser("pox"), lambda s: None, parity="E")):
+        pass
+    assert port_opens[0]["parity"] == "E"

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
-from vitals_testkit import FAST_RETRY, NO_PARITY, Collector, wait_for
+from vitals_testkit import FAST_RETRY, Collector, wait_for
 
 from vitals.link import SerialLink
 from vitals.parser import make_parser
@@ -61,7 +61,7 @@ class Adapter:
 @contextmanager
 def supervised(protocol: str, port: Path, collector: Collector) -> Iterator[SerialLink]:
     link = SerialLink(
-        "bed", str(port), make_parser(protocol, "bed"), collector, **FAST_RETRY, **NO_PARITY,
+        "bed", str(port), make_parser(protocol, "bed"), collector, **FAST_RETRY,
         silence_timeout_s=3.0,
     )  # fmt: skip
     link.start()

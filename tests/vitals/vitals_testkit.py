@@ -276,10 +276,6 @@ def parse_clean(parser: MonitorParser, data: bytes) -> list[VitalSample]:
 # Reconnect within a fraction of a second, so a test that drops the line does not wait out the
 # production backoff.
 FAST_RETRY: dict[str, Any] = {"backoff_initial_s": 0.05, "backoff_max_s": 0.2}
-# A pty has no parity bit: Linux accepts PARENB on the first open but refuses (EINVAL) a re-open
-# whose only change is PARENB, so pty tests of even-parity monitors override parity as
-# configuration can.
-NO_PARITY: dict[str, Any] = {"parity": "N"}
 
 
 def pty_link(

@@ -86,7 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     doctor.set_defaults(handler=_cmd_doctor)
 
     devices = sub.add_parser(
-        "devices", help="list cameras (with formats), audio inputs and serial ports for the config"
+        "devices",
+        help="list cameras (with formats), audio inputs, serial ports and buttons for the config",
     )
     devices.set_defaults(handler=_cmd_devices)
 

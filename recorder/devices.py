@@ -1,8 +1,9 @@
 """``neoflix-capture devices``: what is plugged in, in the words the config and udev rules need.
 
 Lists V4L2 cameras (with the pixel formats, sizes and rates the driver offers), ALSA capture
-devices and serial ports, each with its stable names (``/dev/v4l/by-id``, ``/dev/serial/by-id``)
-and the USB vendor, product and serial a udev rule matches on (systemd/99-neoflix.rules).
+devices, serial ports and input devices that send keys (a bedside button), each with its stable
+names (``/dev/v4l/by-id``, ``/dev/serial/by-id``, ``/dev/input/by-id``) and the USB vendor,
+product and serial a udev rule matches on (systemd/99-neoflix.rules).
 
 Everything is read from sysfs, ``/proc/asound`` and the ``/dev`` symlinks udev made, plus the
 V4L2 query ioctls on the camera nodes: no dependency, no running recorder needed. Querying a
@@ -191,12 +192,15 @@ def _usb_words(attrs: dict[str, str]) -> str:
 
 
 def list_devices(out: TextIO, *, sys_root: Path = Path("/")) -> int:
-    """Print cameras, audio inputs and serial ports; returns 0 (listing never fails)."""
+    """Print cameras, audio inputs, serial ports and input devices (bedside buttons); returns 0
+    (listing never fails)."""
     _cameras(out, sys_root)
     out.write("\n")
     _audio(out, sys_root)
     out.write("\n")
     _serial(out, sys_root)
+    out.write("\n")
+    _inputs(out, sys_root)
     stable = sys_root / "dev" / "neoflix"
     if stable.is_dir():
         out.write("\nStable names made by the neoflix udev rules:\n")
@@ -311,6 +315,31 @@ def _serial(out: TextIO, root: Path) -> None:
         attrs = _usb_attrs(port / "device")
         out.write(f"  /dev/{port.name}" + (f"  ({_usb_words(attrs)})" if attrs else "") + "\n")
         for stable in _stable_names(root, ("dev/serial/by-id", "dev/serial/by-path"), port.name):
+            out.write(f"      stable name: {stable}\n")
+        if attrs:
+            out.write(f"      udev rule match: {_udev_match(attrs)}\n")
+    if not found:
+        out.write("  none found\n")
+
+
+def _inputs(out: TextIO, root: Path) -> None:
+    out.write(
+        'Input devices (a bedside button): in the config, [button] kind = "hid", '
+        'device = "<stable name>"\n'
+    )
+    base = root / "sys" / "class" / "input"
+    events = sorted(base.glob("event*"), key=lambda p: _natural(p.name)) if base.is_dir() else []
+    found = False
+    for event in events:
+        # A button sends keys; lid switches, HDMI jacks and the PC speaker send none.
+        keys = _read(event / "device" / "capabilities" / "key")
+        if keys is not None and not keys.replace("0", "").replace(" ", ""):
+            continue
+        found = True
+        name = _read(event / "device" / "name") or "?"
+        attrs = _usb_attrs(event / "device")
+        out.write(f"  /dev/input/{event.name}  {name}" + (f"  ({_usb_words(attrs)})" if attrs else "") + "\n")
+        for stable in _stable_names(root, ("dev/input/by-id", "dev/input/by-path"), event.name):
             out.write(f"      stable name: {stable}\n")
         if attrs:
             out.write(f"      udev rule match: {_udev_match(attrs)}\n")

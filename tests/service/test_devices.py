@@ -122,7 +122,8 @@ def write(path: Path, text: str) -> None:
 
 
 def fake_machine(root: Path) -> None:
-    """A PC with a USB webcam (video0 + metadata video1), a USB sound card and two serial adapters."""
+    """A PC with a USB webcam (video0 + metadata video1), a USB sound card, two serial adapters
+    and a USB foot switch."""
     usb_cam = root / "sys/devices/pci0000:00/0000:00:14.0/usb1/1-2"
     write(usb_cam / "idVendor", "046d\n")
     write(usb_cam / "idProduct", "082d\n")
@@ -168,8 +169,28 @@ def fake_machine(root: Path) -> None:
     for n, uart in ((0, "4"), (1, "0")):  # ttyS0 has a UART, ttyS1 is a placeholder
         write(root / f"sys/class/tty/ttyS{n}/type", uart + "\n")
     write(root / "sys/class/tty/tty1/dev", "4:1\n")  # a virtual console: not a serial port
+    # A USB foot switch (a HID keyboard that sends one key), the power button, and an HDMI jack
+    # that sends no keys at all.
+    switch = root / "sys/devices/pci0000:00/0000:00:14.0/usb1/1-5"
+    write(switch / "idVendor", "05f3\n")
+    write(switch / "idProduct", "00ff\n")
+    write(switch / "product", "VEC USB Footpedal\n")
+    inputs = [
+        (switch / "1-5:1.0/0003:05F3:00FF.0001/input/input7", 3, "VEC  VEC USB Footpedal", "7 0 0 0"),
+        (root / "sys/devices/LNXSYSTM:00/LNXPWRBN:00/input/input2", 1, "Power Button", "10000000000000 0"),
+        (root / "sys/devices/pci0000:00/0000:00:1f.3/sound/card0/input9", 5, "HDA Intel PCH HDMI", "0"),
+    ]
+    for device, n, name, keys in inputs:
+        write(device / "name", name + "\n")
+        write(device / "capabilities/key", keys + "\n")
+        event = device / f"event{n}"
+        link(event / "device", "..")
+        link(root / f"sys/class/input/event{n}", os.path.relpath(event, root / "sys/class/input"))
+    link(root / "dev/input/by-id/usb-VEC_VEC_USB_Footpedal-event-kbd", "../event3")
+    link(root / "dev/input/by-path/pci-0000:00:14.0-usb-0:5:1.0-event-kbd", "../event3")
     link(root / "dev/neoflix/camera-0", "../video0")
     link(root / "dev/neoflix/monitor-0", "../ttyUSB1")
+    link(root / "dev/neoflix/button-0", "../input/event3")
 
 
 def test_listing_names_what_the_config_and_udev_rules_need(tmp_path: Path) -> None:
@@ -179,7 +200,8 @@ def test_listing_names_what_the_config_and_udev_rules_need(tmp_path: Path) -> No
     text = out.getvalue()
     print(text)
     cameras, rest = text.split("Audio inputs", 1)
-    audio, serial = rest.split("Serial ports", 1)
+    audio, rest = rest.split("Serial ports", 1)
+    serial, inputs = rest.split("Input devices", 1)
     assert '/dev/video0  HD Pro Webcam C920  (usb 046d:082d "HD Pro Webcam C920" serial A1B2C3D4)' in cameras
     assert "stable name: /dev/v4l/by-id/usb-046d_HD_Pro_Webcam_C920_A1B2C3D4-video-index0" in cameras
     assert "stable name: /dev/v4l/by-path/pci-0000:00:14.0-usb-0:2:1.0-video-index0" in cameras
@@ -206,14 +228,21 @@ def test_listing_names_what_the_config_and_udev_rules_need(tmp_path: Path) -> No
     )
     assert "/dev/ttyS0" in serial
     assert "/dev/ttyS1" not in serial and "tty1" not in serial
+    assert '/dev/input/event3  VEC  VEC USB Footpedal  (usb 05f3:00ff "VEC USB Footpedal")' in inputs
+    assert "stable name: /dev/input/by-id/usb-VEC_VEC_USB_Footpedal-event-kbd" in inputs
+    assert "stable name: /dev/input/by-path/pci-0000:00:14.0-usb-0:5:1.0-event-kbd" in inputs
+    assert 'udev rule match: ATTRS{idVendor}=="05f3", ATTRS{idProduct}=="00ff"' in inputs
+    assert "/dev/input/event1  Power Button" in inputs  # sends a key: could be a button, so listed
+    assert "HDMI" not in inputs  # sends no keys
     assert "/dev/neoflix/camera-0 -> video0" in text
+    assert "/dev/neoflix/button-0 -> event3" in text
     assert "/dev/neoflix/monitor-0 -> ttyUSB1" in text
 
 
 def test_an_empty_machine_says_so(tmp_path: Path) -> None:
     out = io.StringIO()
     assert list_devices(out, sys_root=tmp_path) == 0
-    assert out.getvalue().count("none found") == 3
+    assert out.getvalue().count("none found") == 4
 
 
 def test_struct_layout_round_trips() -> None:

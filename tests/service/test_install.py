@@ -168,11 +168,16 @@ def test_install_is_idempotent_and_keeps_config_and_recordings(
     assert new_program != old_program
     assert (root / "opt/neoflix-capture" / old_program).is_dir()  # for a manual rollback
 
-    # An upgrade the config does not pass changes nothing.
+    # An upgrade the config does not pass changes nothing, not even the snippets the new
+    # version would have brought (here the installed tmpfiles snippet is an older one).
     config.write_text(edited.replace("fps = 30", "fps = 120"))
+    tmpfiles = root / "etc/tmpfiles.d/neoflix-capture.conf"
+    tmpfiles.write_text(tmpfiles.read_text() + "# as an older version wrote it\n")
+    before_refusal = snapshot(root)
     refused = run("--upgrade")
     assert refused.returncode == 78
     assert "the running version stays" in refused.stderr
+    assert snapshot(root) == before_refusal
     assert os.readlink(root / "opt/neoflix-capture/venv") == new_program
     assert sorted(p.name for p in (root / "opt/neoflix-capture/venvs").iterdir()) == sorted(
         Path(p).name for p in (old_program, new_program)

@@ -222,13 +222,26 @@ def _socket_path(args: argparse.Namespace) -> Path:
     if args.socket is not None:
         return Path(args.socket)
     if args.config.exists():
-        return load_config(args.config).station.control_socket
+        try:
+            return load_config(args.config).station.control_socket
+        except ConfigError as exc:
+            # Asking a running recorder needs only its socket, not a config this user can read
+            # (it is root:neoflix 0640) or one being edited: try where the recorder usually is.
+            first = str(exc).splitlines()[0] if str(exc) else "unreadable"
+            print(f"{first}\ntrying the default socket {DEFAULT_SOCKET}", file=sys.stderr)
     return DEFAULT_SOCKET
 
 
 def _cmd_control(args: argparse.Namespace) -> int:
     extra = {"label": args.label} if args.command == "mark" else {}
-    reply = request(_socket_path(args), args.command, by="command line", **extra)
+    try:
+        reply = request(_socket_path(args), args.command, by="command line", **extra)
+    except ControlError as exc:
+        if args.command != "status" or not args.json:
+            raise
+        # A fleet poller reads stdout: a recorder that is down is an answer too.
+        print(json.dumps({"ok": False, "state": "unreachable", "error": str(exc)}, indent=1))
+        return EX_UNAVAILABLE
     if args.command == "status" and args.json:
         print(json.dumps(reply, indent=1, default=str))
     else:

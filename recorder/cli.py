@@ -100,6 +100,15 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--file", type=Path, help="a raw byte capture to replay")
     read.add_argument("--monitor", default="monitor", help="name shown in each sample")
     read.add_argument("--baudrate", type=int)
+    # Unset, each keeps the protocol's own setting, as a monitor's config does.
+    read.add_argument("--parity", choices=["N", "E", "O"], help="override the protocol's parity")
+    read.add_argument("--stopbits", type=int, choices=[1, 2], help="override the stop bits")
+    read.add_argument(
+        "--rtscts", action=argparse.BooleanOptionalAction, help="RTS/CTS flow control on or off"
+    )
+    read.add_argument(
+        "--xonxoff", action=argparse.BooleanOptionalAction, help="XON/XOFF flow control on or off"
+    )
     read.add_argument("--seconds", type=float, help="stop after this long (default: Ctrl-C)")
     read.add_argument(
         "--line-format", type=Path, help="protocol line_format: a TOML file with the table"
@@ -347,6 +356,10 @@ def _cmd_vitals_read(args: argparse.Namespace) -> int:
             file=args.file,
             monitor=args.monitor,
             baudrate=args.baudrate,
+            parity=args.parity,
+            stopbits=args.stopbits,
+            rtscts=args.rtscts,
+            xonxoff=args.xonxoff,
             seconds=args.seconds,
             line_format=spec,
         )

@@ -33,7 +33,7 @@ import serial
 from sync.clock import UtcAnchor
 from vitals.line_format import LineFormat
 from vitals.link import SerialLink
-from vitals.parser import PARSERS, MonitorParser, ParserStats, make_parser
+from vitals.parser import PARSERS, MonitorParser, Parity, ParserStats, make_parser
 from vitals.pty import open_pty_pair
 from vitals.sample import VitalSample
 from vitals.simulators import MonitorSimulator, make_simulator
@@ -133,6 +133,10 @@ def read_command(
     file: Path | None = None,
     monitor: str = "monitor",
     baudrate: int | None = None,
+    parity: Parity | None = None,
+    stopbits: float | None = None,
+    rtscts: bool | None = None,
+    xonxoff: bool | None = None,
     seconds: float | None = None,
     out: TextIO | None = None,
     line_format: LineFormat | None = None,
@@ -142,8 +146,10 @@ def read_command(
     """Print the samples one monitor sends; see the module docstring.
 
     Exactly one of ``port`` (a pyserial URL, read until Ctrl-C, ``seconds`` or ``stop``) and
-    ``file`` (a raw capture, replayed as fast as it parses) is given. ``out`` and ``err``
-    default to the process's stdout and stderr at call time.
+    ``file`` (a raw capture, replayed as fast as it parses) is given. ``baudrate``, ``parity``,
+    ``stopbits``, ``rtscts`` and ``xonxoff`` override the protocol's line settings on a port, as
+    a monitor's configuration can. ``out`` and ``err`` default to the process's stdout and stderr
+    at call time.
     """
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
@@ -166,7 +172,15 @@ def read_command(
         print(_summary(protocol, monitor, printer, stats), file=err)
     else:
         assert port is not None
-        print(_read_port(protocol, monitor, parser, port, baudrate, seconds, stop, printer), file=err)
+        overrides = {
+            "baudrate": baudrate,
+            "parity": parity,
+            "stopbits": stopbits,
+            "rtscts": rtscts,
+            "xonxoff": xonxoff,
+        }
+        settings = {name: value for name, value in overrides.items() if value is not None}
+        print(_read_port(protocol, monitor, parser, port, settings, seconds, stop, printer), file=err)
     return EXIT_VALID if printer.valid else EXIT_NOTHING_VALID
 
 
@@ -183,14 +197,14 @@ def _read_port(
     monitor: str,
     parser: MonitorParser,
     port: str,
-    baudrate: int | None,
+    settings: dict[str, Any],
     seconds: float | None,
     stop: threading.Event | None,
     printer: _Printer,
 ) -> str:
     batches: queue.SimpleQueue[list[VitalSample]] = queue.SimpleQueue()
     # The link calls back on its reader thread; printing stays on this one.
-    link = SerialLink(monitor, port, parser, batches.put, baudrate=baudrate)
+    link = SerialLink(monitor, port, parser, batches.put, **settings)
     deadline = None if seconds is None else time.monotonic() + seconds
     link.start()
     try:

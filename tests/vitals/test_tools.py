@@ -278,6 +278,43 @@ def test_a_port_that_cannot_be_opened_exits_1_with_the_error() -> None:
     assert "link lost" in err and "open failed" in err
 
 
+@pytest.mark.parametrize(
+    ("overrides", "opened_with"),
+    [
+        ({}, {"baudrate": 19200, "parity": "E", "stopbits": 1, "rtscts": True, "xonxoff": False}),
+        (
+            {"baudrate": 9600, "parity": "N", "stopbits": 2, "rtscts": False, "xonxoff": True},
+            {"baudrate": 9600, "parity": "N", "stopbits": 2, "rtscts": False, "xonxoff": True},
+        ),
+    ],
+)
+def test_a_port_is_read_with_the_protocols_settings_unless_overridden(
+    port_opens: list[dict[str, Any]], overrides: dict[str, Any], opened_with: dict[str, Any]
+) -> None:
+    run_read("ge_s5", port="loop://", seconds=0.2, **overrides)
+    assert port_opens and opened_with.items() <= port_opens[0].items()
+
+
+def test_the_command_line_passes_the_line_settings_through(monkeypatch: pytest.MonkeyPatch) -> None:
+    from recorder import cli
+
+    seen: dict[str, Any] = {}
+
+    def fake_read(protocol: str, **kwargs: Any) -> int:
+        seen.update(kwargs, protocol=protocol)
+        return 0
+
+    monkeypatch.setattr("vitals.tools.read_command", fake_read)
+    monkeypatch.setattr("recorder.logs.configure_logging", lambda *args: None)  # leave logging be
+    argv = ["vitals", "read", "--protocol", "medibus", "--port", "/dev/ttyUSB0", "--parity", "N"]
+    assert cli.main([*argv, "--stopbits", "2", "--no-rtscts", "--xonxoff"]) == 0
+    assert {k: seen[k] for k in ("parity", "stopbits", "rtscts", "xonxoff", "baudrate")} == {
+        "parity": "N", "stopbits": 2, "rtscts": False, "xonxoff": True, "baudrate": None,
+    }  # fmt: skip
+    assert cli.main(argv) == 0
+    assert (seen["rtscts"], seen["xonxoff"], seen["stopbits"]) == (None, None, None)  # the protocol's own
+
+
 def test_the_stop_event_ends_a_read(pty_pair: PtyPair) -> None:
     stop = threading.Event()
     threading.Timer(0.3, stop.set).start()

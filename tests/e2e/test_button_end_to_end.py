@@ -8,6 +8,7 @@ production path: ModemLineButton → gestures → session control → store → 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -22,6 +23,8 @@ from config.loading import parse_config
 from control.button import ModemLineButton
 from recorder.daemon import Daemon, wait_for_frames
 from store.keys import Identity
+from vitals.pty import open_pty_pair
+from vitals.simulators.masimo import MasimoSimulator, StabilisationScript
 
 pytestmark = pytest.mark.slow
 
@@ -35,8 +38,11 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[Daemon]:
+HOLD_S = 2
+
+
+@contextlib.contextmanager
+def running(tmp_path: Path, extra: str = "") -> Iterator[Daemon]:
     config = parse_config(
         f"""
 [station]
@@ -63,6 +69,7 @@ supply_line = "DTR"
 lamp_line = "none"
 double_press_ms = 300
 long_press_s = 1.5
+{extra}
 """
     )
     # loop:// has two outputs and mirrors each onto an input. The test presses through RTS (seen
@@ -80,6 +87,36 @@ long_press_s = 1.5
         stop.set()
         loop.join()
         d.shutdown()
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Daemon]:
+    with running(tmp_path) as d:
+        yield d
+
+
+@pytest.fixture
+def monitored(tmp_path: Path) -> Iterator[tuple[Daemon, MasimoSimulator]]:
+    """The same station with a simulated Masimo oximeter: sensor on after 1 s, values 1 s later."""
+    pty = open_pty_pair()
+    simulator = MasimoSimulator(
+        pty.master_fd, interval_s=0.5, script=StabilisationScript(no_sensor_s=1.0, acquire_s=1.0)
+    )
+    extra = f"""
+[[monitors]]
+name = "oximeter"
+protocol = "masimo"
+port = "{pty.slave_path}"
+[triggers]
+vitals_hold_s = {HOLD_S}
+post_roll_s = 60
+"""
+    try:
+        with running(tmp_path, extra) as d:
+            yield d, simulator
+    finally:
+        simulator.stop()
+        pty.close()
 
 
 def port_of(d: Daemon) -> serial.Serial:
@@ -174,3 +211,60 @@ def test_a_hold_right_after_a_stopping_tap_discards_that_recording(daemon: Daemo
     wait_until(lambda: not session.exists(), 5, "the stopped recording to be discarded")
     assert state(daemon)["do_not_record"]
     assert state(daemon)["last_session"]["discarded"]
+
+
+def test_a_long_press_discards_an_automatic_recording_and_nothing_is_kept_after(
+    monitored: tuple[Daemon, MasimoSimulator], tmp_path: Path
+) -> None:
+    daemon, simulator = monitored
+    port = port_of(daemon)
+    simulator.start()  # the sensor goes on the baby: the trigger starts the recording
+    wait_until(lambda: state(daemon)["state"] == "recording", 20, "the automatic start")
+    assert state(daemon)["automatic"]
+    session = tmp_path / "recordings" / state(daemon)["session"]
+    wait_until(lambda: any(session.glob("*.ts.age")), 10, "a segment to be written")
+
+    port.rts = True  # consent refused: the long press
+    wait_until(lambda: state(daemon)["armed_discard"], 4, "the lamp to ask for confirmation")
+    port.rts = False
+    wait_until(lambda: state(daemon)["state"] == "idle", 5, "the discard")
+    now = state(daemon)
+    assert now["do_not_record"] and now["last_session"]["discarded"]
+    assert not session.exists() and not any((tmp_path / "recordings").iterdir())
+
+    entries = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    started = [e for e in entries if e["event"] == "recording_started"]
+    discarded = [e for e in entries if e["event"] == "recording_discarded"]
+    assert [(e["session"], e["trigger"]) for e in started] == [(session.name, "vitals")]
+    assert [e["session"] for e in discarded] == [session.name] and "button" in discarded[0]["reason"]
+    assert discarded[0]["files"] >= 3
+
+    # The sensor stays on, yet under "do not record" nothing starts and no pre-roll is kept.
+    wait_until(
+        lambda: all(c["preroll_bytes"] == 0 for c in state(daemon)["cameras"].values()), 2, "no pre-roll"
+    )
+    deadline = time.monotonic() + HOLD_S + 2
+    while time.monotonic() < deadline:
+        now = state(daemon)
+        assert now["state"] == "idle" and now["vitals_valid_for_s"] > 0
+        assert all(c["preroll_bytes"] == 0 for c in now["cameras"].values())
+        time.sleep(0.2)
+    assert not any((tmp_path / "recordings").iterdir())
+
+
+def test_a_socket_discard_right_after_a_stop_destroys_that_recording(daemon: Daemon, tmp_path: Path) -> None:
+    port = port_of(daemon)
+    press(port, 0.2)
+    wait_until(lambda: state(daemon)["state"] == "recording", 3, "the button to start")
+    session = tmp_path / "recordings" / state(daemon)["session"]
+    time.sleep(2.5)
+    assert daemon.handle_request({"cmd": "stop", "by": "command line"})["state"] == "idle"
+    assert session.is_dir()
+    reply = daemon.handle_request({"cmd": "discard", "by": "Baby Jansen, MRN 123456"})
+    assert reply["ok"] and session.name in reply["note"] and "discarded" in reply["note"]
+    assert not session.exists()
+    assert reply["do_not_record"] and reply["last_session"]["discarded"]
+    audit = (tmp_path / "audit.jsonl").read_text()
+    assert "Jansen" not in audit and "123456" not in audit
+    entries = [json.loads(line) for line in audit.splitlines()]
+    assert [e["session"] for e in entries if e["event"] == "recording_discarded"] == [session.name]

@@ -113,7 +113,7 @@ class Daemon:
         self.started = threading.Event()
         self.service: ServiceLoop | None = None
         self._bits_per_s = estimated_bits_per_second(config)
-        self.audit = AuditLog(_prepared(config.storage.audit_path))
+        self.audit = _open_audit(config.storage.audit_path)
         self._motion: MotionDetector | None = None
         self._build()
         audio_rate = config.audio.sample_rate if config.audio else None
@@ -494,9 +494,18 @@ def _rounded(clock: MonitorClock | None) -> float | None:
     return None if clock is None or clock.offset_s is None else round(clock.offset_s, 1)
 
 
-def _prepared(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
+def _open_audit(path: Path) -> AuditLog:
+    """The audit log, its folder created; a clear refusal when it cannot be written (a restart
+    would not make it writable, so this is a config problem, not a crash)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return AuditLog(path)
+    except OSError as exc:
+        raise RecorderError(
+            f"audit log {path}: cannot write it: {exc.strerror or exc}; every recording is "
+            "logged there, so the recorder refuses to start (give its folder to the service user, "
+            "or set storage.audit_log)"
+        ) from exc
 
 
 def _free_bytes(path: Path) -> int | None:

@@ -16,7 +16,9 @@ The rules, in the words of the people who use it:
 - Consent refused: a discard destroys the recording, pre-roll included, and sets "do not
   record", or the still-valid vitals would start a new recording at once.
 - "Do not record" suppresses automatic starts and keeps no pre-roll until it is lifted or the
-  stabilisation ends. A deliberate manual start still records (and lifts it): a person asked.
+  stabilisation ends; set before the baby came, it lasts until that baby's stabilisation has
+  begun and ended (``control.triggers``). A deliberate manual start still records (and lifts
+  it): a person asked.
 """
 
 from __future__ import annotations

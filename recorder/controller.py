@@ -332,6 +332,10 @@ class SessionController:
                 if birth is not None:
                     recent.insert(0, birth)
             session.write_markers(recent)
+            if self._audit is not None:
+                self._audit.append(
+                    "recording_started", session=session.id, reason=reason, trigger=trigger
+                )
         except BaseException:
             self._undo_begin(session, begun)
             raise
@@ -345,13 +349,6 @@ class SessionController:
             "decision_to_recording_s": round((self.recording_since_ns - began) / _NS, 4),
         }
         self._trigger_late_s = None
-        if self._audit is not None:
-            self._audit.append(
-                "recording_started",
-                session=session.id,
-                reason=reason,
-                trigger=trigger,
-            )
         log.info("session_started", session=session.id, reason=reason, trigger=trigger)
 
     def _undo_begin(self, session: SessionDirectory, begun: Sequence[CameraOutput]) -> None:

@@ -251,6 +251,21 @@ def test_a_start_that_fails_half_way_leaves_no_session(
     assert Path(station.record()["path"]).is_dir()  # and the next start works
 
 
+def test_a_start_the_audit_log_cannot_record_leaves_no_session(
+    station: Station, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c = station.controller
+
+    def full(event: str, **fields: Any) -> dict[str, Any]:
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(station.audit, "append", full)
+    with pytest.raises(OSError):
+        c.handle(Event.START, by="command line")
+    assert not c.recording and c.session_id is None and c.recording_since_ns is None
+    assert not any(station.recordings.iterdir())
+
+
 # --- discard ---------------------------------------------------------------------------------
 
 

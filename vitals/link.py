@@ -26,6 +26,7 @@ copy of the parser stats under ``_lock``, and ``health()`` reads them under the 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import threading
 import time
@@ -66,6 +67,11 @@ class LinkHealth:
     last_error: str | None = None
     callback_errors: int = 0
     port_open: bool = False
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether the tty refused its settings (EINVAL, from termios directly or through pyserial)."""
+    return exc.args[:1] == (errno.EINVAL,) or "Invalid argument" in str(exc)
 
 
 def is_pty(url: str) -> bool:
@@ -192,22 +198,20 @@ class SerialLink:
 
     def _connect_and_read(self) -> bool:
         """One connection's life; True when it received any bytes."""
-        settings = self._port_settings
-        if settings["parity"] != "N" and is_pty(self.url):
-            # A pty carries no parity bit, and Linux refuses (EINVAL) to re-open one with PARENB
-            # once it was set: a simulator's pty would be read only until the first reconnect.
-            settings = {**settings, "parity": "N"}
         try:
-            port = serial.serial_for_url(
-                self.url,
-                timeout=_READ_TIMEOUT_S,
-                write_timeout=_WRITE_TIMEOUT_S,
-                exclusive=True,  # two readers on one tty would each get half the bytes
-                **settings,
-            )
+            port = self._open(self._port_settings)
         except Exception as exc:
-            self._set_lost(f"open failed: {exc}")
-            return False
+            if not (self._port_settings["parity"] != "N" and _refused(exc) and is_pty(self.url)):
+                self._set_lost(f"open failed: {exc}")
+                return False
+            # A pty carries no parity bit, and Linux refuses (EINVAL) to open one again with
+            # PARENB once it was set: without this a simulator's pty would be read only until the
+            # first reconnect. Nothing is lost by opening it without.
+            try:
+                port = self._open({**self._port_settings, "parity": "N"})
+            except Exception as exc_again:
+                self._set_lost(f"open failed: {exc_again}")
+                return False
         self._received = False
         with self._lock:
             self._port_open = True
@@ -224,6 +228,15 @@ class SerialLink:
         if reason is not None and not self._stop.is_set():
             self._set_lost(reason)
         return self._received
+
+    def _open(self, settings: dict[str, Any]) -> serial.Serial:
+        return serial.serial_for_url(
+            self.url,
+            timeout=_READ_TIMEOUT_S,
+            write_timeout=_WRITE_TIMEOUT_S,
+            exclusive=True,  # two readers on one tty would each get half the bytes
+            **settings,
+        )
 
     def _read_loop(self, port: serial.Serial) -> str | None:
         """Read until stopped (None) or silent (the reason); port errors propagate."""

@@ -21,8 +21,11 @@ class _Section(BaseModel):
 
 class V4L2Source(_Section):
     kind: Literal["v4l2"] = Field(description="A local camera through Video4Linux2.")
-    device: int | str = Field(
-        description="Device index (0) or path (/dev/video0, or a stable /dev/neoflix/camera-0)."
+    device: Annotated[int, Field(ge=0, le=63)] | Annotated[str, Field(min_length=1, max_length=255)] = (
+        Field(
+            description="Device index (0 to 63) or path (/dev/video0, or a stable "
+            "/dev/neoflix/camera-0)."
+        )
     )
     fourcc: str | None = Field(
         default="MJPG",
@@ -30,9 +33,13 @@ class V4L2Source(_Section):
         max_length=4,
         description="Pixel format to ask the driver for; MJPG lets USB 2 cameras reach 720p30.",
     )
+    # V4L2's absolute exposure counts in 100 µs; 1 s is far beyond any usable video frame.
     exposure: float | None = Field(
         default=None,
-        description="Fixed exposure in driver units; unset leaves the driver's automatic exposure.",
+        ge=1,
+        le=10000,
+        description="Fixed exposure in V4L2 exposure_absolute units of 100 µs (1 to 10000; 333 "
+        "is a whole frame at 30 fps); unset leaves the driver's automatic exposure.",
     )
     white_balance_k: int | None = Field(
         default=None,
@@ -46,6 +53,7 @@ class StreamSource(_Section):
     kind: Literal["url"] = Field(description="A network camera stream (RTSP or HTTP).")
     url: str = Field(
         pattern=r"^(rtsp|rtsps|http|https)://",
+        max_length=2048,
         description="Stream URL; credentials may be embedded and are never logged.",
     )
 
@@ -71,6 +79,7 @@ class PrivacyMask(_Section):
     name: str = Field(default="", max_length=64, description="What the mask hides, for humans.")
     polygon: list[tuple[int, int]] = Field(
         min_length=3,
+        max_length=64,
         description="Corners [x, y] in pixels of the encoded frame; the inside is blacked out.",
     )
 
@@ -112,7 +121,9 @@ class CameraConfig(_Section):
 class AlsaAudio(_Section):
     kind: Literal["alsa"] = Field(description="An ALSA capture device.")
     device: str = Field(
-        min_length=1, description="ALSA device name, e.g. 'default', 'hw:1,0' or 'plughw:CARD=USB'."
+        min_length=1,
+        max_length=128,
+        description="ALSA device name, e.g. 'default', 'hw:1,0' or 'plughw:CARD=USB'.",
     )
 
 
@@ -150,6 +161,7 @@ class MonitorConfig(_Section):
     ] = Field(description="The monitor's serial output protocol.")
     port: str = Field(
         min_length=1,
+        max_length=512,
         description="pyserial URL: /dev/ttyUSB0, /dev/neoflix/monitor-0, socket://host:port ...",
     )
     baudrate: int | None = Field(
@@ -160,6 +172,8 @@ class MonitorConfig(_Section):
     )
     stopbits: Literal[1, 2] | None = Field(default=None, description="Override the stop bits.")
     rtscts: bool | None = Field(default=None, description="Override RTS/CTS flow control.")
+    xonxoff: bool | None = Field(default=None, description="Override XON/XOFF flow control.")
+    bytesize: Literal[7, 8] | None = Field(default=None, description="Override the data bits.")
     line_format: dict[str, Any] | None = Field(
         default=None,
         description="protocol 'line_format': how to read each line (mode, pattern, fields); "
@@ -309,7 +323,9 @@ class TriggerConfig(_Section):
     )
     motion: bool = Field(default=False, description="Also start on motion over the table.")
     motion_camera: str | None = Field(
-        default=None, description="Camera watched for motion (default: the first)."
+        default=None,
+        max_length=32,
+        description="Camera watched for motion (default: the first).",
     )
     motion_region: tuple[int, int, int, int] | None = Field(
         default=None, description="[x, y, width, height] in that camera's pixels; unset = whole frame."
@@ -348,7 +364,9 @@ class ButtonConfig(_Section):
         default="none",
         description="serial: a contact on a serial port's modem lines; hid: a USB button or foot switch.",
     )
-    port: str | None = Field(default=None, description="serial: pyserial URL of the button's port.")
+    port: str | None = Field(
+        default=None, min_length=1, max_length=512, description="serial: pyserial URL of the button's port."
+    )
     line: Literal["CTS", "DSR", "CD", "RI"] = Field(
         default="CTS", description="serial: the modem status line the contact closes."
     )
@@ -360,9 +378,14 @@ class ButtonConfig(_Section):
     )
     active_low: bool = Field(default=False, description="serial: pressed reads as the line off.")
     device: str | None = Field(
-        default=None, description="hid: /dev/input/by-id/... event device of the button."
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="hid: /dev/input/by-id/... event device of the button.",
     )
-    key: str = Field(default="KEY_ENTER", description="hid: the key code the button sends.")
+    key: str = Field(
+        default="KEY_ENTER", min_length=1, max_length=32, description="hid: the key code the button sends."
+    )
     long_press_s: float = Field(
         default=3.0,
         ge=1,

@@ -17,7 +17,7 @@ from vitals.parser import MonitorParser, make_parser
 from vitals.sample import VitalSample
 
 #: The port settings a monitor's config may override; unset ones keep the protocol's default.
-PORT_OVERRIDES = ("baudrate", "parity", "stopbits", "rtscts")
+PORT_OVERRIDES = ("baudrate", "bytesize", "parity", "stopbits", "rtscts", "xonxoff")
 
 
 def parser_for(mon: MonitorConfig) -> MonitorParser:
@@ -57,4 +57,7 @@ def port_words(mon: MonitorConfig, parser: MonitorParser) -> str:
     parity = d.parity if mon.parity is None else mon.parity
     stopbits = d.stopbits if mon.stopbits is None else mon.stopbits
     rtscts = d.rtscts if mon.rtscts is None else mon.rtscts
-    return f"{baud} baud {d.bytesize}{parity}{stopbits:g}" + (" RTS/CTS" if rtscts else "")
+    bytesize = d.bytesize if mon.bytesize is None else mon.bytesize
+    xonxoff = d.xonxoff if mon.xonxoff is None else mon.xonxoff
+    flow = (" RTS/CTS" if rtscts else "") + (" XON/XOFF" if xonxoff else "")
+    return f"{baud} baud {bytesize}{parity}{stopbits:g}{flow}"

@@ -41,7 +41,16 @@ here first: not verified on hardware); a group that does not exist yields no sam
 existing but inactive one yields invalid samples; etCO2/FiCO2 go out in mmHg (``value × ambient
 pressure × 1e-5``, in float as §8 warns) when the ambient pressure is valid and in % of ambient
 otherwise. The link's silence timeout should exceed the re-request time (2 × interval, 10 s by
-default), or a reconnect comes before the re-request can help.
+default), or a reconnect comes before the re-request can help. The first request goes out at every
+DRI level, since a monitor ignores one at a level it does not speak; once a displayed-values
+record has come, re-requests go out only at the level it came at.
+
+The monitor's clock (``r_time``) is ambiguous: it is seconds since 1970, but no public source says
+whether the monitor counts them from UTC or from its own wall clock (VSCapture adds them to
+1970-01-01 with no zone shift, which is right only for the latter). ``monitor_time`` is therefore
+naive and may be off by the site's UTC offset; samples are placed by host arrival time, and the
+per-monitor clock offset (monitor − host) absorbs a constant shift, so only a change of zone
+(daylight saving) shows, as a logged drift.
 """
 
 from __future__ import annotations
@@ -177,7 +186,9 @@ class RecordHeader:
 
     @property
     def monitor_time(self) -> datetime | None:
-        """The monitor's clock as VSCapture reads it (seconds since 1970, no zone); 0 = unset."""
+        """The monitor's clock as VSCapture reads it (seconds since 1970, no zone); 0 = unset.
+
+        Naive, and possibly local time rather than UTC: see the module docstring."""
         return _EPOCH + timedelta(seconds=self.r_time) if self.r_time else None
 
 
@@ -493,9 +504,12 @@ class GeS5Parser(MonitorParser):
 
     ``greeting()`` is the displayed-values request at every level in ``levels``. When no
     displayed-values record has arrived for ``resend_after_s`` (default twice the interval, so
-    one late record is tolerated), ``poll()`` hands the link the same request again: a monitor
-    that was restarted, or whose interface was reset, forgets the request while the cable stays
-    up, and the link's own silence timeout would otherwise be the only way back.
+    one late record is tolerated), ``poll()`` hands the link the request again: a monitor that
+    was restarted, or whose interface was reset, forgets the request while the cable stays up,
+    and the link's own silence timeout would otherwise be the only way back. The request is
+    repeated at every level until a record has come, then only at the level of the monitor's
+    records (``answered_level``); a reconnect (``reset``) forgets it, since another monitor may
+    now be at the end of the cable.
 
     Samples carry the arrival time of their frame's first byte.
     """
@@ -516,7 +530,11 @@ class GeS5Parser(MonitorParser):
         super().__init__(monitor)
         self.interval_s = max(MIN_INTERVAL_S, int(interval_s))
         self.levels = tuple(levels)
+        self.classes = classes
         self.request = transmission_request(self.interval_s, levels=self.levels, classes=classes)
+        #: The DRI level of the monitor's displayed-values records; None until one has come.
+        self.answered_level: int | None = None
+        self._answered_request = b""
         resend = 2.0 * self.interval_s if resend_after_s is None else resend_after_s
         self._resend_after_ns = int(resend * 1e9)
         #: Transmission requests handed out by poll() (the greeting not counted).
@@ -533,6 +551,8 @@ class GeS5Parser(MonitorParser):
         self._synced = False
         self._overflow = False
         self._last_heard_ns = None
+        self.answered_level = None
+        self._answered_request = b""
 
     def greeting(self) -> bytes:
         return self.request
@@ -546,7 +566,7 @@ class GeS5Parser(MonitorParser):
             return b""
         self._last_heard_ns = now_ns
         self.requests_resent += 1
-        return self.request
+        return self._answered_request or self.request
 
     def feed(self, data: bytes, host_ns: int) -> list[VitalSample]:
         try:
@@ -604,6 +624,12 @@ class GeS5Parser(MonitorParser):
         self.stats.records_ok += 1
         if record.subrecords:
             self._last_heard_ns = self._segment_ns
+            level = record.header.dri_level
+            if level != self.answered_level:
+                self.answered_level = level
+                self._answered_request = transmission_request(
+                    self.interval_s, levels=(level,), classes=self.classes
+                )
         out += record_samples(record, self._segment_ns, self.monitor)
 
     @staticmethod

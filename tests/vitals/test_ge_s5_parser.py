@@ -189,14 +189,30 @@ def test_request_is_sent_again_after_two_silent_intervals() -> None:
     assert parser.poll(111 * s) == b""
     assert parser.feed(FULL, 115 * s)  # data: the clock restarts from its arrival
     assert parser.poll(124 * s) == b""
-    assert parser.poll(125 * s) == request
+    answered = parser.poll(125 * s)
+    assert answered == WORKED_REQUEST  # only at the level the monitor answered at (2005)
     assert parser.requests_resent == 2
     # A frame that carries no displayed values does not count as data.
     parser.feed(frame(header_bytes(r_len=40, dri_level=9, maintype=4, subrecords=[])), 130 * s)
-    assert parser.poll(135 * s) == request
+    assert parser.poll(135 * s) == answered
     parser.reset()  # a reconnect: the link sends the greeting, the wait starts again
     assert parser.poll(200 * s) == b""
     assert parser.poll(205 * s) == b""
+    assert parser.poll(210 * s) == request  # perhaps another monitor now: every level again
+
+
+def test_after_the_first_record_requests_go_out_at_its_level_only() -> None:
+    s = 1_000_000_000
+    parser = GeS5Parser("ge")
+    assert parser.answered_level is None
+    parser.poll(0)
+    assert len([f for f in parser.poll(10 * s).split(b"\x7e") if f]) == 5  # no answer yet: all five
+    parser.feed(frame(record((CLASS_BASIC, basic_block()))), 11 * s)
+    assert parser.answered_level == DRI_LEVEL_2005
+    again = parser.poll(21 * s)
+    frames = [f for f in again.split(b"\x7e") if f]
+    assert len(frames) == 1 and again == WORKED_REQUEST
+    assert parser.greeting() == parser.request  # a new connection still asks at every level
 
 
 def test_resend_interval_can_be_configured() -> None:

@@ -82,14 +82,16 @@ def inside(polygon: np.ndarray, erode_px: int) -> np.ndarray:
     mask = np.zeros((H, W), np.uint8)
     cv2.fillPoly(mask, [polygon], 255)
     kernel = np.ones((2 * erode_px + 1, 2 * erode_px + 1), np.uint8)
-    return cv2.erode(mask, kernel) > 0
+    shrunk = np.asarray(cv2.erode(mask, kernel), np.uint8)
+    return np.greater(shrunk, 0)
 
 
 def outside(polygons: list[np.ndarray], grow_px: int) -> np.ndarray:
     mask = np.zeros((H, W), np.uint8)
     cv2.fillPoly(mask, polygons, 255)
     kernel = np.ones((2 * grow_px + 1, 2 * grow_px + 1), np.uint8)
-    return cv2.dilate(mask, kernel) == 0
+    grown = np.asarray(cv2.dilate(mask, kernel), np.uint8)
+    return np.equal(grown, 0)
 
 
 def test_a_masked_polygon_is_black_after_encoding_and_the_panel_is_drawn_over_any_mask() -> None:
@@ -97,7 +99,8 @@ def test_a_masked_polygon_is_black_after_encoding_and_the_panel_is_drawn_over_an
     # A person at the side of the table, and a mask that (carelessly) also covers the panel.
     person = np.array([[30, 40], [220, 60], [180, 320], [50, 300]], np.int32)
     unmasked, (px, py, pw, ph) = record(picture, [])
-    over_panel = np.array([[px - 20, 0], [W - 1, 0], [W - 1, py + ph + 20], [px - 20, py + ph + 20]], np.int32)
+    left, bottom = px - 20, py + ph + 20
+    over_panel = np.array([[left, 0], [W - 1, 0], [W - 1, bottom], [left, bottom]], np.int32)
     masked, _ = record(picture, [person, over_panel])
 
     hidden = masked[inside(person, 4)]

@@ -22,6 +22,7 @@ from vitals.link import SerialLink
 from vitals.parser import make_parser
 from vitals.pty import PtyPair, open_pty_pair
 from vitals.simulators import MonitorSimulator, make_simulator
+from vitals.simulators.line_format import DEMO_FORMAT
 
 # Each family at a test's pace: several records a second, past any no-sensor opening quickly.
 PACE: dict[str, dict[str, Any]] = {
@@ -31,7 +32,10 @@ PACE: dict[str, dict[str, Any]] = {
     "intellivue": {"reply_interval_s": 0.1, "time_scale": 60},
     "ge_s5": {"time_scale": 50},
     "medibus": {"time_scale": 60},
+    "line_format": {"interval_s": 0.05, "time_scale": 60},
 }
+# What a family's parser needs besides its name: a line format reads the lines its config describes.
+PARSER_OPTIONS: dict[str, dict[str, Any]] = {"line_format": {"spec": DEMO_FORMAT}}
 
 
 class Adapter:
@@ -61,7 +65,8 @@ class Adapter:
 @contextmanager
 def supervised(protocol: str, port: Path, collector: Collector) -> Iterator[SerialLink]:
     link = SerialLink(
-        "bed", str(port), make_parser(protocol, "bed"), collector, **FAST_RETRY,
+        "bed", str(port), make_parser(protocol, "bed", **PARSER_OPTIONS.get(protocol, {})), collector,
+        **FAST_RETRY,
         silence_timeout_s=3.0,
     )  # fmt: skip
     link.start()

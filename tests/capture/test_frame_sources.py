@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 from structlog.testing import capture_logs
 
-import capture.sources as sources
 from capture.sources import (
     FileCamera,
     FramePacer,
@@ -60,8 +59,9 @@ def test_file_camera_loops(video_file: Path, fake_clock: Any) -> None:
     cam.close()
     again = FileCamera(video_file, loop=True, clock_ns=fake_clock, sleep=fake_clock.sleep)
     again.open()
-    assert first is not None
-    assert np.array_equal(first, again.read())
+    second = again.read()
+    assert first is not None and second is not None
+    assert np.array_equal(first, second)
 
 
 def test_file_camera_real_time_pace(video_file: Path) -> None:
@@ -195,7 +195,7 @@ class FakeCapture:
 def fake_v4l2(monkeypatch: pytest.MonkeyPatch) -> type[FakeCapture]:
     FakeCapture.instances = []
     FakeCapture.supports = {}
-    monkeypatch.setattr(sources.cv2, "VideoCapture", FakeCapture)
+    monkeypatch.setattr(cv2, "VideoCapture", FakeCapture)  # the module capture.sources uses
     return FakeCapture
 
 

@@ -13,10 +13,13 @@ import shutil
 import stat
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 from service_testkit import project_wheel, repack_wheel, runtime_distributions
 
 from store.keys import Identity
@@ -233,3 +236,66 @@ def test_install_refuses_what_it_cannot_do(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert "--purge goes with --uninstall" in done.stderr
+
+
+def build_backend() -> metadata.Distribution | None:
+    """The setuptools pyproject's build-system asks for, if this virtualenv has that one: a
+    wheelhouse made offline needs it to build the program from the checkout."""
+    build_system = tomllib.loads((CHECKOUT / "pyproject.toml").read_text())["build-system"]
+    wanted = Requirement(build_system["requires"][0])
+    try:
+        dist = metadata.distribution(wanted.name)
+    except metadata.PackageNotFoundError:
+        return None
+    return dist if wanted.specifier.contains(dist.version, prereleases=True) else None
+
+
+@pytest.mark.skipif(
+    build_backend() is None,
+    reason="building from the checkout offline needs pyproject's build backend (setuptools>=68) "
+    "in this virtualenv, to put in the wheelhouse",
+)
+def test_a_wheelhouse_from_the_checkout_installs_offline(tmp_path: Path, wheelhouse: Path) -> None:
+    backend = build_backend()
+    assert backend is not None
+    # "Package access" for --make-wheelhouse: an index of what this virtualenv has (the runtime
+    # packages and the build backend), reached through pip's own settings, never the network.
+    index = tmp_path / "index"
+    index.mkdir()
+    for whl in wheelhouse.glob("*.whl"):
+        if not whl.name.startswith("neoflix_capture-"):
+            shutil.copy(whl, index)
+    repack_wheel(backend, index)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    python = getattr(sys, "_base_executable", sys.executable)
+    had_build = (CHECKOUT / "build").exists()
+
+    made = tmp_path / "wheelhouse"
+    done = subprocess.run(
+        [str(INSTALL), "--python", python, "--make-wheelhouse", str(made)],
+        capture_output=True, text=True, timeout=300, check=False,
+        env={**env, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(index)},
+    )  # fmt: skip
+    print(done.stdout + done.stderr)
+    assert done.returncode == 0, done.stderr
+    names = {p.name.split("-")[0].lower() for p in made.glob("*.whl")}
+    assert {"neoflix_capture", "setuptools", "numpy", "pyserial"} <= names
+
+    # The offline PC: the program built from the checkout, with that wheelhouse and nothing else.
+    root = tmp_path / "root"
+    done = subprocess.run(
+        [str(INSTALL), "--root", str(root), "--python", python, "--wheelhouse", str(made), "--no-start"],
+        capture_output=True, text=True, timeout=300, check=False, env=env,
+    )  # fmt: skip
+    print(done.stdout + done.stderr)
+    assert done.returncode == 0, done.stderr
+    assert f"from {CHECKOUT} (offline, from {made})" in done.stdout
+    venv_python = root / "opt/neoflix-capture/venv/bin/python"
+    probe = subprocess.run(
+        [str(venv_python), "-c", "import recorder.daemon, recorder.cli; print(recorder.cli.__file__)"],
+        capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path,  # not the checkout's
+    )  # fmt: skip
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.startswith(str(root / "opt/neoflix-capture/venv/"))  # installed, not the checkout
+    assert (CHECKOUT / "build").exists() == had_build  # pip built in a copy, not in the checkout

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-TESTS = Path(__file__).parents[1]
+ROOT_CONFTEST = Path(__file__).parents[2] / "conftest.py"
 SAMPLE = """
 import pytest
 
@@ -36,7 +36,6 @@ def run(folder: Path, require: str | None) -> str:
     env = {k: v for k, v in os.environ.items() if k != "NEOFLIX_REQUIRE_JUDGES"}
     if require is not None:
         env["NEOFLIX_REQUIRE_JUDGES"] = require
-    env["PYTHONPATH"] = str(TESTS)
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA", str(folder)],
         capture_output=True, text=True, timeout=120, env=env, cwd=folder,
@@ -46,7 +45,14 @@ def run(folder: Path, require: str | None) -> str:
 
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
-    (tmp_path / "conftest.py").write_text("from judges import pytest_runtest_makereport  # noqa: F401\n")
+    # The suite's own hook, loaded from the repository's root conftest by path.
+    (tmp_path / "conftest.py").write_text(
+        "import importlib.util\n"
+        f"spec = importlib.util.spec_from_file_location('suite_hooks', {str(ROOT_CONFTEST)!r})\n"
+        "hooks = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(hooks)\n"
+        "pytest_runtest_makereport = hooks.pytest_runtest_makereport\n"
+    )
     (tmp_path / "test_sample.py").write_text(SAMPLE)
     return tmp_path
 

@@ -1,4 +1,7 @@
-"""The independent judges (the ``age`` CLI, ``ffmpeg``/``ffprobe``) must not vanish quietly.
+"""Hooks for the whole test suite (here at the root, not in tests/: a conftest in tests/ would put
+that folder on ``sys.path``, where tests/store would shadow the ``store`` package).
+
+The independent judges (the ``age`` CLI, ``ffmpeg``/``ffprobe``) must not vanish quietly.
 
 Tests that need a judge skip when it is not installed, so a bare ``pytest`` on a workstation
 still runs. Where the judges are known to be there (``scripts/test`` installs them and sets

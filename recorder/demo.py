@@ -14,8 +14,10 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from config.loading import parse_config
 from control.socket import request
@@ -30,6 +32,37 @@ from vitals.simulators.masimo import MasimoSimulator, StabilisationScript
 PREROLL_S = 4.0
 HOLD_S = 2.0
 TIME_SCALE = 8.0  # the simulated stabilisation runs this much faster than the clock
+# The trigger fires about PREROLL_S + 1 + 1 + HOLD_S (~8 s) in; on a slow, busy machine a few
+# times that. Past this something is wrong, and the demo says so instead of waiting forever.
+START_TIMEOUT_S = 60.0
+
+
+class DemoError(Exception):
+    """The demo cannot go on (and says why)."""
+
+
+def wait_for_recording(
+    status: Callable[[], dict[str, Any]],
+    timeout_s: float = START_TIMEOUT_S,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """The daemon's status once it records; ``DemoError`` when it has not started in time."""
+    deadline = clock() + timeout_s
+    while True:
+        current = status()
+        if current.get("state") == "recording":
+            return current
+        if clock() >= deadline:
+            monitors = current.get("monitors") or {}
+            raise DemoError(
+                f"the recording did not start by itself within {timeout_s:.0f} s (state "
+                f"{current.get('state')!r}, {current.get('vitals_samples', 0)} vitals samples, "
+                f"monitors {json.dumps(monitors, default=str)[:300]}): the oximeter's values "
+                "never reached the trigger"
+            )
+        sleep(0.2)
 
 
 def demo_config(out: Path, recipient: str, serial_port: str) -> str:
@@ -111,8 +144,11 @@ def run_demo(out: Path, *, seconds: float = 30.0, verbose: bool = False) -> int:
         sock = config.station.control_socket
         print(f"recorder running, filling {PREROLL_S:.0f} s of pre-roll; no sensor on the baby yet ...")
         wait_for_frames(daemon)
-        while (status := request(sock, "status"))["state"] != "recording":
-            time.sleep(0.2)
+        try:
+            status = wait_for_recording(lambda: request(sock, "status"))
+        except DemoError as exc:
+            print(f"demo failed: {exc}", file=sys.stderr)
+            return 2
         started = str(status["reason"])
         print(f"recording started by itself: {started}")
         print(request(sock, "mark", label="birth", by="demo")["note"])

@@ -6,7 +6,9 @@ rather than reaching a station unchecked.
 
 from __future__ import annotations
 
+import re
 import types
+from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import annotated_types as at
@@ -130,3 +132,19 @@ def test_free_text_is_bounded() -> None:
         )
     with pytest.raises(ConfigError, match=r"button\.key"):
         parse_config(CAMERA.format(source="device = 0") + f'[button]\nkey = "{long}"\n')
+
+
+EXAMPLE = Path(__file__).parents[2] / "config" / "example.toml"
+
+
+def test_example_toml_shows_every_field() -> None:
+    """IT configures a station from config/example.toml: a field it never mentions, commented or
+    not, is a setting nobody finds."""
+    text = EXAMPLE.read_text(encoding="utf-8")
+    missing = [
+        f"{model}.{name}"
+        for model, name, _info in fields()
+        if not re.search(rf"(?<![\w.]){name}\s*=", text)  # a key, set or commented out
+        and not re.search(rf"\[\[?(?:\w+\.)*{name}\]\]?", text)  # a section: [audio], [[cameras]]
+    ]
+    assert not missing, f"config/example.toml does not mention: {', '.join(missing)}"

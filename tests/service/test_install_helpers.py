@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,3 +114,31 @@ def test_an_upgrade_restarts_only_a_recorder_known_not_to_be_recording(
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["restart" if restart else "keep", unanswered]
+
+
+@pytest.fixture
+def open_folder() -> Iterator[Path]:
+    """A folder any user can reach (pytest's own tmp folders are root's alone)."""
+    folder = Path(tempfile.mkdtemp(prefix="neoflix-install-test-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="running a check as another user needs root")
+def test_the_config_is_checked_as_the_service_user(open_folder: Path) -> None:
+    prefix = open_folder / "opt" / "neoflix-capture"
+    make_venvs(prefix, ["0.1-a"])
+    (prefix / "venvs").chmod(0o755)
+    program = prefix / "venvs" / "0.1-a" / "bin" / "neoflix-capture"
+    # Stands in for check-config: reads the config as whoever runs it, says who that is.
+    program.write_text('#!/bin/sh\nid -un\ncat "$2" >/dev/null\n')
+    program.chmod(0o755)
+    config = prefix / "config.toml"
+    config.write_text("[station]\n")
+    script = f'user=nobody; if check_config {prefix}/venv; then echo passed; else echo refused; fi'
+
+    config.chmod(0o600)  # root's alone: root could read it, the service cannot
+    assert run_helpers(prefix, script).stdout.split() == ["nobody", "refused"]
+    config.chmod(0o644)
+    assert run_helpers(prefix, script).stdout.split() == ["nobody", "passed"]

@@ -9,11 +9,28 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def field_error(loc: tuple[int | str, ...], message: str, value: Any) -> ValidationError:
+    """An error about the field at ``loc`` (relative to the model being checked), for checks
+    that look at several fields at once: the loader then names that field, as for any other
+    error, instead of reporting it against the config as a whole."""
+    return ValidationError.from_exception_data(
+        "Config",
+        [
+            InitErrorDetails(
+                type=PydanticCustomError("config_check", "{message}", {"message": message}),
+                loc=loc,
+                input=value,
+            )
+        ],
+    )
 
 
 # --- cameras -------------------------------------------------------------------------------------
@@ -105,12 +122,14 @@ class CameraConfig(_Section):
 
     @model_validator(mode="after")
     def _masks_inside_frame(self) -> CameraConfig:
-        for mask in self.masks:
+        for i, mask in enumerate(self.masks):
             for x, y in mask.polygon:
                 if not (0 <= x <= self.width and 0 <= y <= self.height):
-                    raise ValueError(
+                    raise field_error(
+                        ("masks", i, "polygon"),
                         f"mask {mask.name or '(unnamed)'} corner ({x}, {y}) lies outside "
-                        f"the {self.width}x{self.height} frame"
+                        f"the {self.width}x{self.height} frame",
+                        mask.model_dump(),
                     )
         return self
 
@@ -452,9 +471,12 @@ class Config(_Section):
             ("cameras", [c.name for c in self.cameras]),
             ("monitors", [m.name for m in self.monitors]),
         ):
-            dupes = sorted({n for n in names if names.count(n) > 1})
-            if dupes:
-                raise ValueError(f"{what}: name {dupes[0]!r} is used more than once")
+            for i, name in enumerate(names):
+                if name in names[:i]:
+                    entry = (self.cameras if what == "cameras" else self.monitors)[i]
+                    raise field_error(
+                        (what, i, "name"), f"name {name!r} is used more than once", entry.model_dump()
+                    )
         return self
 
     @model_validator(mode="after")
@@ -483,9 +505,12 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _audio_has_a_source(self) -> Config:
-        wants_audio = [c.name for c in self.cameras if c.audio]
+        wants_audio = [i for i, c in enumerate(self.cameras) if c.audio]
         if wants_audio and self.audio is None:
-            raise ValueError(
-                f"cameras: {wants_audio[0]!r} records audio but there is no [audio] section"
+            i = wants_audio[0]  # named in the message: the section is what is missing
+            raise field_error(
+                ("cameras",),
+                f"{self.cameras[i].name!r} records audio but there is no [audio] section",
+                self.cameras[i].model_dump(),
             )
         return self

@@ -251,12 +251,13 @@ class IntelliVueParser(MonitorParser):
             return
         try:
             op = remote_operation(data)
-            if op.ro_type == ROER:
+            # Poll replies first: they are nearly every message.
+            if (reply := parse_poll_reply(op)) is not None:
+                out.extend(self._samples(reply, host_ns))
+            elif op.ro_type == ROER:
                 self.errors_received += 1
             elif (mds := parse_mds_create(op)) is not None:
                 self._associated(mds, host_ns)
-            elif (reply := parse_poll_reply(op)) is not None:
-                out.extend(self._samples(reply, host_ns))
         except Truncated:
             self._messages_bad += 1
             return

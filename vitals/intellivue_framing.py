@@ -26,7 +26,7 @@ from __future__ import annotations
 import binascii
 import re
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, NamedTuple
 
 BOF: Final = 0xC0
 EOF: Final = 0xC1
@@ -75,6 +75,7 @@ def unescape(data: bytes) -> bytes:
 _SPECIAL: Final = re.compile(rb"[\xc0\xc1\x7d]")
 _ESCAPED: Final = re.compile(rb"\x7d.", re.DOTALL)
 _DELIMITER: Final = re.compile(rb"[\xc0\xc1]")
+_ESC_BYTE: Final = bytes((ESC,))
 
 
 def encode_frame(user_data: bytes) -> bytes:
@@ -96,9 +97,11 @@ class FrameStats:
     garbage_bytes: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """A frame that passed every check: its user data and when its ``C0`` arrived."""
+class Frame(NamedTuple):
+    """A frame that passed every check: its user data and when its ``C0`` arrived.
+
+    A NamedTuple rather than a frozen dataclass: one is built per frame, and it builds faster.
+    """
 
     user_data: bytes
     host_ns: int
@@ -146,6 +149,19 @@ class FrameDecoder:
             if data[stop] == BOF:
                 if self._inside:
                     self._drop()  # a C0 inside a frame: the old one lost its end
+                # The usual case, a whole frame in this chunk, is checked straight from a slice
+                # of it, without collecting the frame byte by byte.
+                after = _DELIMITER.search(data, stop + 1)
+                if (
+                    after is not None
+                    and data[after.start()] == EOF
+                    and after.start() - stop - 1 <= self.max_frame
+                ):
+                    frame = self._checked(data[stop + 1 : after.start()], host_ns)
+                    if frame is not None:
+                        frames.append(frame)
+                    pos = after.start() + 1
+                    continue
                 self._inside = True
                 self._start_ns = host_ns
             elif self._inside:
@@ -169,13 +185,17 @@ class FrameDecoder:
         raw = bytes(self._raw)
         self._raw.clear()
         self._inside = False
-        body = unescape(raw) if raw[-1:] != bytes((ESC,)) else None  # 7D C1 is an abort
+        return self._checked(raw, self._start_ns)
+
+    def _checked(self, raw: bytes, start_ns: int) -> Frame | None:
+        """The frame whose escaped bytes between ``C0`` and ``C1`` are ``raw``, if it is good."""
+        body = unescape(raw) if raw[-1:] != _ESC_BYTE else None  # 7D C1 is an abort
         if body is None or not _frame_ok(body):
             self.stats.frames_bad += 1
             self.stats.garbage_bytes += len(raw) + 2
             return None
         self.stats.frames_ok += 1
-        return Frame(body[HEADER_LEN:-FCS_LEN], self._start_ns)
+        return Frame(body[HEADER_LEN:-FCS_LEN], start_ns)
 
 
 def _frame_ok(body: bytes) -> bool:

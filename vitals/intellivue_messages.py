@@ -115,9 +115,6 @@ class _Cursor:
     # u16, take and sub do _advance's check and step themselves: they run a dozen times per
     # poll reply, and the extra call was a third of their cost.
 
-    def u8(self) -> int:
-        return self.data[self._advance(1)]
-
     def u16(self) -> int:
         start = self.pos
         if start + 2 > self.end:
@@ -155,11 +152,15 @@ _U16_PAIR: Final = struct.Struct(">HH")
 _U16_TRIPLE: Final = struct.Struct(">HHH")
 _U32: Final = struct.Struct(">I")
 _NU_OBS: Final = struct.Struct(">HHHI")
+_NU_OBS_SIZE: Final = _NU_OBS.size
 
 
-@dataclass(frozen=True, slots=True)
-class RemoteOperation:
-    """The ROSE header of a Data Export message, enough to route it."""
+class RemoteOperation(NamedTuple):
+    """The ROSE header of a Data Export message, enough to route it.
+
+    A NamedTuple, as ``Numeric`` is: one is built for every message, and a frozen dataclass took
+    several times longer to build.
+    """
 
     ro_type: int
     invoke_id: int
@@ -173,19 +174,25 @@ class RemoteOperation:
 
 
 def remote_operation(data: bytes) -> RemoteOperation:
-    """Read SPpdu, ROapdus and the ROIV/RORS/ROER/RORLS apdu; raises ``Truncated``."""
-    r = _Cursor(data)
-    if r.take(4)[:2] != SP_PDU[:2]:
+    """Read SPpdu, ROapdus and the ROIV/RORS/ROER/RORLS apdu; raises ``Truncated``.
+
+    Read with struct at fixed offsets and the bounds checked by hand, as ``parse_poll_reply``
+    does, rather than through a cursor: this runs for every message.
+    """
+    size = len(data)
+    if size < 4 or data[:2] != SP_PDU[:2]:
         raise Truncated("not a Data Export message")
-    ro_type = r.u16()
-    r = r.sub(min(r.u16(), r.left))  # a shorter ro length bounds what follows
-    if ro_type == RORLS:
-        r.u8()  # linked state: first, not first not last, last
-        r.u8()  # linked count
-    invoke_id = r.u16()
-    command = r.u16()
-    body = r.sub(min(r.u16(), r.left))
-    return RemoteOperation(ro_type, invoke_id, command, data, body.pos, body.end)
+    if size < 8:
+        raise Truncated(f"ROapdus wanted at 4, message ends at {size}")
+    ro_type, ro_length = _U16_PAIR.unpack_from(data, 4)
+    end = 8 + min(ro_length, size - 8)  # a shorter ro length bounds what follows
+    # RORLS has its linked state (first, not first not last, last) and count before the rest.
+    pos = 10 if ro_type == RORLS else 8
+    if pos + 6 > end:
+        raise Truncated(f"operation header wanted at {pos}, operation ends at {end}")
+    invoke_id, command, length = _U16_TRIPLE.unpack_from(data, pos)
+    pos += 6
+    return RemoteOperation(ro_type, invoke_id, command, data, pos, pos + min(length, end - pos))
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +273,10 @@ class Numeric(NamedTuple):
     raw_value: int
 
 
+# Builds a Numeric from a tuple of its six fields, without the generated Python __new__.
+_new_numeric: Final = functools.partial(tuple.__new__, Numeric)
+
+
 @dataclass(frozen=True, slots=True)
 class PollReply:
     """One poll reply (single or extended, RORS or RORLS) as far as numerics go."""
@@ -281,39 +292,54 @@ def parse_poll_reply(op: RemoteOperation) -> PollReply | None:
     """None when ``op`` is not a poll result; raises ``Truncated`` when a structure is cut short."""
     if op.ro_type not in (RORS, RORLS) or op.command != CMD_CONFIRMED_ACTION:
         return None
-    r = op.body()
-    r.take(6)  # managed object (the MDS)
-    action = r.u16()
+    # Every structure of a reply is read with struct at local offsets, each count and length
+    # checked by hand, rather than with cursor calls per field (and a generator per attribute
+    # list): those calls were most of the cost of a reply, and a reply comes every second.
+    data, pos, end = op.data, op.body_start, op.body_end
+    if pos + 10 > end:
+        raise Truncated(f"action result wanted at {pos}, result ends at {end}")
+    action, length = _U16_PAIR.unpack_from(data, pos + 6)  # after the managed object (the MDS)
     if action not in (NOM_ACT_POLL_MDIB_DATA, NOM_ACT_POLL_MDIB_DATA_EXT):
         return None
-    r = r.sub(min(r.u16(), r.left))
-    poll_number = r.u16()
-    if action == NOM_ACT_POLL_MDIB_DATA_EXT:
-        r.u16()  # sequence_no
-    rel_time = r.u32()
-    abs_time = bcd_datetime(r.take(8))
-    r.take(6)  # polled_obj_type (partition, code) and polled_attr_grp
+    pos += 10
+    end = pos + min(length, end - pos)
+    extended = action == NOM_ACT_POLL_MDIB_DATA_EXT
+    # poll_number, [sequence_no], rel_time, abs_time (8), polled_obj_type and polled_attr_grp (6),
+    # then the PollInfoList's count and length.
+    if pos + (26 if extended else 24) > end:
+        raise Truncated(f"poll result header wanted at {pos}, result ends at {end}")
+    poll_number = _U16.unpack_from(data, pos)[0]
+    pos += 4 if extended else 2
+    rel_time = _U32.unpack_from(data, pos)[0]
+    abs_time = bcd_datetime(data[pos + 4 : pos + 12])
+    contexts, info_length = _U16_PAIR.unpack_from(data, pos + 18)
+    pos += 22
+    info_end = pos + info_length
+    if info_end > end:
+        raise Truncated(f"{info_length} bytes of poll info wanted at {pos}, result ends at {end}")
     numerics: list[Numeric] = []
     labels: dict[tuple[int, int], str] = {}
-    contexts = r.u16()
-    poll_info = r.sub(r.u16())
     for _ in range(contexts):
-        context_id = poll_info.u16()
-        observations = poll_info.u16()
-        single_context = poll_info.sub(poll_info.u16())
-        # Each ObservationPoll is a handle and an AttributeList {count, length, AVA...}. This
-        # loop runs for every attribute of every object of every reply, so it reads with struct
-        # and local offsets, making the cursor's checks by hand, rather than with several cursor
-        # calls per attribute (and a generator): those calls were most of the cost of a reply.
-        data, pos, end = single_context.data, single_context.pos, single_context.end
+        if pos + 6 > info_end:
+            raise Truncated(f"context wanted at {pos}, poll info ends at {info_end}")
+        context_id, observations, context_length = _U16_TRIPLE.unpack_from(data, pos)
+        pos += 6
+        context_end = pos + context_length
+        if context_end > info_end:
+            raise Truncated(
+                f"{context_length} bytes of context wanted at {pos}, poll info ends at {info_end}"
+            )
+        # Each ObservationPoll is a handle and an AttributeList {count, length, AVA...}.
         for _ in range(observations):
-            if pos + 6 > end:
-                raise Truncated(f"observation wanted at {pos}, context ends at {end}")
+            if pos + 6 > context_end:
+                raise Truncated(f"observation wanted at {pos}, context ends at {context_end}")
             handle, count, length = _U16_TRIPLE.unpack_from(data, pos)
             pos += 6
             list_end = pos + length
-            if list_end > end:
-                raise Truncated(f"{length} bytes of attributes wanted at {pos}, context ends at {end}")
+            if list_end > context_end:
+                raise Truncated(
+                    f"{length} bytes of attributes wanted at {pos}, context ends at {context_end}"
+                )
             for _ in range(count):
                 if pos + 4 > list_end:
                     raise Truncated(f"attribute header wanted at {pos}, list ends at {list_end}")
@@ -322,27 +348,30 @@ def parse_poll_reply(op: RemoteOperation) -> PollReply | None:
                 if pos + size > list_end:
                     raise Truncated(f"{size} bytes of attribute wanted at {pos}, list ends at {list_end}")
                 if attribute_id == NOM_ATTR_NU_VAL_OBS:
-                    if size < _NU_OBS.size:
+                    if size < _NU_OBS_SIZE:
                         raise Truncated("NuObsValue shorter than 10 bytes")
-                    numerics.append(Numeric(context_id, handle, *_NU_OBS.unpack_from(data, pos)))
+                    numerics.append(_new_numeric((context_id, handle, *_NU_OBS.unpack_from(data, pos))))
                 elif attribute_id == NOM_ATTR_NU_CMPD_VAL_OBS:
-                    compound = _Cursor(data, pos, pos + size)
-                    values_count = compound.u16()
-                    values = compound.sub(compound.u16())
-                    numerics.extend(
-                        _numeric(context_id, handle, values.take(10)) for _ in range(values_count)
-                    )
+                    # NuObsValueCmp {count, length, NuObsValue...}, e.g. NBP sys/dia/mean.
+                    if size < 4:
+                        raise Truncated(f"compound header wanted at {pos}, attribute is {size} bytes")
+                    values_count, values_length = _U16_PAIR.unpack_from(data, pos)
+                    value_pos, values_end = pos + 4, pos + 4 + values_length
+                    if values_end > pos + size:
+                        raise Truncated(f"{values_length} bytes of values wanted, attribute is {size}")
+                    for _ in range(values_count):
+                        if value_pos + _NU_OBS_SIZE > values_end:
+                            raise Truncated("NuObsValue shorter than 10 bytes")
+                        numerics.append(
+                            _new_numeric((context_id, handle, *_NU_OBS.unpack_from(data, value_pos)))
+                        )
+                        value_pos += _NU_OBS_SIZE
                 elif attribute_id == NOM_ATTR_ID_LABEL_STRING:
                     labels[(context_id, handle)] = decode_label_string(data[pos : pos + size])
                 pos += size
             pos = list_end
+        pos = context_end
     return PollReply(poll_number, rel_time, abs_time, tuple(numerics), labels)
-
-
-def _numeric(context_id: int, handle: int, value: bytes) -> Numeric:
-    if len(value) < _NU_OBS.size:
-        raise Truncated("NuObsValue shorter than 10 bytes")
-    return Numeric(context_id, handle, *_NU_OBS.unpack_from(value))
 
 
 def numeric_sample(

@@ -17,6 +17,7 @@ from vitals_testkit import (
     assert_no_value,
     assert_registered,
     assert_resyncs_after,
+    damaged,
     seeded_chunkings,
 )
 
@@ -483,3 +484,16 @@ def test_random_binary_is_counted(data: bytes) -> None:
     if parser.stats.records_ok == 0:
         # Every byte is a flag, garbage, or waiting for the next flag.
         assert parser.stats.garbage_bytes + data.count(b"\x7e") + len(parser._segment) == len(data)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    position=st.integers(0, len(FULL) - 1), value=st.integers(0, 255), truncate=st.integers(0, len(FULL) - 2)
+)
+def test_corrupted_and_truncated_frames_then_resync(position: int, value: int, truncate: int) -> None:
+    # One byte hit on the wire, then a frame cut short (the monitor reset mid-record): whatever
+    # the hit made of the flags, escapes and checksum, the frame after them reads in full. (Cut
+    # short by its closing 7E alone, a frame is whole: the next frame's 7E ends it.)
+    corrupted = damaged(FULL, position, value, truncate=False)
+    after = assert_resyncs_after(new_parser, corrupted + FULL[:truncate], FULL, rules=GE_RULES)
+    assert by_key(after)[(Parameter.HR, "ECG")].value == 123.0

@@ -18,6 +18,7 @@ from vitals_testkit import (
     assert_no_value,
     assert_not_a_record,
     assert_resyncs_after,
+    damaged,
     pty_link,
     running,
     seeded_chunkings,
@@ -604,3 +605,25 @@ def test_garbage_counting_is_per_byte_when_nothing_is_a_record() -> None:
     payload = re.sub(rb"[\r\n]", b"", data)
     assert stats.records_ok == 0
     assert stats.garbage_bytes == len(payload)
+
+
+# One whole line of each format, and the shortest tail of it that still holds the line end.
+GOOD_LINES = {
+    "key_value": (KV, b"SPO2=95 HR=140\r\n", 2),
+    "regex": (VENT, b"T=10:00:01 PIP=245 PEEP=50 FIO2=0.35\n", 1),
+}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mode=st.sampled_from(sorted(GOOD_LINES)), data=st.data())
+def test_corrupted_and_truncated_lines_then_resync(mode: str, data: st.DataObject) -> None:
+    # A line with one byte hit, then one whose beginning was lost (the port opened mid-line),
+    # still holding its line end: the next whole line reads as it does on its own. A hit line
+    # may still be read, but what it gives obeys the same rules as any sample.
+    spec, line, ending = GOOD_LINES[mode]
+    position = data.draw(st.integers(0, len(line) - 1), label="position")
+    value = data.draw(st.integers(0, 255), label="value")
+    cut = data.draw(st.integers(1, len(line) - ending), label="cut")
+    garbage = damaged(line, position, value, truncate=False) + line[cut:]
+    after = assert_resyncs_after(lambda: LineFormatParser("dev", spec), garbage, line)
+    assert all(s.valid for s in after) and len(after) in (2, 3)

@@ -14,6 +14,7 @@ from vitals_testkit import (
     assert_no_value,
     assert_not_a_record,
     assert_resyncs_after,
+    damaged,
     read_one_record,
     seeded_chunkings,
 )
@@ -414,3 +415,25 @@ def test_dash_markers_never_become_numbers(field: str, dashes: str) -> None:
     samples = MasimoParser("pox").feed(line + b"\r\n", 0)
     assert len(samples) == 1
     assert_no_value(samples[0])
+
+
+GOOD_LINE = RAD8 + b"\r\n"
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    position=st.integers(0, len(GOOD_LINE) - 1),
+    value=st.integers(0, 255),
+    cut=st.integers(1, len(GOOD_LINE)),
+)
+def test_corrupted_and_truncated_lines_then_resync(position: int, value: int, cut: int) -> None:
+    # A line with one byte hit, then one whose beginning was lost (the port opened mid-line). A
+    # line has no checksum: what a hit leaves readable may be read, but never shown as valid
+    # unless it still parses as a number in range, and the next whole line reads as on its own.
+    # (A line cut off at its end runs into the next one until a line end: the line after that
+    # is the next one read, as test_first_partial_line_is_dropped shows.)
+    corrupted = damaged(GOOD_LINE, position, value, truncate=False)
+    after = assert_resyncs_after(partial(MasimoParser, "pox"), corrupted + GOOD_LINE[cut:], GOOD_LINE)
+    assert [(s.parameter, s.value) for s in after if s.valid] == [
+        (Parameter.SPO2, 98.0), (Parameter.HR, 97.0), (Parameter.PI, 3.6),
+    ]  # fmt: skip

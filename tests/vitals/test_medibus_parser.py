@@ -15,6 +15,7 @@ from vitals_testkit import (
     assert_registered,
     assert_resyncs_after,
     by_parameter,
+    damaged,
     seeded_chunkings,
 )
 
@@ -410,3 +411,17 @@ def test_code_table_units() -> None:
     # The airway pressures stay in the ventilator's own unit.
     assert {CP1_CODES[c].unit for c in (0x7D, 0x78, 0x73)} == {"mbar"}
     assert CP1_CODES[0xF0].parameter is Parameter.FIO2
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    position=st.integers(0, len(CP1_REPLY) - 1),
+    value=st.integers(0, 255),
+    truncate=st.integers(0, len(CP1_REPLY)),
+)
+def test_corrupted_and_truncated_replies_then_resync(position: int, value: int, truncate: int) -> None:
+    # One byte hit on the wire (a checksum digit, the SOH, the CR, an XON in the middle), then a
+    # reply cut short: the reply after them reads in full.
+    corrupted = damaged(CP1_REPLY, position, value, truncate=False)
+    after = assert_resyncs_after(new_parser, corrupted + CP1_REPLY[:truncate], CP1_REPLY, rules=MEDIBUS_RULES)
+    assert {p: (s.value, s.unit, s.source) for p, s in by_parameter(after).items()} == EXPECTED

@@ -33,21 +33,12 @@ from config.loading import ConfigError, load_config
 from config.models import AudioConfig, CameraConfig, Config, FileSource, MonitorConfig, TestPatternSource
 from recorder.retention import due_for_deletion, stored_sessions
 from recorder.service import storage_problem
+from vitals.cadence import SAMPLE_INTERVAL_S
 
 SERVICE_USER = "neoflix"
 STATE_DIRECTORY = Path("/var/lib/neoflix-capture")
 #: What the unit's ProtectHome=yes hides from the service: a key file there is not found.
 HIDDEN_BY_PROTECT_HOME = (Path("/home"), Path("/root"), Path("/run/user"))
-#: Seconds between two samples in each protocol's normal output (PROTOCOLS.md summary table).
-SAMPLE_INTERVAL_S = {
-    "masimo": 2.0,  # ~1 Hz; the Rad-87 sends trend lines every 2 s
-    "intellivue": 1.0,
-    "ge_s5": 5.0,  # displayed numerics no faster than every 5 s
-    "medibus": 2.0,
-    "nellcor": 2.0,
-    "nonin": 1.0,
-    "line_format": 2.0,
-}
 #: Below this much recording time left on the disk, recording is as good as blocked.
 MIN_FREE_MINUTES = 10.0
 

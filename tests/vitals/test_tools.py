@@ -19,7 +19,7 @@ from vitals_testkit import STEADY, wait_for
 
 from vitals.ge_s5 import CLASS_BASIC
 from vitals.ge_s5 import frame as ge_frame
-from vitals.line_format import FieldSpec, LineFormat
+from vitals.line_format import FieldSpec, LineFormat, line_format_from_mapping
 from vitals.medibus import REQ_MEASURED_CP1
 from vitals.medibus import response as medibus_response
 from vitals.nellcor import NellcorParser
@@ -27,6 +27,7 @@ from vitals.pty import PtyPair
 from vitals.sample import Parameter
 from vitals.simulators import ge_s5 as ge_sim
 from vitals.simulators import medibus as medibus_sim
+from vitals.simulators.line_format import DEMO_TABLE
 from vitals.simulators.masimo import EXC_NO_SENSOR, MasimoSimulator, masimo_line
 from vitals.simulators.nellcor import NellcorSimulator, heading_rows, nellcor_row
 from vitals.simulators.nonin import NoninSimulator, nonin_line
@@ -420,11 +421,30 @@ def test_simulate_ends_after_seconds() -> None:
     assert (out.first_line() or "").startswith("/dev/pts/")
 
 
+def test_a_line_format_simulator_is_read_with_its_demo_table() -> None:
+    thread, stop, out, result = simulate_in_background("line_format", time_scale=100.0)
+    try:
+        assert wait_for(lambda: out.first_line() is not None)
+        path = out.first_line()
+        assert path is not None
+        read_stop = threading.Event()
+        read_out = _StopOnValid(read_stop)
+        with capture_logs():
+            code = read_command(
+                "line_format", port=path, line_format=line_format_from_mapping(DEMO_TABLE),
+                seconds=5.0, out=read_out, err=io.StringIO(), stop=read_stop,
+            )  # fmt: skip
+    finally:
+        stop.set()
+        thread.join(3.0)
+    assert code == 0 and result == [0]
+    assert any(r["valid"] and r["parameter"] == "SpO2" for r in records(read_out))
+
+
 @pytest.mark.parametrize(
     ("protocol", "kwargs", "message"),
     [
         ("pulseox", {}, "unknown monitor protocol"),
-        ("line_format", {}, "no simulator for monitor protocol 'line_format'"),
         ("masimo", {"time_scale": 0}, "positive"),
         ("masimo", {"port": "/nonexistent/ttyUSB9"}, "cannot open /nonexistent/ttyUSB9"),
     ],

@@ -367,9 +367,11 @@ class TriggerConfig(_Section):
         if self.motion_region is not None:
             x, y, width, height = self.motion_region
             if x < 0 or y < 0 or width <= 0 or height <= 0:
-                raise ValueError(
-                    f"motion_region: [x, y, width, height] needs x and y of 0 or more and a width "
-                    f"and height above 0, got {list(self.motion_region)}"
+                raise field_error(
+                    ("motion_region",),
+                    "[x, y, width, height] needs x and y of 0 or more and a width and height "
+                    "above 0",
+                    list(self.motion_region),
                 )
         return self
 
@@ -483,7 +485,9 @@ class Config(_Section):
     def _motion_camera_exists(self) -> Config:
         name = self.triggers.motion_camera
         if name is not None and name not in [c.name for c in self.cameras]:
-            raise ValueError(f"triggers.motion_camera: there is no camera named {name!r}")
+            raise field_error(
+                ("triggers", "motion_camera"), f"there is no camera named {name!r}", name
+            )
         return self
 
     @model_validator(mode="after")
@@ -497,9 +501,11 @@ class Config(_Section):
             return self  # _motion_camera_exists says so
         x, y, width, height = region
         if x + width > camera.width or y + height > camera.height:
-            raise ValueError(
-                f"triggers.motion_region: [{x}, {y}, {width}, {height}] reaches beyond the "
-                f"{camera.width}x{camera.height} frame of camera {name!r}"
+            raise field_error(
+                ("triggers", "motion_region"),
+                f"[{x}, {y}, {width}, {height}] reaches beyond the "
+                f"{camera.width}x{camera.height} frame of camera {name!r}",
+                list(region),
             )
         return self
 

@@ -41,12 +41,13 @@ recipients = ["{RECIPIENT}"]
     [
         ("[button]\nlong_press_s = 10", "button.long_press_s", "less than 10"),
         ("[triggers]\nmotion_threshold = 1", "triggers.motion_threshold", "less than 1"),
-        ("[triggers]\nmotion_region = [-1, 0, 100, 100]", "motion_region", "x and y of 0 or more"),
-        ("[triggers]\nmotion_region = [0, 0, 0, 100]", "motion_region", "height above 0"),
-        ("[triggers]\nmotion_region = [600, 0, 100, 100]", "triggers.motion_region", "640x480 frame"),
+        ("[triggers]\nmotion_region = [-1, 0, 100, 100]", "triggers.motion_region:", "x and y of 0 or more"),
+        ("[triggers]\nmotion_region = [0, 0, 0, 100]", "triggers.motion_region:", "height above 0"),
+        ("[triggers]\nmotion_region = [600, 0, 100, 100]", "triggers.motion_region:", "640x480 frame"),
+        ('[triggers]\nmotion_camera = "hall"', "triggers.motion_camera:", "no camera named 'hall'"),
         (
             '[triggers]\nmotion_camera = "room"\nmotion_region = [0, 200, 100, 100]',
-            "triggers.motion_region",
+            "triggers.motion_region:",
             "320x240 frame of camera 'room'",
         ),
     ],

@@ -177,6 +177,21 @@ def test_a_silent_monitor_is_explained(tmp_path: Path) -> None:
     assert "ASCII 1" in text
 
 
+def test_a_monitor_silent_past_its_silence_timeout_is_not_called_unopenable(tmp_path: Path) -> None:
+    # The link gives up on a silent port after silence_timeout_s and reports it lost; that is the
+    # monitor saying nothing, not a port that cannot be opened.
+    pty = open_pty_pair()
+    try:
+        config = station(tmp_path, port=pty.slave_path, monitor='protocol = "masimo"\nsilence_timeout_s = 2')
+        code, text = doctor(config, timeout_s=1.0)
+    finally:
+        pty.close()
+    assert code == 1
+    assert levels(text)["monitor oximeter"] == "FAIL"
+    assert "cannot open" not in text
+    assert "nothing arrived within 7 s" in text
+
+
 class LineMonitor:
     """A monitor on a pty that prints ``line`` four times a second, but only while the port is
     set up the way it needs (``wants`` judges the line settings, termios' c_cflag): at the wrong

@@ -4,8 +4,9 @@
 writes without blocking the device for long and reads the host's bytes without failing while
 nobody is on the other side. ``SimulatedDevice`` is the device's thread: ``start``/``stop``, use
 as a context manager, the stop event, the script clock. ``PacedDevice`` is a device that talks by
-itself, one message per interval (oximeters printing lines); devices that answer a host (Medibus,
-DRI, Data Export) write their own loop on ``SimulatedDevice``.
+itself, one message per interval (oximeters printing lines), and ``PacedOximeter`` one with a
+probe that comes off and goes back on; devices that answer a host (Medibus, DRI, Data Export)
+write their own loop on ``SimulatedDevice``.
 """
 
 from __future__ import annotations
@@ -186,3 +187,37 @@ class PacedDevice(SimulatedDevice):
         """Spend ``wait_s`` (may be negative: late) until the next message; ends early on stop."""
         if wait_s > 0:
             self._stop.wait(wait_s)
+
+
+class PacedOximeter(PacedDevice):
+    """A paced device with a pulse-oximeter probe that can come off the baby and go back on.
+
+    ``_sensor_attached`` and ``_attached_at_s`` (script time the probe was last put back on, so
+    a subclass can replay the pulse search) are read by the thread under ``_lock``.
+    """
+
+    def __init__(
+        self,
+        port: int | Any,
+        *,
+        name: str,
+        interval_s: float,
+        time_scale: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(port, name=name, interval_s=interval_s, time_scale=time_scale, clock=clock)
+        self._sensor_attached = True
+        self._attached_at_s = 0.0
+
+    def sensor_off(self) -> None:
+        """Take the probe off: no values until it is back on and the pulse is found again."""
+        with self._lock:
+            self._sensor_attached = False
+
+    def sensor_on(self) -> None:
+        """Put the probe back; values return after the pulse search."""
+        now = self.script_time()
+        with self._lock:
+            if not self._sensor_attached:
+                self._sensor_attached = True
+                self._attached_at_s = now

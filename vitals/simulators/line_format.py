@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from vitals.line_format import LineFormat, line_format_from_mapping
-from vitals.simulators.device import PacedDevice
+from vitals.simulators.device import PacedOximeter
 from vitals.simulators.masimo import StabilisationScript
 
 #: The table a config would hold for this device (``[monitors.line_format]``).
@@ -40,7 +40,7 @@ def demo_line(spo2: float | None, heart_rate: float | None, fio2: float | None) 
     return f"SPO2={fmt(spo2)} HR={fmt(heart_rate)} FIO2={fmt(fio2)}\r\n".encode("ascii")
 
 
-class LineFormatSimulator(PacedDevice):
+class LineFormatSimulator(PacedOximeter):
     """Writes ``demo_line`` lines to ``out`` every ``interval_s`` from its own thread.
 
     ``out`` is a file descriptor (a pty master) or a pyserial port. ``time_scale`` is script
@@ -65,8 +65,6 @@ class LineFormatSimulator(PacedDevice):
         self.script = script or StabilisationScript()
         self.fio2 = fio2
         self._rng = random.Random(seed)
-        self._sensor_attached = True
-        self._attached_at_s = 0.0
         self.lines_written = 0
 
     def line_at(self, t_s: float) -> bytes:
@@ -84,17 +82,6 @@ class LineFormatSimulator(PacedDevice):
             self.fio2,
         )
 
-    def sensor_off(self) -> None:
-        """Take the oximeter sensor off: dashes until it is back on and the pulse is found again."""
-        with self._lock:
-            self._sensor_attached = False
-
-    def sensor_on(self) -> None:
-        now = self.script_time()
-        with self._lock:
-            if not self._sensor_attached:
-                self._sensor_attached = True
-                self._attached_at_s = now
 
     def _emit(self) -> None:
         if self._write(self.line_at(self.script_time())):

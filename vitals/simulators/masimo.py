@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from vitals.simulators.device import PacedDevice
+from vitals.simulators.device import PacedOximeter
 
 # EXC bits the simulator uses (meanings as in vitals.masimo.EXC_BITS).
 EXC_NO_SENSOR = 0x000001
@@ -124,7 +124,7 @@ class StabilisationScript:
         )
 
 
-class MasimoSimulator(PacedDevice):
+class MasimoSimulator(PacedOximeter):
     """Writes ASCII 1 lines to ``out`` every ``interval_s`` from its own thread.
 
     ``out`` is a file descriptor (written with ``os.write``; a pty master) or an object with
@@ -153,9 +153,7 @@ class MasimoSimulator(PacedDevice):
         self.serial_number = serial_number
         self._start_time = start_time or datetime.now().replace(microsecond=0)
         self._rng = random.Random(seed)
-        self._sensor_attached = True
         self._sensor_off_exc = EXC_SENSOR_OFF
-        self._attached_at_s = 0.0  # script time the sensor was last put back on
         self.lines_written = 0
 
     # -- script ------------------------------------------------------------------------------
@@ -196,16 +194,8 @@ class MasimoSimulator(PacedDevice):
     def sensor_off(self, *, unplugged: bool = False) -> None:
         """Take the sensor off the baby (EXC "sensor off") or unplug it (EXC "no sensor")."""
         with self._lock:
-            self._sensor_attached = False
             self._sensor_off_exc = EXC_NO_SENSOR if unplugged else EXC_SENSOR_OFF
-
-    def sensor_on(self) -> None:
-        """Put the sensor back; values return after the pulse search."""
-        now = self.script_time()
-        with self._lock:
-            if not self._sensor_attached:
-                self._sensor_attached = True
-                self._attached_at_s = now
+        super().sensor_off()
 
     # -- thread ------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from vitals.simulators.device import PacedDevice
+from vitals.simulators.device import PacedOximeter
 from vitals.simulators.masimo import StabilisationScript
 
 XON = 0x11
@@ -75,7 +75,7 @@ def nellcor_row(
     return (line.rstrip() + "\r\n").encode("ascii")
 
 
-class NellcorSimulator(PacedDevice):
+class NellcorSimulator(PacedOximeter):
     """Writes N-595 rows to ``out`` every ``interval_s`` from its own thread; reads XON/XOFF.
 
     ``out`` is a file descriptor (a pty master: written with ``os.write``, read for flow
@@ -111,9 +111,7 @@ class NellcorSimulator(PacedDevice):
         self.heading_every = heading_every
         self._start_time = start_time or datetime.now().replace(microsecond=0)
         self._rng = random.Random(seed)
-        self._sensor_attached = True
         self._off_status = _STATUS_SENSOR_OFF
-        self._attached_at_s = 0.0
         self._paused = False  # XOFF received or stalled: no output until XON
         self._rows_since_heading: int | None = None  # None: the headings are due
         self.rows_written = 0
@@ -174,16 +172,8 @@ class NellcorSimulator(PacedDevice):
     def sensor_off(self, *, unplugged: bool = False) -> None:
         """Take the sensor off the baby (``SO``) or unplug it (``SD``)."""
         with self._lock:
-            self._sensor_attached = False
             self._off_status = _STATUS_NO_SENSOR if unplugged else _STATUS_SENSOR_OFF
-
-    def sensor_on(self) -> None:
-        """Put the sensor back; values return after the pulse search."""
-        now = self.script_time()
-        with self._lock:
-            if not self._sensor_attached:
-                self._sensor_attached = True
-                self._attached_at_s = now
+        super().sensor_off()
 
     def stall(self) -> None:
         """Stop sending, as a data port that hung does, until the host sends an XON."""

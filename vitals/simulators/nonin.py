@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from vitals.simulators.device import PacedDevice
+from vitals.simulators.device import PacedOximeter
 from vitals.simulators.masimo import StabilisationScript
 
 
@@ -31,7 +31,7 @@ def nonin_line(
     return (line + "\r\n").encode("ascii")
 
 
-class NoninSimulator(PacedDevice):
+class NoninSimulator(PacedOximeter):
     """Writes Nonin lines to ``out`` every ``interval_s`` from its own thread.
 
     ``out`` is a file descriptor (a pty master, written with ``os.write``) or a pyserial port
@@ -57,8 +57,6 @@ class NoninSimulator(PacedDevice):
         self.script = script or StabilisationScript()
         self.fast = fast
         self._rng = random.Random(seed)
-        self._sensor_attached = True
-        self._attached_at_s = 0.0
         self._event_pending = False
         self.lines_written = 0
 
@@ -80,17 +78,6 @@ class NoninSimulator(PacedDevice):
             event, self._event_pending = self._event_pending, False
         return nonin_line(spo2, rate, fast=self.fast, event=event)
 
-    def sensor_off(self) -> None:
-        """Take the sensor off: dashes until it is back on and the pulse is found again."""
-        with self._lock:
-            self._sensor_attached = False
-
-    def sensor_on(self) -> None:
-        now = self.script_time()
-        with self._lock:
-            if not self._sensor_attached:
-                self._sensor_attached = True
-                self._attached_at_s = now
 
     def mark_event(self) -> None:
         """Press ON/STANDBY: the next line ends with ``*``."""

@@ -312,14 +312,20 @@ def _serial(out: TextIO, root: Path) -> None:
         if port.name.startswith("ttyS") and _read(port / "type") in (None, "0"):
             continue
         found = True
-        attrs = _usb_attrs(port / "device")
-        out.write(f"  /dev/{port.name}" + (f"  ({_usb_words(attrs)})" if attrs else "") + "\n")
-        for stable in _stable_names(root, ("dev/serial/by-id", "dev/serial/by-path"), port.name):
-            out.write(f"      stable name: {stable}\n")
-        if attrs:
-            out.write(f"      udev rule match: {_udev_match(attrs)}\n")
+        _node(out, root, f"/dev/{port.name}", port / "device", "dev/serial", port.name)
     if not found:
         out.write("  none found\n")
+
+
+def _node(out: TextIO, root: Path, heading: str, device: Path, links: str, node: str) -> None:
+    """One serial port or input device: its node, what USB says it is, its stable names under
+    ``links``/by-id and by-path, and the match a udev rule needs."""
+    attrs = _usb_attrs(device)
+    out.write(f"  {heading}" + (f"  ({_usb_words(attrs)})" if attrs else "") + "\n")
+    for stable in _stable_names(root, (f"{links}/by-id", f"{links}/by-path"), node):
+        out.write(f"      stable name: {stable}\n")
+    if attrs:
+        out.write(f"      udev rule match: {_udev_match(attrs)}\n")
 
 
 def _inputs(out: TextIO, root: Path) -> None:
@@ -337,11 +343,6 @@ def _inputs(out: TextIO, root: Path) -> None:
             continue
         found = True
         name = _read(event / "device" / "name") or "?"
-        attrs = _usb_attrs(event / "device")
-        out.write(f"  /dev/input/{event.name}  {name}" + (f"  ({_usb_words(attrs)})" if attrs else "") + "\n")
-        for stable in _stable_names(root, ("dev/input/by-id", "dev/input/by-path"), event.name):
-            out.write(f"      stable name: {stable}\n")
-        if attrs:
-            out.write(f"      udev rule match: {_udev_match(attrs)}\n")
+        _node(out, root, f"/dev/input/{event.name}  {name}", event / "device", "dev/input", event.name)
     if not found:
         out.write("  none found\n")

@@ -114,12 +114,8 @@ def frames_skipped(source: object) -> int:
     that lost them is as short of frames as one whose encoder fell behind. A live camera's driver
     drops unread frames itself, out of our sight: 0 for it.
     """
-    counted = getattr(source, "frames_skipped", None)
-    if isinstance(counted, int):
-        return counted
-    # A paced source without its own running total: its pacer's count since it was opened.
-    pacer = getattr(source, "_pacer", None)
-    return pacer.skipped if isinstance(pacer, FramePacer) else 0
+    counted = getattr(source, "frames_skipped", 0)
+    return counted if isinstance(counted, int) else 0
 
 
 # --- log hygiene ----------------------------------------------------------------------------------

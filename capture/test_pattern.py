@@ -72,7 +72,13 @@ class TestPatternSource:
         )
         self._text_box = (text_w + int(20 * self._scale), text_h + int(24 * self._scale))
         self._pacer: FramePacer | None = None
+        self._skipped_before = 0  # skips counted by pacers of earlier opens
         self.frame_index = -1  # schedule slot of the last frame; jumps when slots were skipped
+
+    @property
+    def frames_skipped(self) -> int:
+        """Frames not drawn because the reader was late, over every open of this source."""
+        return self._skipped_before + (self._pacer.skipped if self._pacer is not None else 0)
 
     def describe(self) -> str:
         return f"test-pattern {self.width}x{self.height}@{self.fps:g}"
@@ -116,4 +122,6 @@ class TestPatternSource:
         return frame
 
     def close(self) -> None:
+        if self._pacer is not None:
+            self._skipped_before += self._pacer.skipped
         self._pacer = None

@@ -315,6 +315,13 @@ def test_test_pattern_skips_are_counted(fake_clock: Any) -> None:
     fake_clock.now += 1_000_000_000  # one second late at 10 fps
     src.read()
     assert frames_skipped(src) == src.frame_index - 2 == 9
+    # A reopen (the reader's retry) starts a new pacer; the skips before it still count.
+    src.close()
+    src.open()
+    src.read()
+    fake_clock.now += 500_000_000
+    src.read()
+    assert frames_skipped(src) == 9 + 4
 
 
 def test_a_live_camera_reports_no_source_skips() -> None:

@@ -6,7 +6,7 @@ many decimals, and that a missing value is shown as missing (never as 0).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from capture.overlay import ShownValue
 from sync.board import BoardValue
@@ -84,17 +84,7 @@ def shown_values(board: dict[Parameter, BoardValue]) -> tuple[ShownValue, ...]:
             if parameter is Parameter.HR:
                 assert pulse is not None
                 shown = _shown(pulse, _DISPLAY[Parameter.PR], display.label, True)
-                out.append(
-                    ShownValue(
-                        shown.label,
-                        shown.text,
-                        shown.unit,
-                        shown.source or "pleth",
-                        shown.monitor,
-                        shown.stale_s,
-                        shown.alarm,
-                    )
-                )
+                out.append(replace(shown, source=shown.source or "pleth"))
             continue  # PR is already on the panel, in the HR slot
         known = board.get(parameter)
         if known is None:

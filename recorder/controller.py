@@ -6,11 +6,13 @@ session directory and hand it to every camera, close it, or destroy it. Markers 
 "intubation", button double presses) are kept here too, and the birth time gives the overlay its
 "T+mm:ss".
 
-Markers and the birth time belong to one patient: they are forgotten when a recording ends or
-is discarded, under "do not record", and once the table has been quiet for the post-roll, so the
-next baby's recording never carries them. For the same reason the vitals and markers a recording
-begins with never reach back past the moment the pre-roll was last emptied (a discard, "do not
-record", the end of a recording): the video pre-roll cannot, and neither may they.
+Markers and the birth time belong to one patient: they are forgotten when a recording is
+discarded, under "do not record", when the stabilisation ends and once the table has been quiet
+for the post-roll, so the next baby's recording never carries them. A stop alone keeps the birth
+time, so a recording started again for the same baby still counts T+ from it. For the same
+reason the vitals and markers a recording begins with never reach back past the moment the
+pre-roll was last emptied (a discard, "do not record", the end of a recording): the video
+pre-roll cannot, and neither may they.
 
 Threads: ``handle`` is called by control socket threads, the button thread and the daemon's main
 loop (``tick``); one lock serialises them, so two presses never start two sessions. Serial
@@ -179,7 +181,10 @@ class SessionController:
             if dnr_changed or action in (Action.END, Action.DISCARD, Action.CLEAR_PREROLL):
                 # The video pre-roll starts empty from here: so do the vitals and markers.
                 self._preroll_floor_ns = now_ns()
-            if action in (Action.END, Action.DISCARD, Action.CLEAR_PREROLL) or (
+            # A stop keeps the birth time: a team that stops and starts again (a slip, a second
+            # phase of care) is still with the same baby, and T+ must go on. Quiet for the
+            # post-roll (``tick``) or the stabilisation ending forgets it for the next baby.
+            if action in (Action.DISCARD, Action.CLEAR_PREROLL) or (
                 event is Event.ACTIVITY_ENDED and decision.state != before
             ):
                 self._forget_markers()

@@ -138,16 +138,21 @@ def spo2_values(station: Station, summary: dict[str, Any]) -> list[float]:
 # --- one patient's data never reaches the next one's session ---------------------------------
 
 
-def test_the_birth_time_ends_with_the_recording(station: Station) -> None:
+def test_a_stop_and_a_new_start_for_the_same_baby_keep_the_birth_time(
+    station: Station, monkeypatch: pytest.MonkeyPatch
+) -> None:
     c = station.controller
     c.mark("birth", by="command line")
     c.handle(Event.START, by="command line")
-    assert c.since_birth_s(now_ns()) is not None
     c.handle(Event.STOP, by="command line")
-    assert c.since_birth_s(now_ns()) is None  # the overlay shows no T+ for the next baby
-    assert c.status()["since_birth_s"] is None
+    assert c.since_birth_s(now_ns()) is not None  # the team is still with this baby
     second = station.record()
-    assert labels(station, second) == []
+    assert labels(station, second) == ["birth"]  # T+ in the second recording's export too
+    later = now_ns() + 11 * S  # then the table is quiet for the post-roll (10 s): the baby left
+    monkeypatch.setattr(controller_module, "now_ns", lambda: later)
+    c.tick()
+    assert c.since_birth_s(later) is None  # the overlay shows no T+ for the next baby
+    assert c.status()["since_birth_s"] is None
 
 
 def test_a_discard_forgets_the_birth_time_and_markers(station: Station) -> None:

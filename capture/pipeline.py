@@ -30,6 +30,12 @@ log = structlog.get_logger()
 
 OverlayStateFor = Callable[[int], OverlayState]  # capture time (monotonic ns) → what to draw
 
+# How far the encoder may fall behind the camera before a frame is dropped. On a 2-core PC x264
+# stalls now and then for longer than three frames (a keyframe on a busy picture, the other
+# camera's keyframe, a monitor thread waking): a quarter second absorbs those, and costs RAM
+# only while it is in use (720p BGR: 2.8 MB a frame).
+QUEUE_S = 0.25
+
 
 class CameraPipeline:
     def __init__(
@@ -47,7 +53,7 @@ class CameraPipeline:
         lost_since: Callable[[], datetime | None],
         masks: list[np.ndarray] | None = None,
         clock_ns: Callable[[], int] = time.monotonic_ns,
-        queue_frames: int = 3,
+        queue_frames: int | None = None,
     ) -> None:
         self.camera = camera
         self._size = (width, height)
@@ -60,7 +66,8 @@ class CameraPipeline:
         self._lost_since = lost_since
         self._masks = masks or []
         self._clock_ns = clock_ns
-        self._queue: queue.Queue[tuple[np.ndarray, int]] = queue.Queue(maxsize=queue_frames)
+        depth = queue_frames if queue_frames is not None else max(3, round(fps * QUEUE_S))
+        self._queue: queue.Queue[tuple[np.ndarray, int]] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"encode-{camera}", daemon=True)
         self.frames_encoded = 0
@@ -70,6 +77,11 @@ class CameraPipeline:
 
     def start(self) -> None:
         self._thread.start()
+
+    @property
+    def backlog_frames(self) -> int:
+        """Frames captured and waiting for the encoder."""
+        return self._queue.qsize()
 
     def stop(self) -> None:
         self._stop.set()

@@ -308,10 +308,6 @@ class StorageConfig(_Section):
         "hand: only where another process removes them once they are reviewed.",
     )
 
-    @property
-    def audit_path(self) -> Path:
-        return self.audit_log or self.directory.parent / "audit.jsonl"
-
 
 class SessionConfig(_Section):
     preroll_s: float = Field(

@@ -1,1 +1,1 @@
-"""Session control: the recording state machine and the local control socket."""
+"""Bedside control: the button and its lamp, gestures, and the local control socket."""

@@ -1,1 +1,1 @@
-"""The daemon: wires sources, vitals, encoders and the store together; the command line."""
+"""The daemon: wires sources, vitals, encoders and session control together; systemd glue."""

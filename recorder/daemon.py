@@ -36,19 +36,20 @@ from capture.pipeline import CameraPipeline
 from capture.recording import CameraRecorder
 from capture.segmenter import StreamLayout
 from capture.sources import frames_skipped
+from cli.doctor import estimated_bits_per_second
 from config.models import BUTTON_STUCK_AFTER_S, CameraConfig, Config
 from control.button import ButtonController, ButtonSource, EvdevButton, ModemLineButton
 from control.gestures import GestureRecognizer
-from control.session import Event
 from control.socket import ControlServer
-from recorder.audit import AuditLog
-from recorder.controller import CameraOutput, SessionController, socket_client
-from recorder.doctor import estimated_bits_per_second
 from recorder.monitor_link import link_for
 from recorder.overlay_view import shown_values
-from recorder.retention import SessionKeeper
 from recorder.service import ServiceLoop
 from recorder.source_factory import make_audio_source, make_frame_source
+from session.audit import AuditLog
+from session.controller import CameraOutput, SessionController, socket_client
+from session.layout import audit_log_path
+from session.machine import Event
+from session.retention import SessionKeeper
 from store.keys import Recipient
 from sync.audio_timeline import AudioTimeline
 from sync.board import VitalsBoard
@@ -113,7 +114,7 @@ class Daemon:
         self.started = threading.Event()
         self.service: ServiceLoop | None = None
         self._bits_per_s = estimated_bits_per_second(config)
-        self.audit = _open_audit(config.storage.audit_path)
+        self.audit = _open_audit(audit_log_path(config.storage.directory, config.storage.audit_log))
         self._motion: MotionDetector | None = None
         self._build()
         audio_rate = config.audio.sample_rate if config.audio else None

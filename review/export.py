@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +19,8 @@ from typing import Any
 import av
 import structlog
 
-from recorder.session_dir import MANIFEST, MARKERS, VITALS
 from review.trends import write_trends_svg
+from session.layout import MANIFEST, MARKERS, PARTIAL, VITALS, parse_segment_name
 from store.age_reader import AgeReader
 from store.errors import TruncatedError
 from store.keys import Identity
@@ -164,18 +163,13 @@ def _write_trends(
     return trends.path
 
 
-# "<camera>-<index>.ts.age", or ".partial" while open (or after a crash). The index is the last
-# dash-separated field, so a camera named "room" never claims the files of "room-2".
-_SEGMENT = re.compile(r"(?P<camera>.+)-(?P<index>[0-9]{6,})\.ts\.age(?:\.partial)?")
-
-
 def _segment_files(session_dir: Path) -> dict[str, list[tuple[int, Path]]]:
     """Each camera's segment files with their index, by exact camera name."""
     out: dict[str, list[tuple[int, Path]]] = {}
     for path in session_dir.iterdir():
-        match = _SEGMENT.fullmatch(path.name)
-        if match is not None:
-            out.setdefault(match["camera"], []).append((int(match["index"]), path))
+        name = parse_segment_name(path.name)
+        if name is not None:
+            out.setdefault(name.camera, []).append((name.index, path))
     return out
 
 
@@ -259,7 +253,7 @@ def _read_jsonl(
 ) -> list[dict[str, Any]]:
     path = session_dir / name
     if not path.exists():
-        path = session_dir / (name + ".partial")
+        path = session_dir / (name + PARTIAL)
         if not path.exists():
             return []
     data, complete = decrypt(path, identities)

@@ -144,7 +144,7 @@ format = "json"
 level = "warning"
 """
     )
-    cli = [sys.executable, "-m", "recorder.cli"]
+    cli = [sys.executable, "-m", "cli.main"]
     simulator.start()
     before = child_cpu()
     daemon = subprocess.Popen([*cli, "run", "--config", str(config)])

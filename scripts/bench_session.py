@@ -42,7 +42,7 @@ def rss_kib(pid: int) -> int:
 
 def ctl(sock: Path, *args: str) -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, "-m", "recorder.cli", *args, "--socket", str(sock)],
+        [sys.executable, "-m", "cli.main", *args, "--socket", str(sock)],
         capture_output=True, text=True, check=True,
     )
     return json.loads(out.stdout) if "--json" in args else {"text": out.stdout}
@@ -111,7 +111,7 @@ level = "warning"
 """
     )
     simulator.start()
-    daemon = subprocess.Popen([sys.executable, "-m", "recorder.cli", "run", "--config", str(config)])
+    daemon = subprocess.Popen([sys.executable, "-m", "cli.main", "run", "--config", str(config)])
     result: dict[str, Any] = {"camera_content": args.source}
     try:
         while not sock.exists():
@@ -149,7 +149,7 @@ level = "warning"
         last = ctl(sock, "status", "--json")["last_session"]
         out = work / "export"
         subprocess.run(
-            [sys.executable, "-m", "recorder.cli", "export", last["path"], "--identity",
+            [sys.executable, "-m", "cli.main", "export", last["path"], "--identity",
              str(work / "id.txt"), "--out", str(out)],
             check=True, capture_output=True,
         )

@@ -24,7 +24,7 @@ recipients = ["{GOOD_RECIPIENT}"]
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "recorder.cli", *args], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=60
     )
 
 

@@ -78,7 +78,7 @@ def test_check_config_exits_78_naming_the_button_field(tmp_path: Path) -> None:
     path = tmp_path / "station.toml"
     path.write_text(STATION + "[button]\nlong_press_s = 10\n")
     result = subprocess.run(
-        [sys.executable, "-m", "recorder.cli", "check-config", str(path)],
+        [sys.executable, "-m", "cli.main", "check-config", str(path)],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == EX_CONFIG

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 def test_demo_records_and_exports(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     result = subprocess.run(
-        [sys.executable, "-m", "recorder.cli", "demo", "--out", str(out), "--seconds", "4"],
+        [sys.executable, "-m", "cli.main", "demo", "--out", str(out), "--seconds", "4"],
         capture_output=True, text=True, timeout=180,
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -107,7 +107,7 @@ vitals = false
 
 
 def test_wiring_check_reads_a_simulated_monitor(tmp_path: Path) -> None:
-    cli = [sys.executable, "-m", "recorder.cli"]
+    cli = [sys.executable, "-m", "cli.main"]
     sim = subprocess.Popen(
         [*cli, "simulate", "--protocol", "medibus", "--time-scale", "10", "--seconds", "20"],
         stdout=subprocess.PIPE, text=True,

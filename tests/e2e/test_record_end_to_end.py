@@ -46,7 +46,7 @@ class Tap:
 
 def cli(*args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "recorder.cli", *args],
+        [sys.executable, "-m", "cli.main", *args],
         capture_output=True, text=True, timeout=120, check=False, **kw,
     )
 
@@ -167,7 +167,7 @@ def test_daemon_records_encrypted_playable_segments_with_vitals(tmp_path: Path) 
     simulator.start()
     with open(log_path, "w") as log:
         daemon = subprocess.Popen(
-            [sys.executable, "-m", "recorder.cli", "run", "--config", str(config)],
+            [sys.executable, "-m", "cli.main", "run", "--config", str(config)],
             stdout=log, stderr=subprocess.STDOUT,
         )
     try:

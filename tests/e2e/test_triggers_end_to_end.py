@@ -31,7 +31,7 @@ HOLD_S = 2
 
 def cli(sock: Path, *args: str) -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, "-m", "recorder.cli", *args, "--socket", str(sock)],
+        [sys.executable, "-m", "cli.main", *args, "--socket", str(sock)],
         capture_output=True, text=True, timeout=60, check=True,
     )
     return json.loads(out.stdout) if "--json" in args else {"text": out.stdout}
@@ -99,7 +99,7 @@ format = "json"
         (old / "closeup-000001.ts.age").write_bytes(b"age-encryption.org/v1\n" + bytes(4096))
     log = open(tmp_path / "daemon.log", "w")  # noqa: SIM115 - closed below
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "recorder.cli", "run", "--config", str(config)],
+        [sys.executable, "-m", "cli.main", "run", "--config", str(config)],
         stdout=log, stderr=subprocess.STDOUT,
     )
     try:
@@ -188,7 +188,7 @@ def test_discard_destroys_the_recording_and_do_not_record_holds_off_the_trigger(
     discarded = entries[2]
     assert discarded["session"] == session.name and discarded["files"] >= 3
     verified = subprocess.run(
-        [sys.executable, "-m", "recorder.cli", "audit", "verify", str(audit)],
+        [sys.executable, "-m", "cli.main", "audit", "verify", str(audit)],
         capture_output=True, text=True, check=False,
     )
     assert verified.returncode == 0 and "chain intact" in verified.stdout
@@ -213,7 +213,7 @@ def test_markers_and_birth_time_are_recorded(station: tuple[Path, MasimoSimulato
 
     out = tmp / "export"
     subprocess.run(
-        [sys.executable, "-m", "recorder.cli", "export", last["path"], "--identity",
+        [sys.executable, "-m", "cli.main", "export", last["path"], "--identity",
          str(tmp / "id.txt"), "--out", str(out)],
         check=True, capture_output=True,
     )
@@ -252,7 +252,7 @@ def test_retention_and_withdrawn_consent_delete_stored_sessions(
 
     # Exported for review where it was recorded: the audit log says so.
     subprocess.run(
-        [sys.executable, "-m", "recorder.cli", "export", last["path"], "--identity",
+        [sys.executable, "-m", "cli.main", "export", last["path"], "--identity",
          str(tmp / "id.txt"), "--out", str(tmp / "export")],
         check=True, capture_output=True,
     )  # fmt: skip
@@ -261,7 +261,7 @@ def test_retention_and_withdrawn_consent_delete_stored_sessions(
     cli(sock, "start")
     current = status(sock)["session"]
     refused = subprocess.run(
-        [sys.executable, "-m", "recorder.cli", "delete", current, "--socket", str(sock)],
+        [sys.executable, "-m", "cli.main", "delete", current, "--socket", str(sock)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert refused.returncode == 1 and "being recorded" in refused.stderr

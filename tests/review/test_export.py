@@ -13,8 +13,8 @@ import av
 import numpy as np
 import pytest
 
-from recorder.session_dir import segment_name
 from review.export import export_session
+from session.layout import segment_name
 from store.encrypted_file import EncryptedFileWriter
 from store.keys import Identity
 

@@ -9,7 +9,7 @@ import struct
 from pathlib import Path
 from typing import ClassVar
 
-from recorder.devices import (
+from cli.devices import (
     _CAPABILITY,
     _FMTDESC,
     _FRMIVAL,

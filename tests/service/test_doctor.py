@@ -19,9 +19,9 @@ import pytest
 import serial
 from service_testkit import camera_status, daemon_status
 
+from cli.doctor import estimated_bits_per_second, run_doctor
 from config.loading import parse_config
 from control.socket import ControlServer
-from recorder.doctor import estimated_bits_per_second, run_doctor
 from store.keys import Identity
 from vitals.pty import PtyPair, open_pty_pair
 from vitals.simulators.masimo import MasimoSimulator, StabilisationScript, masimo_line
@@ -325,7 +325,7 @@ def test_a_key_file_only_root_can_read_blocks_the_service(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Doctor runs as root and can read it; the recorder runs as its own user and cannot.
-    monkeypatch.setattr("recorder.doctor.SERVICE_USER", "nobody")
+    monkeypatch.setattr("cli.doctor.SERVICE_USER", "nobody")
     keys = key_file(tmp_path / "recipients.txt", 0o600)
     config = station(tmp_path, port="/nonexistent/ttyUSB0", recipients="[]")
     config.write_text(config.read_text().replace("[storage]\n", f'[storage]\nrecipients_file = "{keys}"\n'))
@@ -335,7 +335,7 @@ def test_a_key_file_only_root_can_read_blocks_the_service(
     assert "so the service refuses to record" in text and "install -m 0640 -o root -g nobody" in text
 
     # The service user is root itself (the check is of the service's access, not doctor's).
-    monkeypatch.setattr("recorder.doctor.SERVICE_USER", "root")
+    monkeypatch.setattr("cli.doctor.SERVICE_USER", "root")
     _, text = doctor(config, timeout_s=0.5)
     assert levels(text)["recipients"] == "OK"
 

@@ -293,7 +293,7 @@ def test_a_wheelhouse_from_the_checkout_installs_offline(tmp_path: Path, wheelho
     assert f"from {CHECKOUT} (offline, from {made})" in done.stdout
     venv_python = root / "opt/neoflix-capture/venv/bin/python"
     probe = subprocess.run(
-        [str(venv_python), "-c", "import recorder.daemon, recorder.cli; print(recorder.cli.__file__)"],
+        [str(venv_python), "-c", "import recorder.daemon, cli.main; print(cli.main.__file__)"],
         capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path,  # not the checkout's
     )  # fmt: skip
     assert probe.returncode == 0, probe.stderr

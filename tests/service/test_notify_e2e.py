@@ -106,7 +106,7 @@ def collect(sock: NotifySocket, seconds: float) -> list[dict[str, str]]:
 
 def control_status(sock_path: Path) -> dict[str, object]:
     out = subprocess.run(
-        [sys.executable, "-m", "recorder.cli", "status", "--json", "--socket", str(sock_path)],
+        [sys.executable, "-m", "cli.main", "status", "--json", "--socket", str(sock_path)],
         capture_output=True, text=True, timeout=30, check=True,
     )  # fmt: skip
     result: dict[str, object] = json.loads(out.stdout)
@@ -124,7 +124,7 @@ def test_ready_watchdog_and_status_follow_the_pipeline(
     log_path = tmp_path / "daemon.log"
     with open(log_path, "w") as log:
         daemon = subprocess.Popen(
-            [sys.executable, "-m", "recorder.cli", "run", "--config", str(config)],
+            [sys.executable, "-m", "cli.main", "run", "--config", str(config)],
             stdout=log, stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip
     try:

@@ -113,12 +113,12 @@ format = "json"
 """
     )
     sandbox = [sys.executable, str(HERE / "sandbox_kit.py"), str(UNIT), "--"]
-    daemon_argv = [sys.executable, "-m", "recorder.cli", "run", "--config", str(config)]
+    daemon_argv = [sys.executable, "-m", "cli.main", "run", "--config", str(config)]
     log_path = tmp_path / "daemon.log"
 
     def cli(*args: str) -> dict[str, object]:
         done = subprocess.run(
-            [sys.executable, "-m", "recorder.cli", *args, "--socket", str(sock)],
+            [sys.executable, "-m", "cli.main", *args, "--socket", str(sock)],
             capture_output=True, text=True, timeout=60, check=True,
         )  # fmt: skip
         return json.loads(done.stdout) if args[-1] == "--json" else {}

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from service_testkit import daemon_status
 
+from cli import main as cli
 from control.socket import ControlServer
-from recorder import cli
 
 
 def test_a_recorder_that_is_down_is_an_answer_too(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from recorder.devices import SERIAL_FAMILIES
+from cli.devices import SERIAL_FAMILIES
 
 SYSTEMD = Path(__file__).resolve().parents[2] / "systemd"
 UNIT = SYSTEMD / "neoflix-capture.service"

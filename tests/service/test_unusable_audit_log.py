@@ -41,7 +41,7 @@ recipients = ["{Identity.generate().recipient}"]
 
 def run_recorder(config: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "recorder.cli", "run", "--config", str(config)],
+        [sys.executable, "-m", "cli.main", "run", "--config", str(config)],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
 

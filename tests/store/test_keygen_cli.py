@@ -14,7 +14,7 @@ from store.keys import load_identities
 
 def keygen(out: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "recorder.cli", "keygen", "--out", str(out)],
+        [sys.executable, "-m", "cli.main", "keygen", "--out", str(out)],
         capture_output=True, text=True, timeout=60,
         preexec_fn=lambda: os.umask(0),  # the file must be private whatever the umask says
     )

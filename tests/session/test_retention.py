@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from recorder.retention import SessionKeeper, StoredSession, describe, due_for_deletion, stored_sessions
-from recorder.session_dir import session_started
+from session.layout import session_started
+from session.retention import SessionKeeper, StoredSession, describe, due_for_deletion, stored_sessions
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 

@@ -31,8 +31,8 @@ from typing import Any, Literal, TextIO, TypeVar
 
 from config.loading import ConfigError, load_config
 from config.models import AudioConfig, CameraConfig, Config, FileSource, MonitorConfig, TestPatternSource
-from recorder.retention import due_for_deletion, stored_sessions
 from recorder.service import storage_problem
+from session.retention import due_for_deletion, stored_sessions
 from vitals.cadence import SAMPLE_INTERVAL_S
 
 SERVICE_USER = "neoflix"

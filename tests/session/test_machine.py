@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from control.session import Action, Decision, Event, Mode, SessionState, decide
+from session.machine import Action, Decision, Event, Mode, SessionState, decide
 
 idle = SessionState(Mode.IDLE, False, False)
 idle_dnr = SessionState(Mode.IDLE, True, False)

@@ -20,49 +20,29 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
-import secrets
 import shutil
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from capture.segmenter import ClosedSegment
+from session.layout import (
+    MANIFEST,
+    MARKERS,
+    PARTIAL,
+    VITALS,
+    Manifest,
+    chain_value,
+    new_session_id,
+    segment_name,
+)
 from store.encrypted_file import EncryptedFileWriter
 from store.keys import Recipient
 from sync.clock import MediaClock, UtcAnchor
 from vitals.sample import VitalSample
-
-MANIFEST = "manifest.json.age"
-VITALS = "vitals.jsonl.age"
-MARKERS = "markers.jsonl.age"
-FORMAT_VERSION = 1
-
-
-def segment_name(camera: str, index: int) -> str:
-    return f"{camera}-{index:06d}.ts.age"
-
-
-def new_session_id(utc: datetime) -> str:
-    # Sortable by start time, unique without coordination, and holding no patient data.
-    return f"{utc:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
-
-
-SESSION_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")
-
-
-def session_started(session_id: str) -> datetime | None:
-    """When a session started, read from its id; None for a name that is not a session id."""
-    if not SESSION_ID.fullmatch(session_id):
-        return None
-    try:
-        return datetime.strptime(session_id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-    except ValueError:
-        return None
 
 
 def destroy_session_files(path: Path) -> int:
@@ -133,22 +113,6 @@ class CameraProfile:
     audio: bool
 
 
-@dataclass
-class _Manifest:
-    session: str
-    table: str
-    started_utc: str
-    media_epoch_utc: str  # UTC of media time zero: utc = media_epoch_utc + pts seconds
-    started_s: float  # media time of the start: segments begin earlier by the pre-roll
-    cameras: list[dict[str, Any]]
-    reason: str
-    format: int = FORMAT_VERSION
-    segments: list[dict[str, Any]] = field(default_factory=list)
-    ended_utc: str | None = None
-    end_reason: str | None = None
-    chain: str = ""
-
-
 class SessionDirectory:
     def __init__(
         self,
@@ -170,7 +134,7 @@ class SessionDirectory:
         self.path = root / self.id
         self.path.mkdir(mode=0o700, parents=True)
         epoch_utc = anchor.utc_at(clock.epoch_ns)
-        self._manifest = _Manifest(
+        self._manifest = Manifest(
             session=self.id,
             table=table,
             started_utc=anchor.utc.isoformat(),
@@ -203,7 +167,7 @@ class SessionDirectory:
         path = self.path / segment_name(camera, segment.index)
         if not path.exists():
             # A segment whose file failed while closing stays under its .partial name.
-            path = path.with_name(path.name + ".partial")
+            path = path.with_name(path.name + PARTIAL)
         digest, size = _sha256(path) if path.exists() else ("", 0)
         with self._manifest_lock:
             anchor = self._segment_anchors.pop((camera, segment.index), None) or UtcAnchor.take()
@@ -227,10 +191,7 @@ class SessionDirectory:
                 "bytes": size,
                 "sha256": digest,
             }
-            # Each entry's chain value covers the previous one, so a removed or reordered
-            # segment breaks every later value.
-            link = json.dumps(entry, sort_keys=True) + self._manifest.chain
-            entry["chain"] = hashlib.sha256(link.encode()).hexdigest()
+            entry["chain"] = chain_value(entry, self._manifest.chain)
             self._manifest.chain = entry["chain"]
             self._manifest.segments.append(entry)
             self.bytes_closed += size
@@ -308,7 +269,7 @@ class SessionDirectory:
         final = self.path / MANIFEST
         fresh = final.with_name(MANIFEST + ".new")
         fresh.unlink(missing_ok=True)
-        Path(str(fresh) + ".partial").unlink(missing_ok=True)
+        Path(str(fresh) + PARTIAL).unlink(missing_ok=True)
         writer = EncryptedFileWriter(fresh, self._recipients, self._fsync)
         try:
             writer.write(json.dumps(asdict(self._manifest), indent=1).encode())

@@ -14,16 +14,16 @@ from typing import Any
 
 import pytest
 
-import recorder.controller as controller_module
+import session.controller as controller_module
 from capture.packets import EncodedPacket
 from capture.recording import CameraRecorder
 from capture.segmenter import StreamLayout
 from config.loading import parse_config
 from control.gestures import Gesture
-from control.session import Event
-from recorder.audit import AuditLog
-from recorder.controller import CameraOutput, SessionController, socket_client
-from recorder.session_dir import MARKERS, VITALS
+from session.audit import AuditLog
+from session.controller import CameraOutput, SessionController, socket_client
+from session.layout import MARKERS, VITALS
+from session.machine import Event
 from store.age_reader import decrypt_file
 from store.keys import Identity
 from sync.board import VitalsBoard

@@ -17,7 +17,7 @@ The rules, in the words of the people who use it:
   record", or the still-valid vitals would start a new recording at once.
 - "Do not record" suppresses automatic starts and keeps no pre-roll until it is lifted or the
   stabilisation ends; set before the baby came, it lasts until that baby's stabilisation has
-  begun and ended (``control.triggers``). A deliberate manual start still records (and lifts
+  begun and ended (``session.triggers``). A deliberate manual start still records (and lifts
   it): a person asked.
 """
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-import recorder.session_dir as session_dir
 from capture.segmenter import ClosedSegment
-from recorder.session_dir import CameraProfile, SessionDirectory
 from review.export import decrypt
+from session.directory import CameraProfile, SessionDirectory
+from session.layout import MANIFEST
 from store.keys import Identity
 from sync.clock import MediaClock, UtcAnchor
 
@@ -59,7 +59,7 @@ def test_each_segment_carries_its_own_utc_anchor(tmp_path: Path, wall: SteppingW
         )
     session.close("stop")
 
-    plain, complete = decrypt(session.path / session_dir.MANIFEST, [identity])
+    plain, complete = decrypt(session.path / MANIFEST, [identity])
     assert complete
     entries = json.loads(plain)["segments"]
     assert [e["utc_anchor"]["media_s"] for e in entries] == [0.0, 10.0, 20.0]

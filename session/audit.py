@@ -297,10 +297,10 @@ def _fsync_dir(path: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m recorder.audit FILE``: check a log; exit 1 if it shows tampering or damage."""
+    """``python -m session.audit FILE``: check a log; exit 1 if it shows tampering or damage."""
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1:
-        print("usage: python -m recorder.audit AUDIT_LOG", file=sys.stderr)
+        print("usage: python -m session.audit AUDIT_LOG", file=sys.stderr)
         return 2
     problems = verify(args[0])
     for problem in problems:

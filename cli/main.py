@@ -13,6 +13,7 @@ from typing import Any
 
 from config.loading import EX_CONFIG, ConfigError, load_config
 from control.socket import ControlError, request
+from session.layout import audit_log_path
 
 DEFAULT_CONFIG = Path("/etc/neoflix-capture/config.toml")
 DEFAULT_SOCKET = Path("/run/neoflix-capture/control.sock")
@@ -259,7 +260,7 @@ def _cmd_control(args: argparse.Namespace) -> int:
 
 
 def _cmd_sessions(args: argparse.Namespace) -> int:
-    from recorder.retention import describe
+    from session.retention import describe
 
     reply = request(_socket_path(args), "sessions", by="command line")
     if args.json:
@@ -322,7 +323,7 @@ def _human_status(reply: dict[str, Any]) -> str:
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from recorder.doctor import run_doctor
+    from cli.doctor import run_doctor
     from recorder.logs import configure_logging
 
     configure_logging("console", "error")  # the findings are the output, not the libraries' chatter
@@ -330,7 +331,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:
-    from recorder.devices import list_devices
+    from cli.devices import list_devices
 
     return list_devices(sys.stdout)
 
@@ -338,9 +339,9 @@ def _cmd_devices(args: argparse.Namespace) -> int:
 def _cmd_vitals_read(args: argparse.Namespace) -> int:
     import tomllib
 
+    from cli.vitals_tools import read_command
     from recorder.logs import configure_logging
     from vitals.line_format import LineFormatError, line_format_from_mapping
-    from vitals.tools import read_command
 
     configure_logging("console", "warning")  # logs to stderr; stdout carries the samples
     spec = None
@@ -368,8 +369,8 @@ def _cmd_vitals_read(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
+    from cli.vitals_tools import simulate_command
     from recorder.logs import configure_logging
-    from vitals.tools import simulate_command
 
     configure_logging("console", "warning")
     try:
@@ -381,9 +382,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from recorder.audit import verify
+    from session.audit import verify
 
-    path = args.file or load_config(args.config).storage.audit_path
+    storage = load_config(args.config).storage
+    path = args.file or audit_log_path(storage.directory, storage.audit_log)
     if not Path(path).exists():
         print(f"{path}: no audit log here", file=sys.stderr)
         return 1
@@ -396,8 +398,8 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from recorder.audit import AuditLog
     from review.export import ExportError, export_session
+    from session.audit import AuditLog
     from store.errors import KeyFormatError
     from store.keys import load_identities
 
@@ -407,7 +409,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         print(f"{args.identity}: cannot use this identity: {exc}", file=sys.stderr)
         return 1
     audit = None
-    audit_path = args.audit_log or args.session_dir.parent.parent / "audit.jsonl"
+    audit_path = audit_log_path(args.session_dir.parent, args.audit_log)
     if args.audit_log is not None or audit_path.exists():
         # Where the recorder's audit log is at hand, an export is recorded in it, or not made.
         try:
@@ -441,7 +443,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from recorder.demo import run_demo
+    from cli.demo import run_demo
 
     return run_demo(args.out, seconds=args.seconds, verbose=args.verbose)
 

@@ -25,6 +25,7 @@ from recorder.daemon import Daemon, wait_for_frames
 from recorder.logs import configure_logging
 from recorder.recipients import resolve_recipients
 from review.export import export_session
+from session.layout import audit_log_path
 from store.keys import Identity, identity_file_text
 from vitals.pty import open_pty_pair
 from vitals.simulators.masimo import MasimoSimulator, StabilisationScript
@@ -182,7 +183,8 @@ def run_demo(out: Path, *, seconds: float = 30.0, verbose: bool = False) -> int:
     print(f"  frames dropped {summary.get('frames_dropped')}")
     print(f"  vitals         {summary.get('vitals_samples')} samples")
     print(f"  edge wrote     {out / 'recordings'} ({len(files)} files, {encrypted} of them age files)")
-    print(f"  audit log      {config.storage.audit_path} (plain text, no patient data)")
+    audit = audit_log_path(config.storage.directory, config.storage.audit_log)
+    print(f"  audit log      {audit} (plain text, no patient data)")
     print(f"  review key     {identity_path}")
     for camera, path in result.videos.items():
         print(f"  export         {path} ({result.video_seconds[camera]:.1f} s)")

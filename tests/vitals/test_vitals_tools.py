@@ -17,6 +17,7 @@ import pytest
 from structlog.testing import capture_logs
 from vitals_testkit import STEADY, wait_for
 
+from cli.vitals_tools import read_command, simulate_command
 from vitals.ge_s5 import CLASS_BASIC
 from vitals.ge_s5 import frame as ge_frame
 from vitals.line_format import FieldSpec, LineFormat, line_format_from_mapping
@@ -31,7 +32,6 @@ from vitals.simulators.line_format import DEMO_TABLE
 from vitals.simulators.masimo import EXC_NO_SENSOR, MasimoSimulator, masimo_line
 from vitals.simulators.nellcor import NellcorSimulator, heading_rows, nellcor_row
 from vitals.simulators.nonin import NoninSimulator, nonin_line
-from vitals.tools import read_command, simulate_command
 
 T0 = datetime(2024, 5, 1, 10, 0, 0)
 KEYS = {
@@ -297,7 +297,7 @@ def test_a_port_is_read_with_the_protocols_settings_unless_overridden(
 
 
 def test_the_command_line_passes_the_line_settings_through(monkeypatch: pytest.MonkeyPatch) -> None:
-    from recorder import cli
+    from cli import main as cli
 
     seen: dict[str, Any] = {}
 
@@ -305,7 +305,7 @@ def test_the_command_line_passes_the_line_settings_through(monkeypatch: pytest.M
         seen.update(kwargs, protocol=protocol)
         return 0
 
-    monkeypatch.setattr("vitals.tools.read_command", fake_read)
+    monkeypatch.setattr("cli.vitals_tools.read_command", fake_read)
     monkeypatch.setattr("recorder.logs.configure_logging", lambda *args: None)  # leave logging be
     argv = ["vitals", "read", "--protocol", "medibus", "--port", "/dev/ttyUSB0", "--parity", "N"]
     assert cli.main([*argv, "--stopbits", "2", "--no-rtscts", "--xonxoff"]) == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from recorder.cli import _human_status
+from cli.main import _human_status
 
 BUTTON = {
     "source": "button on CTS from RTS of /dev/neoflix/button",

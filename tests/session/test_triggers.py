@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from control.session import Event, Mode, SessionState
-from control.triggers import ActivityTracker, Moment, TriggerRules, trigger_event
+from session.machine import Event, Mode, SessionState
+from session.triggers import ActivityTracker, Moment, TriggerRules, trigger_event
 from vitals.sample import Parameter, VitalSample
 
 S = 1_000_000_000

@@ -21,11 +21,11 @@ from typing import Any, Protocol
 
 import structlog
 
-from recorder.session_dir import destroy_session_files, session_started
+from session.directory import destroy_session_files
+from session.layout import PARTIAL, session_started
 
 log = structlog.get_logger()
 
-PARTIAL = ".partial"
 
 
 class Audit(Protocol):

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from recorder.demo import DemoError, wait_for_recording
+from cli.demo import DemoError, wait_for_recording
 
 
 class Clock:

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from recorder.audit import BY, FIELDS, GENESIS, TRIGGERS, AuditLog, main, verify
-from recorder.controller import SOCKET_CLIENTS
+from session.audit import BY, FIELDS, GENESIS, TRIGGERS, AuditLog, main, verify
+from session.controller import SOCKET_CLIENTS
 
 
 @pytest.fixture

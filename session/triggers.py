@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-from control.session import Event, Mode, SessionState
+from session.machine import Event, Mode, SessionState
 from vitals.sample import Parameter, VitalSample
 
 _NS = 1_000_000_000

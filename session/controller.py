@@ -1,7 +1,7 @@
 """Session control: applies the state machine's decisions to the cameras, the store and the audit log.
 
 Every input (control socket, bedside button, triggers, timers) arrives here as an ``Event`` and
-goes through ``control.session.decide``; this module only carries out what it decided: open a
+goes through ``session.machine.decide``; this module only carries out what it decided: open a
 session directory and hand it to every camera, close it, or destroy it. Markers ("birth",
 "intubation", button double presses) are kept here too, and the birth time gives the overlay its
 "T+mm:ss".
@@ -34,9 +34,9 @@ from capture.segmenter import ClosedSegment, Segmenter, SegmentFile, StreamLayou
 from config.models import Config
 from control.gestures import Gesture
 from control.lamp import lamp_level, lamp_pattern
-from control.session import IDLE, Action, Event, Mode, SessionState, decide
-from control.triggers import ActivityTracker, Moment, TriggerRules, TriggerSource, trigger_event
-from recorder.session_dir import CameraProfile, Marker, SessionDirectory
+from session.directory import CameraProfile, Marker, SessionDirectory
+from session.machine import IDLE, Action, Event, Mode, SessionState, decide
+from session.triggers import ActivityTracker, Moment, TriggerRules, TriggerSource, trigger_event
 from store.keys import Recipient
 from sync.board import VitalsBoard
 from sync.clock import MediaClock, now_ns

@@ -384,8 +384,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 def _cmd_audit(args: argparse.Namespace) -> int:
     from session.audit import verify
 
-    storage = load_config(args.config).storage
-    path = args.file or audit_log_path(storage.directory, storage.audit_log)
+    path = args.file
+    if path is None:
+        storage = load_config(args.config).storage
+        path = audit_log_path(storage.directory, storage.audit_log)
     if not Path(path).exists():
         print(f"{path}: no audit log here", file=sys.stderr)
         return 1

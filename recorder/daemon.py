@@ -284,6 +284,7 @@ class Daemon:
         )
 
     def start(self) -> None:
+        self.controller.start()
         for cam in self._cameras:
             cam.recorder.start()
             cam.pipeline.start()
@@ -347,6 +348,7 @@ class Daemon:
         if self._button is not None:
             self._button.stop()
         self.controller.handle(Event.SHUTDOWN, by="service")
+        self.controller.stop()
         if self._control is not None:
             self._control.stop()
         for link in self._links:

@@ -14,18 +14,27 @@ reason the vitals and markers a recording begins with never reach back past the 
 pre-roll was last emptied (a discard, "do not record", the end of a recording): the video
 pre-roll cannot, and neither may they.
 
-Threads: ``handle`` is called by control socket threads, the button thread and the daemon's main
-loop (``tick``); one lock serialises them, so two presses never start two sessions. Serial
-threads call ``on_samples`` under ``_vitals_lock``, which also guards the open session's vitals.
+Threads: every input (a trigger, a button gesture, a socket command) is one event, carried out
+on the controller's own thread ("session-control") in the order it arrived, so two presses never
+start two sessions and the disk work of a start or stop (closing each camera's segment can take
+seconds) never runs on the thread that delivered the event. The button thread only posts its
+gesture and goes back to polling and blinking the lamp; socket threads post their command and wait
+for its reply; the daemon's main loop posts a tick five times a second (one at a time: a tick is
+not queued behind another). ``lamp``, ``status`` and the overlay's reads take no lock. Before
+``start`` (and after ``stop``) events are carried out on the caller's thread under ``_lock``, as
+unit tests and tools use it. Serial threads call ``on_samples`` under ``_vitals_lock``, which also
+guards the open session's vitals; motion reaches the activity tracker from a camera's reader.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
@@ -43,6 +52,7 @@ from sync.clock import MediaClock, now_ns
 from vitals.sample import Parameter, VitalSample
 
 log = structlog.get_logger()
+R = TypeVar("R")
 
 _NS = 1_000_000_000
 BIRTH = "birth"
@@ -81,6 +91,7 @@ class SessionController:
         *,
         audit: Audit | None = None,
         frames_dropped: Callable[[], int] = lambda: 0,
+        clock_ns: Callable[[], int] = now_ns,
     ) -> None:
         self._config = config
         self._recipients = list(recipients)
@@ -89,6 +100,7 @@ class SessionController:
         self._cameras = list(cameras)
         self._audit = audit
         self._frames_dropped = frames_dropped
+        self._now = clock_ns
         t = config.triggers
         self.rules = TriggerRules(
             vitals=t.vitals and bool(config.monitors),
@@ -104,6 +116,13 @@ class SessionController:
         )
         self._lock = threading.RLock()
         self._vitals_lock = threading.Lock()
+        # The control thread's inbox: (work, its future or None when nobody waits for it).
+        self._inbox: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any] | None] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
+        self._accepting = False  # events go to the control thread (else: run on the caller's)
+        self._tick_pending = threading.Event()
         self.state: SessionState = IDLE
         self._session: SessionDirectory | None = None
         self.recording_since_ns: int | None = None
@@ -120,6 +139,75 @@ class SessionController:
         self.last_start: dict[str, float] | None = None  # how quickly the last start took effect
         self._just_stopped: tuple[SessionDirectory, int] | None = None
 
+    # --- the control thread ------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Carry out events on the controller's own thread from now on."""
+        if self._thread is not None:
+            raise RuntimeError("session control is started once")
+        self._thread = threading.Thread(target=self._run, name="session-control", daemon=True)
+        self._accepting = True
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 120.0) -> None:
+        """Finish the events already posted, then stop the thread; later events run inline."""
+        thread = self._thread
+        if thread is None or not self._accepting:
+            return
+        self._accepting = False
+        self._inbox.put(None)
+        thread.join(timeout_s)
+        # Whatever arrived while the thread was winding down is carried out here, so no caller
+        # waits forever for a reply.
+        while True:
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                self._carry_out(*item)
+
+    def _run(self) -> None:
+        while (item := self._inbox.get()) is not None:
+            self._carry_out(*item)
+
+    def _carry_out(self, work: Callable[[], Any], done: Future[Any] | None) -> None:
+        try:
+            with self._lock:
+                result = work()
+        except BaseException as exc:
+            if done is not None:
+                done.set_exception(exc)  # the waiting caller (a socket thread) reports it
+            else:  # nobody waits (a gesture, a tick): say so, and take the next event
+                log.exception("session_event_failed")
+            return
+        if done is not None:
+            done.set_result(result)
+
+    def _inline(self) -> bool:
+        return not self._accepting or threading.current_thread() is self._thread
+
+    def _ask(self, work: Callable[[], R]) -> R:
+        """Carry out ``work`` on the control thread and wait for its result."""
+        if self._inline():
+            with self._lock:
+                return work()
+        done: Future[R] = Future()
+        self._inbox.put((work, done))
+        return done.result()
+
+    def _post(self, work: Callable[[], Any]) -> None:
+        """Carry out ``work`` on the control thread; do not wait."""
+        if self._inline():
+            with self._lock:
+                work()
+            return
+        self._inbox.put((work, None))
+
+    def drain(self) -> None:
+        """Return once every event posted before this call has been carried out."""
+        self._ask(lambda: None)
+
     # --- inputs ----------------------------------------------------------------------------
 
     def on_samples(self, samples: list[VitalSample]) -> None:
@@ -131,130 +219,156 @@ class SessionController:
                 self._session.write_vitals(samples)
 
     def tick(self) -> None:
-        """The daemon's main loop, five times a second: let the triggers speak."""
-        with self._lock:
-            now = now_ns()
-            moment = Moment(
-                now_ns=now,
-                vitals_valid_for_s=self.activity.vitals_valid_for_s(now),
-                motion_for_s=self.activity.motion_for_s(now, self.rules.motion_gap_s),
-                last_activity_ns=self.activity.last_activity_ns,
-                recording_since_ns=self.recording_since_ns,
-                quiet_since_ns=self._quiet_since_ns,
-            )
-            result = trigger_event(self.state, moment, self.rules)
-            if result is not None:
-                if result.event is Event.AUTO_START:
-                    # How long the start condition had already held when this tick saw it.
-                    late = max(
-                        moment.vitals_valid_for_s - self.rules.vitals_hold_s,
-                        moment.motion_for_s - self.rules.motion_hold_s,
-                    )
-                    self._trigger_late_s = max(0.0, late)
-                self.handle(result.event, by="trigger", why=result.why, trigger=result.source)
-            if not self.recording and self._quiet_for_post_roll(now):
-                self._forget_markers()  # that baby has left the table
+        """The daemon's main loop, five times a second: let the triggers speak. Posted, not waited
+        for; while one tick waits to be carried out, another is not queued behind it."""
+        if self._inline():
+            with self._lock:
+                self._tick()
+            return
+        if self._tick_pending.is_set():
+            return
+        self._tick_pending.set()
+        self._post(self._tick)
+
+    def _tick(self) -> None:
+        self._tick_pending.clear()
+        now = self._now()
+        moment = Moment(
+            now_ns=now,
+            vitals_valid_for_s=self.activity.vitals_valid_for_s(now),
+            motion_for_s=self.activity.motion_for_s(now, self.rules.motion_gap_s),
+            last_activity_ns=self.activity.last_activity_ns,
+            recording_since_ns=self.recording_since_ns,
+            quiet_since_ns=self._quiet_since_ns,
+        )
+        result = trigger_event(self.state, moment, self.rules)
+        if result is not None:
+            if result.event is Event.AUTO_START:
+                # How long the start condition had already held when this tick saw it.
+                late = max(
+                    moment.vitals_valid_for_s - self.rules.vitals_hold_s,
+                    moment.motion_for_s - self.rules.motion_hold_s,
+                )
+                self._trigger_late_s = max(0.0, late)
+            self._handle(result.event, by="trigger", why=result.why, trigger=result.source)
+        if not self.recording and self._quiet_for_post_roll(now):
+            self._forget_markers()  # that baby has left the table
 
     def handle(
         self, event: Event, *, by: str, why: str = "", trigger: TriggerSource | None = None
     ) -> dict[str, Any]:
-        with self._lock:
-            before = self.state
-            decision = decide(before, event)
-            reason = f"{event} by {by}" + (f" ({why})" if why else "")
-            action = decision.action
-            if action is Action.BEGIN:
-                started_by = trigger or ("button" if by == "button" else "socket")
-                self._begin(reason, automatic=decision.state.automatic, trigger=started_by)
-            elif action is Action.END:
-                self._end(reason, by_person=event in (Event.STOP, Event.TOGGLE))
-            elif action is Action.DISCARD:
-                self._end(reason, discard=True)
-            if decision.state.waiting_for_quiet and not before.waiting_for_quiet:
-                self._quiet_since_ns = now_ns()
-            dnr_changed = decision.state.do_not_record != before.do_not_record
-            if dnr_changed:
-                self._set_do_not_record(decision.state.do_not_record, reason)
-            elif action is Action.CLEAR_PREROLL:
-                for cam in self._cameras:  # already on: forget what gathered since
-                    cam.recorder.keep_preroll(False)
-            if dnr_changed or action in (Action.END, Action.DISCARD, Action.CLEAR_PREROLL):
-                # The video pre-roll starts empty from here: so do the vitals and markers.
-                self._preroll_floor_ns = now_ns()
-            # A stop keeps the birth time: a team that stops and starts again (a slip, a second
-            # phase of care) is still with the same baby, and T+ must go on. Quiet for the
-            # post-roll (``tick``) or the stabilisation ending forgets it for the next baby.
-            if action in (Action.DISCARD, Action.CLEAR_PREROLL) or (
-                event is Event.ACTIVITY_ENDED and decision.state != before
-            ):
-                self._forget_markers()
-            if decision.state != before or decision.action is not Action.NONE:
-                log.info("session_event", input=str(event), by=by, why=why, note=decision.note)
-            self.state = decision.state
-            return {"ok": True, "note": decision.note}
+        """One event, carried out on the control thread; its reply."""
+        return self._ask(lambda: self._handle(event, by=by, why=why, trigger=trigger))
+
+    def _handle(
+        self, event: Event, *, by: str, why: str = "", trigger: TriggerSource | None = None
+    ) -> dict[str, Any]:
+        before = self.state
+        decision = decide(before, event)
+        reason = f"{event} by {by}" + (f" ({why})" if why else "")
+        action = decision.action
+        if action is Action.BEGIN:
+            started_by = trigger or ("button" if by == "button" else "socket")
+            self._begin(reason, automatic=decision.state.automatic, trigger=started_by)
+        elif action is Action.END:
+            self._end(reason, by_person=event in (Event.STOP, Event.TOGGLE))
+        elif action is Action.DISCARD:
+            self._end(reason, discard=True)
+        if decision.state.waiting_for_quiet and not before.waiting_for_quiet:
+            self._quiet_since_ns = self._now()
+        dnr_changed = decision.state.do_not_record != before.do_not_record
+        if dnr_changed:
+            self._set_do_not_record(decision.state.do_not_record, reason)
+        elif action is Action.CLEAR_PREROLL:
+            for cam in self._cameras:  # already on: forget what gathered since
+                cam.recorder.keep_preroll(False)
+        if dnr_changed or action in (Action.END, Action.DISCARD, Action.CLEAR_PREROLL):
+            # The video pre-roll starts empty from here: so do the vitals and markers.
+            self._preroll_floor_ns = self._now()
+        # A stop keeps the birth time: a team that stops and starts again (a slip, a second
+        # phase of care) is still with the same baby, and T+ must go on. Quiet for the
+        # post-roll (``tick``) or the stabilisation ending forgets it for the next baby.
+        if action in (Action.DISCARD, Action.CLEAR_PREROLL) or (
+            event is Event.ACTIVITY_ENDED and decision.state != before
+        ):
+            self._forget_markers()
+        if decision.state != before or decision.action is not Action.NONE:
+            log.info("session_event", input=str(event), by=by, why=why, note=decision.note)
+        self.state = decision.state
+        return {"ok": True, "note": decision.note}
 
     def mark(self, label: str, *, by: str) -> dict[str, Any]:
-        """A marker at this instant; ``birth`` also sets the time base for "time since birth"."""
+        """A marker at this instant (taken now, set on the control thread); ``birth`` also sets
+        the time base for "time since birth"."""
         label = label.strip()
         if not label or len(label) > 64:
             return {"ok": False, "error": "a marker label has 1 to 64 characters"}
-        marker = Marker(now_ns(), label, by)
-        with self._lock:
-            if label.lower() == BIRTH:
-                self.birth_ns = marker.mono_ns
-            self._recent_markers.append(marker)
-            if self._session is not None:
-                self._session.write_markers([marker])
-            if self._audit is not None:
-                kind = BIRTH if label.lower() == BIRTH else "other"
-                self._audit.append("marker", session=self._session_id(), by=by, marker_kinds=[kind])
+        marker = Marker(self._now(), label, by)
+        return self._ask(lambda: self._mark(marker))
+
+    def _mark(self, marker: Marker) -> dict[str, Any]:
+        label, by = marker.label, marker.by
+        if label.lower() == BIRTH:
+            self.birth_ns = marker.mono_ns
+        self._recent_markers.append(marker)
+        if self._session is not None:
+            self._session.write_markers([marker])
+        if self._audit is not None:
+            kind = BIRTH if label.lower() == BIRTH else "other"
+            self._audit.append("marker", session=self._session_id(), by=by, marker_kinds=[kind])
         log.info("marker", label=label, by=by, recording=self._session is not None)
         return {"ok": True, "note": f"marker {label!r} set" + ("" if self._session else " (not recording)")}
 
     def on_gesture(self, gesture: Gesture) -> None:
-        """The bedside button (its own thread)."""
+        """The bedside button's thread: post the gesture and return at once, so the button is
+        polled and the lamp blinks while a start or stop is being carried out."""
         if gesture is Gesture.SHORT:
-            self.handle(Event.TOGGLE, by="button")
+            self._post(lambda: self._handle(Event.TOGGLE, by="button"))
         elif gesture is Gesture.DOUBLE:
-            self.mark("button", by="button")
+            marker = Marker(self._now(), "button", "button")  # the time of the press
+            self._post(lambda: self._mark(marker))
         elif gesture is Gesture.LONG_ARMED:
-            with self._lock:
-                # Blink "release to discard" only when letting go would do something.
-                self.armed_discard = (
-                    self.recording
-                    or self._config.button.idle_long_press != "nothing"
-                    or self._just_stopped_recently()
-                )
+            # Only reads, on the button thread, so the fast blink starts at once. Blink "release
+            # to discard" only when letting go would do something.
+            self.armed_discard = (
+                self.recording
+                or self._config.button.idle_long_press != "nothing"
+                or self._just_stopped_recently()
+            )
         elif gesture is Gesture.LONG_CANCELLED:
             self.armed_discard = False
         elif gesture is Gesture.LONG:
             self.armed_discard = False
-            with self._lock:
-                if not self.recording and self._config.button.idle_long_press == "nothing":
-                    self._discard_just_stopped("long press right after a stop")
-                    return
-                self.discard(by="button", why="long press")
+            self._post(self._long_press)
+
+    def _long_press(self) -> None:
+        if not self.recording and self._config.button.idle_long_press == "nothing":
+            self._discard_just_stopped("long press right after a stop")
+            return
+        self._discard(by="button", why="long press")
 
     def discard(self, *, by: str, why: str = "") -> dict[str, Any]:
         """Consent refused: destroy the recording being made, or the one a person stopped in the
         last few seconds (someone stopped, then refused), with the pre-roll; set "do not record"."""
-        with self._lock:
-            current = self._session_id()
-            just = None if current else self._discard_just_stopped(f"discard right after a stop by {by}")
-            reply = self.handle(Event.DISCARD, by=by, why=why)
-            if current is not None:
-                note = f"recording {current} discarded (all its files destroyed), pre-roll included"
-            elif just is not None:
-                note = (
-                    f"recording {just} stopped moments ago discarded (all its files destroyed), "
-                    "pre-roll included"
-                )
-            else:
-                note = (
-                    "nothing was being recorded: pre-roll discarded (a recording stopped earlier "
-                    "is removed with: neoflix-capture delete SESSION)"
-                )
-            return {**reply, "note": note + "; do not record is on", "discarded_session": current or just}
+        return self._ask(lambda: self._discard(by=by, why=why))
+
+    def _discard(self, *, by: str, why: str = "") -> dict[str, Any]:
+        current = self._session_id()
+        just = None if current else self._discard_just_stopped(f"discard right after a stop by {by}")
+        reply = self._handle(Event.DISCARD, by=by, why=why)
+        if current is not None:
+            note = f"recording {current} discarded (all its files destroyed), pre-roll included"
+        elif just is not None:
+            note = (
+                f"recording {just} stopped moments ago discarded (all its files destroyed), "
+                "pre-roll included"
+            )
+        else:
+            note = (
+                "nothing was being recorded: pre-roll discarded (a recording stopped earlier "
+                "is removed with: neoflix-capture delete SESSION)"
+            )
+        return {**reply, "note": note + "; do not record is on", "discarded_session": current or just}
 
     def lamp(self, t_ns: int) -> bool:
         """Whether the button's lamp is lit at ``t_ns`` (the button thread asks every poll)."""
@@ -263,7 +377,7 @@ class SessionController:
 
     def _just_stopped_recently(self) -> bool:
         just = self._just_stopped
-        return just is not None and (now_ns() - just[1]) / _NS <= _TAP_THEN_HOLD_S
+        return just is not None and (self._now() - just[1]) / _NS <= _TAP_THEN_HOLD_S
 
     def _discard_just_stopped(self, reason: str) -> str | None:
         """Destroy the recording a person stopped moments ago, if any; its session id."""
@@ -297,7 +411,7 @@ class SessionController:
     # --- actions ---------------------------------------------------------------------------
 
     def _begin(self, reason: str, *, automatic: bool, trigger: str) -> None:
-        began = now_ns()
+        began = self._now()
         cfg = self._config
         # Under "do not record" the video pre-roll is empty: so is everything else's.
         floor = began if self.state.do_not_record else self._preroll_floor_ns
@@ -327,7 +441,7 @@ class SessionController:
                 begun.append(cam)
             # The pre-roll's vitals and markers go in first, then everything from now on.
             reach = cfg.session.preroll_s + 2 * cfg.encoding.keyframe_interval_s + 1
-            horizon = max(now_ns() - int(reach * _NS), floor)
+            horizon = max(self._now() - int(reach * _NS), floor)
             with self._vitals_lock:
                 session.write_vitals(self._board.history_since(horizon))
                 self._session = session
@@ -345,7 +459,7 @@ class SessionController:
             self._undo_begin(session, begun)
             raise
         self._dropped_at_start = self._frames_dropped()
-        self.recording_since_ns = now_ns()
+        self.recording_since_ns = self._now()
         self.reason = reason
         self.last_start = {
             "trigger_to_decision_s": round(self._trigger_late_s, 3)
@@ -377,9 +491,9 @@ class SessionController:
                 log.error("segment_close_timeout", camera=cam.name, session=session.id)
         with self._vitals_lock:
             self._session = None
-        started = self.recording_since_ns or now_ns()
+        started = self.recording_since_ns or self._now()
         self.recording_since_ns = None
-        duration = (now_ns() - started) / _NS
+        duration = (self._now() - started) / _NS
         segments = session.segments
         destroyed = session.discard() if discard else 0
         if not discard:
@@ -408,7 +522,7 @@ class SessionController:
         self.last_session = summary
         # A person who stops and at once refuses consent (a long press, or ``discard``) means
         # this recording: keep it at hand for a few seconds.
-        self._just_stopped = (session, now_ns()) if by_person and not discard else None
+        self._just_stopped = (session, self._now()) if by_person and not discard else None
         if self._audit is not None:
             if discard:
                 self._audit.append(
@@ -454,7 +568,7 @@ class SessionController:
         return None if birth is None else (t_ns - birth) / _NS
 
     def status(self) -> dict[str, Any]:
-        now = now_ns()
+        now = self._now()
         since = self.recording_since_ns
         auto_stop = None
         if self.recording and self.state.automatic and since is not None:

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-import session.controller as controller_module
 from capture.packets import EncodedPacket
 from capture.recording import CameraRecorder
 from capture.segmenter import StreamLayout
@@ -64,6 +63,7 @@ post_roll_s = 10
 """
         )
         self.recordings = tmp_path / "recordings"
+        self.skipped_ns = 0  # the controller's clock runs this far ahead of the real one
         self.audit_path = tmp_path / "audit.jsonl"
         self.audit = AuditLog(self.audit_path)
         self.recorders = [CameraRecorder(name, 2.0) for name in cameras]
@@ -78,7 +78,11 @@ post_roll_s = 10
             [CameraOutput(rec.camera, rec, StreamLayout(320, 240)) for rec in self.recorders],
             audit=self.audit,
             frames_dropped=dropped,
+            clock_ns=self.now,
         )
+
+    def now(self) -> int:
+        return now_ns() + self.skipped_ns
 
     def close(self) -> None:
         for rec in self.recorders:
@@ -148,10 +152,9 @@ def test_a_stop_and_a_new_start_for_the_same_baby_keep_the_birth_time(
     assert c.since_birth_s(now_ns()) is not None  # the team is still with this baby
     second = station.record()
     assert labels(station, second) == ["birth"]  # T+ in the second recording's export too
-    later = now_ns() + 11 * S  # then the table is quiet for the post-roll (10 s): the baby left
-    monkeypatch.setattr(controller_module, "now_ns", lambda: later)
+    station.skipped_ns = 11 * S  # then the table is quiet for the post-roll (10 s): the baby left
     c.tick()
-    assert c.since_birth_s(later) is None  # the overlay shows no T+ for the next baby
+    assert c.since_birth_s(station.now()) is None  # the overlay shows no T+ for the next baby
     assert c.status()["since_birth_s"] is None
 
 
@@ -180,10 +183,9 @@ def test_markers_are_forgotten_once_the_table_is_quiet_for_the_post_roll(
     c.mark("birth", by="command line")
     c.tick()
     assert c.since_birth_s(now_ns()) is not None  # the baby may still be on the way
-    later = now_ns() + 11 * S  # the post-roll is 10 s
-    monkeypatch.setattr(controller_module, "now_ns", lambda: later)
+    station.skipped_ns = 11 * S  # the post-roll is 10 s
     c.tick()
-    assert c.since_birth_s(later) is None
+    assert c.since_birth_s(station.now()) is None
 
 
 def test_a_start_long_after_the_birth_marker_still_begins(station: Station) -> None:
@@ -295,8 +297,7 @@ def test_discard_long_after_a_stop_keeps_that_recording_and_says_so(
 ) -> None:
     c = station.controller
     summary = station.record()
-    later = now_ns() + 11 * S
-    monkeypatch.setattr(controller_module, "now_ns", lambda: later)
+    station.skipped_ns = 11 * S
     reply = c.discard(by="command line")
     assert Path(summary["path"]).is_dir()
     assert "nothing was being recorded" in reply["note"] and "delete" in reply["note"]

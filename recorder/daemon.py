@@ -41,12 +41,13 @@ from config.models import BUTTON_STUCK_AFTER_S, CameraConfig, Config
 from control.button import ButtonController, ButtonSource, EvdevButton, ModemLineButton
 from control.gestures import GestureRecognizer
 from control.socket import ControlServer
+from recorder.commands import ControlCommands
 from recorder.monitor_link import link_for
 from recorder.overlay_view import shown_values
 from recorder.service import ServiceLoop
 from recorder.source_factory import make_audio_source, make_frame_source
 from session.audit import AuditLog
-from session.controller import CameraOutput, SessionController, socket_client
+from session.controller import CameraOutput, SessionController
 from session.layout import audit_log_path
 from session.machine import Event
 from session.retention import SessionKeeper
@@ -149,6 +150,7 @@ class Daemon:
         self._retention: threading.Thread | None = None
         self._retention_due_ns = 0  # the first tick applies the rule
         self._button = self._make_button()
+        self._commands = ControlCommands(self.controller, self.keeper, self.status)
 
     # --- construction ------------------------------------------------------------------------
 
@@ -395,25 +397,8 @@ class Daemon:
     # --- control socket ----------------------------------------------------------------------
 
     def handle_request(self, request: dict[str, Any]) -> dict[str, Any]:
-        cmd = request["cmd"]
-        by = socket_client(request.get("by"))  # a known client's name, never free text
-        if cmd == "status":
-            return {"ok": True, **self.status()}
-        if cmd == "mark":
-            reply = self.controller.mark(str(request.get("label", "")), by=by)
-            return {**reply, **self.status()}
-        if cmd == "sessions":
-            keeper = self.keeper
-            return {"ok": True, "retention_days": keeper.retention_days, "sessions": keeper.sessions()}
-        if cmd == "delete":
-            return self.keeper.delete(str(request.get("session", "")), by=by)
-        if cmd == "discard":  # also destroys a recording a person stopped moments ago
-            return {**self.controller.discard(by=by), **self.status()}
-        event = _COMMANDS.get(cmd)
-        if event is None:
-            known = ", ".join(sorted([*_COMMANDS, "delete", "mark", "sessions", "status"]))
-            return {"ok": False, "error": f"unknown command {cmd!r} (known: {known})"}
-        return {**self.controller.handle(event, by=by), **self.status()}
+        """One control-socket request (``recorder.commands``)."""
+        return self._commands.handle(request)
 
     def status(self) -> dict[str, Any]:
         now = now_ns()
@@ -466,14 +451,6 @@ class Daemon:
 _RETENTION_EVERY_S = 300.0
 _ANCHOR_EVERY_S = 10.0
 
-_COMMANDS = {
-    "start": Event.START,
-    "stop": Event.STOP,
-    "toggle": Event.TOGGLE,
-    "discard": Event.DISCARD,
-    "do-not-record": Event.DO_NOT_RECORD,
-    "allow-recording": Event.ALLOW_RECORDING,
-}
 
 
 def _as_dict(obj: Any) -> dict[str, Any]:

@@ -31,9 +31,10 @@ from typing import Any, Final, TextIO
 import serial
 
 from sync.clock import UtcAnchor
+from vitals.families import PARSERS, make_parser
 from vitals.line_format import LineFormat
 from vitals.link import SerialLink
-from vitals.parser import PARSERS, MonitorParser, Parity, ParserStats, make_parser
+from vitals.parser import MonitorParser, Parity, ParserStats
 from vitals.pty import open_pty_pair
 from vitals.sample import VitalSample
 from vitals.simulators import MonitorSimulator, make_simulator

@@ -11,9 +11,10 @@ from collections.abc import Callable
 from typing import Any
 
 from config.models import MonitorConfig
+from vitals.families import make_parser
 from vitals.line_format import line_format_from_mapping
 from vitals.link import SerialLink
-from vitals.parser import MonitorParser, make_parser
+from vitals.parser import MonitorParser
 from vitals.sample import VitalSample
 
 #: The port settings a monitor's config may override; unset ones keep the protocol's default.

@@ -27,8 +27,9 @@ from typing import Any
 from config.loading import parse_config
 from recorder.daemon import Daemon, wait_for_frames
 from store.keys import Identity
+from vitals.families import make_parser
 from vitals.link import SerialLink
-from vitals.parser import MonitorParser, make_parser
+from vitals.parser import MonitorParser
 from vitals.pty import open_pty_pair
 from vitals.sample import VitalSample
 from vitals.simulators import make_simulator

@@ -62,7 +62,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import ClassVar, Final
 
-from vitals.parser import LinkSettings, MonitorParser, register
+from vitals.parser import LinkSettings, MonitorParser
 from vitals.sample import Parameter, VitalSample
 
 FRAME: Final = 0x7E
@@ -498,7 +498,6 @@ def record_samples(record: DriRecord, host_ns: int, monitor: str) -> list[VitalS
 # -- parser -------------------------------------------------------------------------------------
 
 
-@register
 class GeS5Parser(MonitorParser):
     """Incremental DRI parser that asks for displayed values and asks again when they stop.
 

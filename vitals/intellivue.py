@@ -88,7 +88,7 @@ from vitals.intellivue_values import (
     encode_float,
     encode_label_string,
 )
-from vitals.parser import LinkSettings, MonitorParser, register
+from vitals.parser import LinkSettings, MonitorParser
 from vitals.sample import VitalSample
 
 # The parser's own names, and those that other code imports from this module although they
@@ -156,7 +156,6 @@ _MAX_LABELS: Final = 4096
 _TICK_US: Final = 1_000_000 // TICKS_PER_SECOND
 
 
-@register
 class IntelliVueParser(MonitorParser):
     """Data Export client: frames in, samples out; association and polling bytes out via ``poll``.
 

@@ -53,7 +53,7 @@ from vitals.line_format_spec import (
     parameter_named,
 )
 from vitals.lines import DEFAULT_MAX_LINE, LineEnding, LineReader, read_value
-from vitals.parser import LinkSettings, MonitorParser, Parity, register
+from vitals.parser import LinkSettings, MonitorParser, Parity
 from vitals.sample import VitalSample
 
 # The parser, and the names other code imports from this module although they live in
@@ -76,7 +76,6 @@ __all__ = [
 # -- the parser ----------------------------------------------------------------------------------
 
 
-@register
 class LineFormatParser(MonitorParser):
     """Reads the lines a ``LineFormat`` describes; per line, one sample per field present, in
     the order of ``spec.fields``.

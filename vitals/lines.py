@@ -19,12 +19,9 @@ import itertools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Literal, NamedTuple
+from typing import Final, Literal, NamedTuple
 
-# For annotations only: importing vitals.parser loads every family, and the line families
-# import this module, so a runtime import here would be circular.
-if TYPE_CHECKING:
-    from vitals.parser import ParserStats
+from vitals.parser import ParserStats
 
 LineEnding = Literal["crlf", "lf", "cr", "any"]
 

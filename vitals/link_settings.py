@@ -1,7 +1,7 @@
 """The serial line settings a monitor protocol uses (baud, parity, flow control).
 
-Its own module so that anything describing a protocol (a parser, a configurable line format)
-can name it without importing the parser registry, which loads every family.
+Its own module: plain data that parsers and configurable line formats both name, depending on
+nothing else.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar, Final
 
-from vitals.parser import LinkSettings, MonitorParser, register
+from vitals.parser import LinkSettings, MonitorParser
 from vitals.sample import Parameter, VitalSample
 
 # A line must open with "MM/DD/YY HH:MM:SS" followed by a blank or the end. This is what drops
@@ -360,7 +360,6 @@ def _field_states(
     return states
 
 
-@register
 class MasimoParser(MonitorParser):
     """Incremental ASCII 1 parser: complete CR/LF lines only, resyncs on the next good line.
 

@@ -47,7 +47,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Final
 
-from vitals.parser import LinkSettings, MonitorParser, register
+from vitals.parser import LinkSettings, MonitorParser
 from vitals.sample import Parameter, VitalSample
 
 SOH: Final = 0x01
@@ -287,7 +287,6 @@ class _Outstanding:
     sent_ns: int | None  # None: sent as the greeting, timed from the first poll
 
 
-@register
 class MedibusParser(MonitorParser):
     """Incremental Medibus host: parses frames, answers the device, polls measured data.
 

@@ -41,7 +41,7 @@ from datetime import datetime
 from typing import ClassVar, Final
 
 from vitals.lines import DEFAULT_MAX_LINE, LineReader
-from vitals.parser import LinkSettings, MonitorParser, register
+from vitals.parser import LinkSettings, MonitorParser
 from vitals.sample import Parameter, VitalSample
 
 _MONTHS: Final[Mapping[str, int]] = {
@@ -284,7 +284,6 @@ def _status_states(status: tuple[str, ...]) -> tuple[tuple[frozenset[str], bool,
     )
 
 
-@register
 class NellcorParser(MonitorParser):
     """Incremental N-595 parser: complete lines only, resyncs on the next good row.
 

@@ -31,7 +31,7 @@ import re
 from typing import ClassVar, Final
 
 from vitals.lines import DEFAULT_MAX_LINE, LineReader
-from vitals.parser import LinkSettings, MonitorParser, register
+from vitals.parser import LinkSettings, MonitorParser
 from vitals.sample import Parameter, VitalSample
 
 _LINE: Final = re.compile(
@@ -101,7 +101,6 @@ def _reading(raw: str, high: float, line_flags: frozenset[str]) -> tuple[float |
     return value, True, line_flags
 
 
-@register
 class NoninParser(MonitorParser):
     """Incremental Nonin ASCII parser: complete lines only, resyncs on the next good line."""
 

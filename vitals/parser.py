@@ -1,4 +1,4 @@
-"""The contract every monitor-family parser implements, and the registry that names them.
+"""The contract every monitor-family parser implements.
 
 A parser turns the bytes one monitor sends into ``VitalSample``s. It owns no port and no thread:
 ``vitals.link.SerialLink`` reads the port and feeds it; tests feed it byte strings in any
@@ -11,29 +11,21 @@ never interprets them. Streaming families (Masimo, Nellcor, Nonin) leave both em
 
 Threads: a parser instance is used by one thread at a time (its link's reader thread). It is not
 locked; ``stats`` may be read from elsewhere only as a snapshot the link takes (``copy()``).
+
+The families themselves are listed in ``vitals.families``. This module imports none of them:
+every family imports it, so it must stay below them all.
 """
 
 from __future__ import annotations
 
 import abc
-import importlib
-import importlib.util
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar
 
 from vitals.link_settings import LinkSettings, Parity
 from vitals.sample import VitalSample
 
-__all__ = [
-    "PARSERS",
-    "LinkSettings",
-    "MonitorParser",
-    "Parity",
-    "ParserStats",
-    "make_parser",
-    "register",
-]
-_P = TypeVar("_P", bound="type[MonitorParser]")
+__all__ = ["LinkSettings", "MonitorParser", "Parity", "ParserStats"]
 
 
 @dataclass(slots=True)
@@ -62,7 +54,7 @@ class MonitorParser(abc.ABC):
     (one byte at a time, or a megabyte) and must yield the same samples either way.
     """
 
-    #: Registry name of the protocol, as configuration spells it.
+    #: Name of the protocol, as configuration and ``vitals.families.PARSERS`` spell it.
     protocol: ClassVar[str]
     #: Serial settings this protocol's devices use out of the box.
     link_settings: ClassVar[LinkSettings] = LinkSettings()
@@ -91,55 +83,3 @@ class MonitorParser(abc.ABC):
         """Bytes to send now (keep-alive, re-request), called often by the link; usually empty."""
         del now_ns
         return b""
-
-
-#: Protocol name → parser class. Families register themselves with ``@register``.
-PARSERS: dict[str, type[MonitorParser]] = {}
-
-# Families shipped with the package; imported at the end of this module so PARSERS is complete
-# for anyone who imports it, whichever module is imported first.
-# A family whose module is not present yet is skipped, so families can be added one by one.
-_BUILTIN_FAMILIES = (
-    "vitals.masimo",
-    "vitals.intellivue",
-    "vitals.ge_s5",
-    "vitals.medibus",
-    "vitals.nellcor",
-    "vitals.nonin",
-    "vitals.line_format",
-)
-
-
-def register(cls: _P) -> _P:
-    """Class decorator: make ``cls`` available under ``cls.protocol``."""
-    name = cls.protocol
-    existing = PARSERS.get(name)
-    if existing is not None and existing is not cls:
-        raise ValueError(f"protocol {name!r} is already registered by {existing.__qualname__}")
-    PARSERS[name] = cls
-    return cls
-
-
-def make_parser(protocol: str, monitor: str, **options: Any) -> MonitorParser:
-    """A fresh parser for ``protocol``; ``options`` go to the family's constructor.
-
-    Raises ``ValueError`` naming the known protocols when ``protocol`` is unknown, so a
-    configuration error says what would have been accepted.
-    """
-    try:
-        cls = PARSERS[protocol]
-    except KeyError:
-        known = ", ".join(sorted(PARSERS)) or "none"
-        raise ValueError(f"unknown monitor protocol {protocol!r} (known: {known})") from None
-    return cls(monitor, **options)
-
-
-def _load_builtin_families() -> None:
-    # A family module imports this one for MonitorParser and register; by the time this runs
-    # both are defined, so the import cycle resolves whichever side is imported first.
-    for module in _BUILTIN_FAMILIES:
-        if importlib.util.find_spec(module) is not None:
-            importlib.import_module(module)
-
-
-_load_builtin_families()

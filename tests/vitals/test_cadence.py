@@ -7,7 +7,7 @@ import pytest
 from config.loading import ConfigError, parse_config
 from config.models import MonitorConfig
 from vitals.cadence import SAMPLE_INTERVAL_S, default_stale_after_s
-from vitals.parser import PARSERS
+from vitals.families import PARSERS
 
 RECIPIENT = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"
 

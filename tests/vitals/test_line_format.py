@@ -26,6 +26,7 @@ from vitals_testkit import (
 )
 
 import vitals.line_format
+from vitals.families import PARSERS, make_parser
 from vitals.line_format import (
     FieldSpec,
     LineFormat,
@@ -36,7 +37,7 @@ from vitals.line_format import (
     read_value,
 )
 from vitals.link import SerialLink
-from vitals.parser import PARSERS, LinkSettings, ParserStats, make_parser
+from vitals.parser import LinkSettings, ParserStats
 from vitals.pty import PtyPair
 from vitals.sample import Parameter, VitalSample
 

@@ -18,8 +18,8 @@ import pytest
 from structlog.testing import capture_logs
 from vitals_testkit import FAST_RETRY, Collector, wait_for
 
+from vitals.families import make_parser
 from vitals.link import SerialLink
-from vitals.parser import make_parser
 from vitals.pty import PtyPair, open_pty_pair
 from vitals.simulators import MonitorSimulator, make_simulator
 from vitals.simulators.line_format import DEMO_FORMAT

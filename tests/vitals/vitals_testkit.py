@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
+from vitals.families import PARSERS, make_parser
 from vitals.link import SerialLink
-from vitals.parser import PARSERS, MonitorParser, make_parser
+from vitals.parser import MonitorParser
 from vitals.pty import PtyPair
 from vitals.sample import Parameter, VitalSample
 from vitals.simulators import MonitorSimulator

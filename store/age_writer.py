@@ -61,6 +61,20 @@ class AgeWriter:
         """Bytes accepted by write() so far."""
         return self._plaintext_bytes
 
+    @property
+    def unsealed_bytes(self) -> int:
+        """Plaintext accepted but not yet encrypted to the output: it is lost if the process dies.
+
+        A chunk is sealed only once it is full and at least one more byte follows it (the final
+        chunk is flagged, and must not be empty), so ``to_seal`` more bytes push all of it out.
+        """
+        return len(self._pending)
+
+    @property
+    def to_seal(self) -> int:
+        """How many more bytes make the writer seal everything it holds now (at least 1)."""
+        return fmt.CHUNK_SIZE - len(self._pending) + 1
+
     def write(self, data: ReadableBuffer) -> int:
         self._check_usable()
         view = memoryview(data).cast("B")

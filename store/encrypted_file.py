@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -94,6 +94,8 @@ class EncryptedFileWriter(io.RawIOBase):
             raise
         self._fd: int | None = fd
         self._last_sync = time.monotonic()
+        # When the oldest plaintext not yet sealed into a chunk arrived (None: nothing held).
+        self._unsealed_since: float | None = None
 
     @property
     def final_path(self) -> Path:
@@ -117,12 +119,45 @@ class EncryptedFileWriter(io.RawIOBase):
     def seekable(self) -> bool:
         return False
 
+    @property
+    def unsealed_bytes(self) -> int:
+        """Plaintext written but still held for its chunk (lost if the process dies now)."""
+        return self._age.unsealed_bytes
+
+    def unsealed_for_s(self, now: float | None = None) -> float:
+        """How long the oldest plaintext still held has waited; 0.0 when nothing is held."""
+        since = self._unsealed_since
+        return 0.0 if since is None else (time.monotonic() if now is None else now) - since
+
+    def seal_with(self, padding: Callable[[int], bytes]) -> int:
+        """Push out everything held now by writing ``padding(n)``: at least ``n`` bytes the
+        format being written ignores (spaces after a JSON value, MPEG-TS null packets).
+
+        An age chunk is 64 KiB and is written only when full and followed by more bytes, so a
+        slow stream (vitals, markers, a small picture) would otherwise keep up to a minute of
+        plaintext in memory, lost to a crash. Returns the padding's length (0 if nothing held).
+        """
+        if self._age.unsealed_bytes == 0:
+            return 0
+        need = self._age.to_seal
+        pad = padding(need)
+        if len(pad) < need:
+            raise ValueError(f"padding of {len(pad)} bytes cannot seal a chunk that needs {need}")
+        return self.write(pad)
+
     def write(self, b: ReadableBuffer) -> int:
         if self.closed or self._fd is None:
             raise ValueError(f"{self._final}: write to a closed recording")
+        held_before = self._age.unsealed_bytes
         size = self._age.write(b)
         self._plaintext += size
         now = time.monotonic()
+        held = self._age.unsealed_bytes
+        if held == 0:
+            self._unsealed_since = None
+        elif held_before == 0 or held < held_before + size:
+            # All that is held now came with this write (anything older went into a chunk).
+            self._unsealed_since = now
         if now - self._last_sync >= self._interval:
             os.fsync(self._fd)
             if not self._dir_synced:

@@ -2,6 +2,8 @@
 
 They know nothing of containers or files. Video timestamps come from capture times, never from
 frame counts, so a dropped frame leaves a gap in time instead of shifting everything after it.
+``estimated_bits_per_second`` says roughly how much they produce, so free space can be told in
+minutes.
 """
 
 from __future__ import annotations
@@ -13,10 +15,15 @@ import av
 import numpy as np
 
 from capture.packets import EncodedPacket
+from config.models import Config
 from sync.clock import VIDEO_TIME_BASE
 
 _AAC_FRAME = 1024  # samples per AAC-LC frame
 _ADTS_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
+# x264 at CRF 23 spends about 0.08 bit per pixel on a table scene; each 6 CRF steps halve or
+# double it. A rough figure: it only turns free bytes into minutes of recording.
+_BITS_PER_PIXEL_AT_CRF_23 = 0.08
+_CONTAINER_OVERHEAD = 1.05  # MPEG-TS packetisation and age framing on top of the streams
 
 
 class VideoEncoder:
@@ -177,6 +184,15 @@ class AudioEncoder:
                 )
             )
         return out
+
+
+def estimated_bits_per_second(config: Config) -> float:
+    """About how many bits a second ``config``'s encoders produce, all cameras together, as
+    stored: each camera's video, its audio where it carries the microphone, container framing."""
+    bpp = _BITS_PER_PIXEL_AT_CRF_23 * 2 ** ((23 - config.encoding.crf) / 6)
+    video = sum(c.width * c.height * c.fps * bpp for c in config.cameras)
+    audio = sum(config.audio.bitrate for c in config.cameras if c.audio and config.audio)
+    return (video + audio) * _CONTAINER_OVERHEAD
 
 
 def _adts_fixed_header(sample_rate: int, channels: int) -> int:

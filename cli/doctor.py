@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TextIO, TypeVar
 
+from capture.encoder import estimated_bits_per_second
 from config.loading import ConfigError, load_config
 from config.models import AudioConfig, CameraConfig, Config, FileSource, MonitorConfig, TestPatternSource
 from recorder.service import storage_problem
@@ -175,17 +176,6 @@ def _recipients_file_problem(path: Path | None) -> str | None:
     if _readable_by(path, SERVICE_USER) is False:
         return f"storage.recipients_file {path} cannot be read by the service user {SERVICE_USER}"
     return None
-
-
-def estimated_bits_per_second(config: Config) -> float:
-    """A rough recording rate: x264 at CRF 23 spends about 0.08 bit per pixel on a table scene.
-
-    Each 6 CRF steps halve or double it. Only used to turn free bytes into minutes.
-    """
-    bpp = 0.08 * 2 ** ((23 - config.encoding.crf) / 6)
-    video = sum(c.width * c.height * c.fps * bpp for c in config.cameras)
-    audio = sum(config.audio.bitrate for c in config.cameras if c.audio and config.audio)
-    return (video + audio) * 1.05  # MPEG-TS and age framing
 
 
 def _check_storage(report: Report, config: Config) -> None:

@@ -28,7 +28,7 @@ import structlog
 
 from capture.audio import AudioChunk, AudioReader
 from capture.camera_reader import CameraReader
-from capture.encoder import AudioEncoder, VideoEncoder
+from capture.encoder import AudioEncoder, VideoEncoder, estimated_bits_per_second
 from capture.interleave import Interleaver
 from capture.motion import MotionDetector
 from capture.overlay import OverlayRenderer, OverlayState
@@ -36,7 +36,6 @@ from capture.pipeline import CameraPipeline
 from capture.recording import CameraRecorder
 from capture.segmenter import StreamLayout
 from capture.sources import frames_skipped
-from cli.doctor import estimated_bits_per_second
 from config.models import BUTTON_STUCK_AFTER_S, CameraConfig, Config
 from control.button import ButtonController, ButtonSource, EvdevButton, ModemLineButton
 from control.gestures import GestureRecognizer

@@ -19,8 +19,7 @@ import pytest
 import serial
 from service_testkit import camera_status, daemon_status
 
-from cli.doctor import estimated_bits_per_second, run_doctor
-from config.loading import parse_config
+from cli.doctor import run_doctor
 from control.socket import ControlServer
 from store.keys import Identity
 from vitals.pty import PtyPair, open_pty_pair
@@ -300,18 +299,6 @@ def test_a_running_recorder_is_asked_instead_of_opening_its_devices(tmp_path: Pa
     assert "live at 30.0 fps (config 15)" in text
     assert "checked through the running recorder" in text
     assert found["monitor oximeter"] == "OK"
-
-
-def test_free_space_estimate_is_in_a_sane_range() -> None:
-    config = parse_config(
-        """
-[[cameras]]
-name = "closeup"
-source = { kind = "test_pattern" }
-"""
-    )
-    mbit = estimated_bits_per_second(config) / 1e6
-    assert 1.0 < mbit < 4.0  # 720p30 at CRF 23: a couple of Mbit/s
 
 
 def key_file(path: Path, mode: int) -> Path:

@@ -287,6 +287,15 @@ class StorageConfig(_Section):
     fsync_interval_s: float = Field(
         default=2.0, gt=0, le=60, description="How often open files are flushed to the disk."
     )
+    durable_within_s: float = Field(
+        default=1.0,
+        ge=0.5,
+        le=60,
+        description="A crash (kill, power cut after the next flush) loses at most about this much of "
+        "each stream: what a slow stream (vitals, markers, a small picture) has written is pushed "
+        "out in whole 64 KiB encrypted chunks, padded, when it has waited this long. Padding costs "
+        "up to 64 KiB per slow stream this often.",
+    )
     recipients: list[Annotated[str, Field(pattern=r"^age1[02-9ac-hj-np-z]{58}$")]] = Field(
         default_factory=list,
         description="age recipients (age1... public keys) of the review side.",

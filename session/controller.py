@@ -56,6 +56,7 @@ R = TypeVar("R")
 
 _NS = 1_000_000_000
 BIRTH = "birth"
+_TICK_S = 0.2  # the daemon's main loop ticks session control this often
 # A long press this soon after a tap stopped a recording discards that recording: the tap was
 # the start of the long press (someone hesitated), and consent refused means all of it.
 _TAP_THEN_HOLD_S = 10.0
@@ -101,6 +102,9 @@ class SessionController:
         self._audit = audit
         self._frames_dropped = frames_dropped
         self._now = clock_ns
+        # Ticks come five times a second: sealing what has waited this long keeps each stream's
+        # loss to a crash within storage.durable_within_s.
+        self._seal_after_s = max(0.1, config.storage.durable_within_s - _TICK_S - 0.1)
         t = config.triggers
         self.rules = TriggerRules(
             vitals=t.vitals and bool(config.monitors),
@@ -251,6 +255,8 @@ class SessionController:
                 )
                 self._trigger_late_s = max(0.0, late)
             self._handle(result.event, by="trigger", why=result.why, trigger=result.source)
+        if self._session is not None:
+            self._session.seal_held(self._seal_after_s)
         if not self.recording and self._quiet_for_post_roll(now):
             self._forget_markers()  # that baby has left the table
 

@@ -66,13 +66,19 @@ def destroy_session_files(path: Path) -> int:
 
 
 class _JsonLines:
-    """An encrypted stream of JSON records, one per line, growing as the session goes on."""
+    """An encrypted stream of JSON records, one per line, growing as the session goes on.
+
+    Each record is written with the newline that ends the one before it, so the stream always
+    ends right after a whole record: padding (``seal``) is then spaces after that record, which
+    JSON allows, and a crash leaves every line whole. ``close`` writes the last newline.
+    """
 
     def __init__(self, path: Path, recipients: Sequence[Recipient], fsync_interval_s: float) -> None:
         self._lock = threading.Lock()
         self._writer = EncryptedFileWriter(path, recipients, fsync_interval_s)
         self._open = True
         self.count = 0
+        self.padding_bytes = 0
 
     def write(self, records: Iterable[dict[str, Any]]) -> None:
         lines = [json.dumps(r, separators=(",", ":")) for r in records]
@@ -81,19 +87,32 @@ class _JsonLines:
         with self._lock:
             if not self._open:
                 return
-            self._writer.write(("\n".join(lines) + "\n").encode())
+            text = "\n".join(lines)
+            self._writer.write(("\n" + text if self.count else text).encode())
             self.count += len(lines)
+
+    def seal_if_held(self, for_s: float) -> None:
+        """Push what has waited ``for_s`` or longer out to the disk (see the class docstring)."""
+        with self._lock:
+            if self._open and self._writer.unsealed_for_s() >= for_s:
+                self.padding_bytes += self._writer.seal_with(_spaces)
 
     def close(self) -> None:
         with self._lock:
             if self._open:
                 self._open = False
+                if self.count:
+                    self._writer.write(b"\n")
                 self._writer.close()
 
     def abort(self) -> None:
         with self._lock:
             self._open = False
             self._writer.abort()
+
+
+def _spaces(n: int) -> bytes:
+    return b" " * n
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +256,13 @@ class SessionDirectory:
     @property
     def markers_written(self) -> int:
         return self._markers.count
+
+    def seal_held(self, for_s: float) -> None:
+        """Vitals and markers that have waited ``for_s`` in memory go to the disk now, so a crash
+        loses no more than that of them (the session controller calls this several times a
+        second)."""
+        self._vitals.seal_if_held(for_s)
+        self._markers.seal_if_held(for_s)
 
     # --- end ---------------------------------------------------------------------------------
 

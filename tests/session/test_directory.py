@@ -68,3 +68,38 @@ def test_each_segment_carries_its_own_utc_anchor(tmp_path: Path, wall: SteppingW
     # a minute "later" in wall time, yet media time (order and length) is untouched.
     assert starts == [T0, T0 + timedelta(seconds=10), T0 + timedelta(seconds=20, minutes=1)]
     assert [datetime.fromisoformat(e["utc_anchor"]["utc"]) for e in entries] == starts
+
+
+def test_vitals_and_markers_held_past_the_limit_reach_the_disk_before_a_crash(tmp_path: Path) -> None:
+    from session.directory import Marker
+    from session.layout import MARKERS, PARTIAL, VITALS
+    from vitals.sample import Parameter, VitalSample
+
+    identity = Identity.generate()
+    media = MediaClock(epoch_ns=100 * S)
+    session = SessionDirectory(
+        tmp_path,
+        recipients=[identity.recipient],
+        fsync_interval_s=1.0,
+        table="T",
+        cameras=[CameraProfile("closeup", 640, 360, 30, True, False)],
+        clock=media,
+        reason="test",
+    )
+    session.write_vitals([VitalSample(Parameter.HR, 140.0 + i, "bpm", True, (101 + i) * S, "pox")
+        for i in range(3)
+    ])
+    session.write_markers([Marker(102 * S, "birth", "button")])
+    session.seal_held(0.0)
+    session.write_vitals([VitalSample(Parameter.HR, 150.0, "bpm", True, 105 * S, "pox")])
+    session.seal_held(60.0)  # not held long enough: stays in memory, and a crash loses it
+    # The process dies here: nothing is closed. What reached the disk reads back whole.
+    vitals, complete = decrypt(session.path / (VITALS + PARTIAL), [identity])
+    assert not complete
+    assert [json.loads(line)["value"] for line in vitals.splitlines()] == [140.0, 141.0, 142.0]
+    markers, _ = decrypt(session.path / (MARKERS + PARTIAL), [identity])
+    assert [json.loads(line)["label"] for line in markers.splitlines()] == ["birth"]
+    session.close("stop")
+    vitals, complete = decrypt(session.path / VITALS, [identity])
+    assert complete and vitals.endswith(b"\n")
+    assert [json.loads(line)["value"] for line in vitals.splitlines()] == [140.0, 141.0, 142.0, 150.0]

@@ -49,6 +49,7 @@ from session.audit import AuditLog
 from session.controller import CameraOutput, SessionController
 from session.layout import audit_log_path
 from session.machine import Event
+from session.recovery import recover_all
 from session.retention import SessionKeeper
 from store.keys import Recipient
 from sync.audio_timeline import AudioTimeline
@@ -285,6 +286,9 @@ class Daemon:
         )
 
     def start(self) -> None:
+        # Before anything records: close what a crash left open, so each session is whole again
+        # (truncated files under their final names, a record of them, an audit entry).
+        recover_all(self.config.storage.directory, self._recipients, self.audit)
         self.controller.start()
         for cam in self._cameras:
             cam.recorder.start()

@@ -14,6 +14,7 @@ a suffix or a manifest field itself: they take them from here, so the format cha
         vitals.jsonl.age                every sample, one JSON object a line
         markers.jsonl.age               every marker, one JSON object a line
         manifest.json.age               the ``Manifest`` below, rewritten whole after each segment
+        recovery.json.age               only after a crash: the files closed at the next start
     <storage>/../audit.jsonl            the audit log (plain text, no patient data), by default
 
 This module imports nothing but the store's suffix for files being written: the review
@@ -37,6 +38,9 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json.age"
 VITALS = "vitals.jsonl.age"
 MARKERS = "markers.jsonl.age"
+# Written at start by a recorder that finds this session left open by a crash (session.recovery):
+# the files it closed, truncated, with their hashes.
+RECOVERY = "recovery.json.age"
 # Every file is written under this suffix and renamed when closed; one left behind was cut short.
 PARTIAL = PARTIAL_SUFFIX
 AUDIT_LOG = "audit.jsonl"

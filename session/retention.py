@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import structlog
 
 from session.directory import destroy_session_files
-from session.layout import PARTIAL, session_started
+from session.layout import PARTIAL, RECOVERY, session_started
 
 log = structlog.get_logger()
 
@@ -73,7 +73,8 @@ def stored_sessions(root: Path) -> list[StoredSession]:
             except OSError:
                 continue  # removed meanwhile
             files += 1
-            complete = complete and not f.name.endswith(PARTIAL)
+            # A crash leaves .partial files, and the next start closes them with a record.
+            complete = complete and not f.name.endswith(PARTIAL) and not f.name.startswith(RECOVERY)
         found.append(StoredSession(path.name, path, started, files, size, complete))
     return sorted(found, key=lambda s: (s.started, s.id))
 

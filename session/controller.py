@@ -425,6 +425,7 @@ class SessionController:
             cfg.storage.directory,
             recipients=self._recipients,
             fsync_interval_s=cfg.storage.fsync_interval_s,
+            durable_within_s=cfg.storage.durable_within_s,
             table=cfg.station.table,
             cameras=[
                 CameraProfile(c.name, c.width, c.height, c.fps, c.overlay, c.audio) for c in cfg.cameras

@@ -18,6 +18,7 @@ the manifest; each JSON-lines stream has its own.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -115,6 +116,64 @@ def _spaces(n: int) -> bytes:
     return b" " * n
 
 
+TS_PACKET = 188
+# An MPEG-TS null packet (PID 0x1FFF): every demuxer skips it, so it can fill a chunk anywhere
+# between two packets.
+_TS_NULL = b"\x47\x1f\xff\x10" + b"\xff" * (TS_PACKET - 4)
+
+
+def _ts_null_packets(n: int) -> bytes:
+    return _TS_NULL * -(-n // TS_PACKET)
+
+
+class TimelySegmentFile(io.RawIOBase):
+    """A segment's encrypted file that holds no MPEG-TS bytes in memory longer than
+    ``seal_after_s``: at a packet boundary, what has waited that long is sealed with null packets.
+
+    A small picture at a low bitrate takes seconds to fill a 64 KiB chunk, which a crash would
+    lose; at 720p30 chunks fill several times a second and no padding is written. PyAV's MPEG-TS
+    muxer hands each packet to the file as it is muxed (the test holds it to that), so no bytes
+    wait in its buffer, and a write that ends on a 188-byte boundary ends between two packets.
+    """
+
+    def __init__(self, writer: EncryptedFileWriter, *, seal_after_s: float) -> None:
+        super().__init__()
+        self._writer = writer
+        self._seal_after_s = seal_after_s
+        self._offset = 0
+        self.padding_bytes = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        size = self._writer.write(data)
+        self._offset += size
+        if self._offset % TS_PACKET == 0 and self._writer.unsealed_for_s() >= self._seal_after_s:
+            pad = self._writer.seal_with(_ts_null_packets)
+            self._offset += pad
+            self.padding_bytes += pad
+        return size
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self._writer.close()
+            finally:
+                super().close()
+
+    def abort(self) -> None:
+        try:
+            self._writer.abort()
+        finally:
+            super().close()
+
+    def __del__(self) -> None:
+        # io objects close themselves when collected; being collected is no decision to keep a
+        # recording (closing would make a cut segment look whole), so this one does not.
+        pass
+
+
 @dataclass(frozen=True, slots=True)
 class Marker:
     mono_ns: int
@@ -143,8 +202,10 @@ class SessionDirectory:
         cameras: Sequence[CameraProfile],
         clock: MediaClock,
         reason: str,
+        durable_within_s: float = 1.0,
     ) -> None:
         self._recipients = list(recipients)
+        self._durable_within_s = durable_within_s
         self._fsync = fsync_interval_s
         self._clock = clock
         anchor = UtcAnchor.take()
@@ -173,14 +234,15 @@ class SessionDirectory:
 
     # --- media -------------------------------------------------------------------------------
 
-    def open_segment(self, camera: str, index: int) -> EncryptedFileWriter:
+    def open_segment(self, camera: str, index: int) -> TimelySegmentFile:
         anchor = UtcAnchor.take()
         with self._manifest_lock:
             self._segment_anchors[(camera, index)] = anchor
             self.anchor = anchor
-        return EncryptedFileWriter(
-            self.path / segment_name(camera, index), self._recipients, self._fsync
-        )
+        writer = EncryptedFileWriter(self.path / segment_name(camera, index), self._recipients, self._fsync)
+        # Frames reach the file a few hundred ms after capture (x264's lookahead and B-frames,
+        # the interleaver): half the budget is left for that.
+        return TimelySegmentFile(writer, seal_after_s=self._durable_within_s / 2)
 
     def segment_closed(self, camera: str, segment: ClosedSegment) -> dict[str, Any]:
         path = self.path / segment_name(camera, segment.index)

@@ -103,3 +103,47 @@ def test_vitals_and_markers_held_past_the_limit_reach_the_disk_before_a_crash(tm
     vitals, complete = decrypt(session.path / VITALS, [identity])
     assert complete and vitals.endswith(b"\n")
     assert [json.loads(line)["value"] for line in vitals.splitlines()] == [140.0, 141.0, 142.0, 150.0]
+
+
+def test_a_small_picture_reaches_the_disk_within_the_limit_and_still_plays(tmp_path: Path) -> None:
+    """320x240 at a low bitrate fills a 64 KiB chunk only every few seconds: sealed with MPEG-TS
+    null packets, every frame muxed before a crash is in the file, and the file still demuxes."""
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+
+    from session.layout import PARTIAL, segment_name
+
+    identity = Identity.generate()
+    session = SessionDirectory(
+        tmp_path,
+        recipients=[identity.recipient],
+        fsync_interval_s=1.0,
+        table="T",
+        cameras=[CameraProfile("closeup", 320, 240, 15, True, False)],
+        clock=MediaClock(epoch_ns=0),
+        reason="test",
+        durable_within_s=0.5,
+    )
+    segment = session.open_segment("closeup", 1)
+    segment._seal_after_s = 0.0  # seal after every packet, so the test needs no waiting
+    out = av.open(segment, "w", format="mpegts")
+    stream = out.add_stream("libx264", rate=15, options={"preset": "veryfast", "tune": "zerolatency"})
+    stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+    stream.codec_context.time_base = Fraction(1, 15)
+    muxed = 0
+    for i in range(30):
+        frame = av.VideoFrame.from_ndarray(np.full((240, 320, 3), 8 * i, dtype=np.uint8), format="rgb24")
+        frame.pts = i
+        for packet in stream.encode(frame):
+            out.mux(packet)
+            muxed += 1
+    assert muxed >= 25 and segment.padding_bytes > 0
+    # The process dies here: the muxer is never closed, the file stays .partial.
+    plain, complete = decrypt(session.path / (segment_name("closeup", 1) + PARTIAL), [identity])
+    assert not complete
+    (tmp_path / "cut.ts").write_bytes(plain)
+    with av.open(str(tmp_path / "cut.ts")) as cut:
+        frames = sum(1 for _ in cut.decode(video=0))
+    assert frames == muxed

@@ -240,9 +240,10 @@ class SessionDirectory:
             self._segment_anchors[(camera, index)] = anchor
             self.anchor = anchor
         writer = EncryptedFileWriter(self.path / segment_name(camera, index), self._recipients, self._fsync)
-        # Frames reach the file a few hundred ms after capture (x264's lookahead and B-frames,
-        # the interleaver): half the budget is left for that.
-        return TimelySegmentFile(writer, seal_after_s=self._durable_within_s / 2)
+        # Frames reach the file a few hundred ms after capture (x264's lookahead of 10 frames and
+        # its B-frames, audio held by the interleaver until the video catches up): most of the
+        # budget is left for that.
+        return TimelySegmentFile(writer, seal_after_s=self._durable_within_s * 0.3)
 
     def segment_closed(self, camera: str, segment: ClosedSegment) -> dict[str, Any]:
         path = self.path / segment_name(camera, segment.index)

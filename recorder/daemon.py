@@ -210,6 +210,7 @@ class Daemon:
         self, camera: str, lost_since: Any
     ) -> Any:
         table = self.config.station.table
+        shown_for = max(self.config.session.preroll_s, _SHOWN_FOR_AT_LEAST_S)
 
         def state_at(t_ns: int) -> OverlayState:
             since = self.controller.recording_since_ns
@@ -221,7 +222,8 @@ class Daemon:
                 recording=since is not None,
                 elapsed_s=max(0.0, elapsed) if elapsed is not None else None,
                 since_birth_s=self.controller.since_birth_s(t_ns),
-                values=shown_values(self.board.as_of(t_ns, self._stale_after)),
+                # Older than the pre-roll: dashes, not a greyed number (it may be another baby's).
+                values=shown_values(self.board.as_of(t_ns, self._stale_after, max_age_s=shown_for)),
                 no_signal_since=lost_since(),
             )
 
@@ -452,6 +454,9 @@ class Daemon:
 
 
 _RETENTION_EVERY_S = 300.0
+# A value is shown (greyed once stale) for as long as the pre-roll reaches back, and at least this
+# long, so a recorder configured without pre-roll still shows a monitor that speaks every minute.
+_SHOWN_FOR_AT_LEAST_S = 30.0
 _ANCHOR_EVERY_S = 10.0
 
 

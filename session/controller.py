@@ -139,6 +139,7 @@ class SessionController:
         self._trigger_late_s: float | None = None
         # Vitals and markers older than this are not the pre-roll of any recording (see above).
         self._preroll_floor_ns = 0
+        self._forgotten_ns = 0  # when a patient's values were last forgotten (see _forget_patient)
         self._dropped_at_start = 0
         self.last_start: dict[str, float] | None = None  # how quickly the last start took effect
         self._just_stopped: tuple[SessionDirectory, int] | None = None
@@ -258,7 +259,7 @@ class SessionController:
         if self._session is not None:
             self._session.seal_held(self._seal_after_s)
         if not self.recording and self._quiet_for_post_roll(now):
-            self._forget_markers()  # that baby has left the table
+            self._forget_patient()  # that baby has left the table
 
     def handle(
         self, event: Event, *, by: str, why: str = "", trigger: TriggerSource | None = None
@@ -297,7 +298,7 @@ class SessionController:
         if action in (Action.DISCARD, Action.CLEAR_PREROLL) or (
             event is Event.ACTIVITY_ENDED and decision.state != before
         ):
-            self._forget_markers()
+            self._forget_patient()
         if decision.state != before or decision.action is not Action.NONE:
             log.info("session_event", input=str(event), by=by, why=why, note=decision.note)
         self.state = decision.state
@@ -402,16 +403,21 @@ class SessionController:
         log.info("session_discarded", session=session.id, reason=reason)
         return session.id
 
-    def _forget_markers(self) -> None:
+    def _forget_patient(self) -> None:
+        """This baby's birth time, markers and vitals are not the next one's: none of them is
+        shown or stored again (the monitors' next values start afresh)."""
         self.birth_ns = None
         self._recent_markers.clear()
+        self._forgotten_ns = self._now()
+        self._board.forget_before(self._forgotten_ns)
 
     def _quiet_for_post_roll(self, now: int) -> bool:
-        """Markers are held and the table has seen no activity or marker for the post-roll."""
-        if self.birth_ns is None and not self._recent_markers:
-            return False
+        """Something of a patient is held (markers, or values since the last forgetting) and the
+        table has seen no activity or marker for the post-roll."""
         newest_marker = self._recent_markers[-1].mono_ns if self._recent_markers else 0
         last = max(self.activity.last_activity_ns or 0, newest_marker, self.birth_ns or 0)
+        if last <= self._forgotten_ns:
+            return False
         return (now - last) / _NS >= self.rules.post_roll_s
 
     # --- actions ---------------------------------------------------------------------------

@@ -8,8 +8,14 @@ Several monitors may report the same parameter (HR from the patient monitor's EC
 oximeter's pleth). ``as_of`` then takes the first monitor in ``priority`` that has a fresh value,
 falls back to the next one when it goes quiet, and the value says which monitor it came from.
 
-Threads: ``add`` (serial threads) and ``as_of``/``history_since`` (camera threads, the daemon)
-meet under one lock; both do O(parameters) work, never O(history).
+One patient's values never reach the next one: ``forget_before(t)`` (session control calls it when
+a stabilisation has ended: post-roll, discard, "do not record") drops everything that arrived
+before ``t`` from what ``as_of`` shows and ``history_since`` returns, and ``as_of`` shows
+nothing older than ``max_age_s`` (the pre-roll) as a value, greyed or not.
+
+Threads: ``add`` (serial threads) and ``as_of``/``history_since``/``forget_before`` (camera
+threads, session control) meet under one lock; each does O(parameters) work, never O(history)
+(``forget_before`` also trims the history, once).
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ class VitalsBoard:
         # also gets the vitals of its pre-roll.
         self._history: deque[VitalSample] = deque()
         self._history_ns = int(history_s * 1e9)
+        self._floor_ns = 0  # nothing that arrived before this is shown or handed out
         self.samples_total = 0
 
     def add(self, samples: Iterable[VitalSample]) -> None:
@@ -68,16 +75,37 @@ class VitalsBoard:
                 while self._history and self._history[0].host_ns < horizon:
                     self._history.popleft()
 
-    def as_of(self, t_ns: int, stale_after_s: dict[str, float] | float) -> dict[Parameter, BoardValue]:
+    def forget_before(self, t_ns: int) -> None:
+        """Show and hand out nothing that arrived before ``t_ns`` (a stabilisation has ended)."""
+        with self._lock:
+            self._floor_ns = max(self._floor_ns, t_ns)
+            for key, recent in list(self._recent.items()):
+                kept = [s for s in recent if s.host_ns >= self._floor_ns]
+                if kept:
+                    self._recent[key] = deque(kept, maxlen=self._per_parameter)
+                else:
+                    del self._recent[key]
+            while self._history and self._history[0].host_ns < self._floor_ns:
+                self._history.popleft()
+
+    def as_of(
+        self,
+        t_ns: int,
+        stale_after_s: dict[str, float] | float,
+        *,
+        max_age_s: float | None = None,
+    ) -> dict[Parameter, BoardValue]:
         """Per parameter, what had arrived by ``t_ns``.
 
         ``stale_after_s`` is either one limit or a limit per monitor name (monitors differ: an
-        oximeter speaks every second, a blood pressure cuff every few minutes).
+        oximeter speaks every second, a blood pressure cuff every few minutes). A sample older
+        than ``max_age_s`` is not shown at all: after that long it may be another patient's.
         """
         candidates: dict[Parameter, list[BoardValue]] = {}
+        oldest = self._floor_ns if max_age_s is None else max(self._floor_ns, t_ns - int(max_age_s * 1e9))
         with self._lock:
             for (parameter, _monitor), recent in self._recent.items():
-                value = self._value_at(parameter, recent, t_ns, stale_after_s)
+                value = self._value_at(parameter, recent, t_ns, stale_after_s, oldest)
                 if value is not None:
                     candidates.setdefault(parameter, []).append(value)
         out: dict[Parameter, BoardValue] = {}
@@ -101,12 +129,15 @@ class VitalsBoard:
         recent: deque[VitalSample],
         t_ns: int,
         stale_after_s: dict[str, float] | float,
+        oldest_ns: int = 0,
     ) -> BoardValue | None:
         latest: VitalSample | None = None
         last_valid: VitalSample | None = None
         for sample in reversed(recent):
             if sample.host_ns > t_ns:
                 continue
+            if sample.host_ns < oldest_ns:
+                break
             if latest is None:
                 latest = sample
             if sample.valid:
@@ -124,4 +155,5 @@ class VitalsBoard:
 
     def history_since(self, t_ns: int) -> list[VitalSample]:
         with self._lock:
-            return [s for s in self._history if s.host_ns >= t_ns]
+            since = max(t_ns, self._floor_ns)
+            return [s for s in self._history if s.host_ns >= since]

@@ -426,3 +426,46 @@ def test_the_summary_counts_media_per_camera_and_drops_in_this_session(make: Cal
     assert all(3.9 <= s <= 4.1 for s in per_camera.values())
     assert summary["media_s"] == max(per_camera.values())  # not the sum of both cameras
     assert summary["frames_dropped"] == 3
+
+
+# --- the next patient ------------------------------------------------------------------------
+
+
+def hr(value: float, t_ns: int) -> VitalSample:
+    return VitalSample(Parameter.HR, value, "bpm", True, t_ns, "oximeter")
+
+
+def stabilisation(station: Station, spo2_value: float, hr_value: float) -> dict[str, Any]:
+    """Valid vitals for 2 s start a recording by themselves; 11 s of quiet (post-roll 10 s) end it."""
+    c = station.controller
+    for _ in range(3):
+        t = station.now()
+        c.on_samples([spo2(spo2_value, t), hr(hr_value, t)])
+        c.tick()
+        station.skipped_ns += S
+    assert c.recording, "valid vitals for the hold started a recording"
+    station.skipped_ns += 11 * S  # the probe comes off: nothing valid for the post-roll
+    c.tick()
+    assert not c.recording
+    c.tick()
+    last = c.last_session
+    assert last is not None
+    return last
+
+
+def test_the_next_babys_recording_shows_and_stores_nothing_of_the_last_one(station: Station) -> None:
+    first = stabilisation(station, 85, 154)
+    assert 85 in spo2_values(station, first)
+    # The next baby: what the overlay would draw before its monitors speak, then its recording.
+    assert station.board.as_of(station.now(), 3.0) == {}
+    second = stabilisation(station, 97, 121)
+    rows = station.session_lines(second["path"], VITALS)
+    assert rows and {r["value"] for r in rows} == {97, 121}
+
+
+def test_a_stop_and_restart_for_the_same_baby_keeps_its_values(station: Station) -> None:
+    c = station.controller
+    c.on_samples([spo2(91, station.now())])
+    c.handle(Event.START, by="command line")
+    c.handle(Event.STOP, by="command line")
+    assert Parameter.SPO2 in station.board.as_of(station.now(), 3.0)  # still this baby

@@ -64,3 +64,23 @@ def test_a_valid_value_beats_a_no_value_from_the_preferred_monitor() -> None:
     board.add([from_monitor("patient-monitor", None, 1.0), from_monitor("oximeter", 140, 1.0)])
     chosen = board.as_of(int(1.5 * S), 3.0)[Parameter.HR]
     assert chosen.latest.monitor == "oximeter"
+
+
+def test_a_forgotten_patient_is_neither_shown_nor_handed_to_a_recording() -> None:
+    board = VitalsBoard()
+    board.add([sample(Parameter.HR, 154, 10.0), sample(Parameter.SPO2, 85, 10.0)])
+    board.forget_before(20 * S)  # that stabilisation ended at 20 s
+    assert board.as_of(30 * S, 3.0) == {}
+    assert board.history_since(0) == []
+    board.add([sample(Parameter.HR, 120, 40.0)])  # the next baby
+    shown = board.as_of(41 * S, 3.0)
+    assert set(shown) == {Parameter.HR} and shown[Parameter.HR].latest.value == 120
+    assert [s.value for s in board.history_since(0)] == [120]
+
+
+def test_a_value_older_than_the_limit_is_dashes_not_a_greyed_number() -> None:
+    board = VitalsBoard()
+    board.add([sample(Parameter.HR, 154, 10.0)])
+    greyed = board.as_of(40 * S, 3.0, max_age_s=60)[Parameter.HR]
+    assert greyed.stale and greyed.latest.value == 154
+    assert Parameter.HR not in board.as_of(71 * S, 3.0, max_age_s=60)

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Generator
+import shutil
+import subprocess
+from collections.abc import Callable, Generator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,3 +45,53 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
     if names_a_judge(reason):
         report.outcome = "failed"
         report.longrepr = f"{REQUIRE} is set, yet this test would skip: {reason.removeprefix('Skipped: ')}"
+
+
+class SmallDisk:
+    """A tmpfs mounted for one test: ``path``, ``fill`` it, ``free_up`` again."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._filler = path / ".filler"
+
+    def free(self) -> int:
+        return shutil.disk_usage(self.path).free
+
+    def fill(self, leave: int = 0) -> None:
+        """Write a filler file until at most ``leave`` bytes are free."""
+        with open(self._filler, "ab") as f:
+            while (free := self.free()) > leave:
+                try:
+                    f.write(b"\0" * min(free - leave, 1 << 20))
+                    f.flush()
+                except OSError:
+                    break
+
+    def free_up(self) -> None:
+        self._filler.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path_factory: pytest.TempPathFactory) -> Generator[Callable[[str], SmallDisk], None, None]:
+    """``small_disk("4m")``: a fresh tmpfs of that size, for tests that fill a disk for real.
+
+    Mounting needs root (CI runs as root); elsewhere the test is skipped and says why.
+    """
+    mounted: list[Path] = []
+
+    def mount(size: str) -> SmallDisk:
+        if os.geteuid() != 0:
+            pytest.skip("filling a real disk needs a tmpfs, and mounting one needs root")
+        where = tmp_path_factory.mktemp("disk")
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(where)],
+            capture_output=True, text=True, check=False,
+        )
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+        mounted.append(where)
+        return SmallDisk(where)
+
+    yield mount
+    for where in mounted:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True, check=False)

@@ -21,11 +21,17 @@ next append ends it with a newline and carries the chain on from the last comple
 Writers in other processes (a command-line tool beside the service) take the same ``flock``
 and pick up the chain where the file ends, so the chain never forks.
 
+A full or failing disk never loses an entry and never stops the recorder: an entry that cannot
+be written is held in memory (with the time it happened) and written, in order and chained as
+usual, by the next ``append`` or ``retry_held`` that finds room; a write cut short is cut back
+first, so no half line stays behind. ``held`` says how many wait.
+
 Threads: ``append`` may be called from any thread; ``_lock`` serializes appends in a process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -34,6 +40,7 @@ import os
 import re
 import sys
 import threading
+from collections import deque
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -101,6 +108,9 @@ class AuditLog:
         self._hash = GENESIS
         self._size = -1  # what we believe the file's size is; differs when another writer wrote
         self._needs_newline = False
+        # Entries not yet on the disk (no room): (utc, event, fields), oldest first.
+        self._held: deque[tuple[str, str, dict[str, Any]]] = deque()
+        self._hold_logged = False
         with self._lock:
             self._flock()
             try:
@@ -108,21 +118,52 @@ class AuditLog:
             finally:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
 
+    @property
+    def held(self) -> int:
+        """Entries waiting in memory for room on the disk."""
+        return len(self._held)
+
     def append(self, event: str, **fields: Any) -> dict[str, Any]:
-        """Writes one entry and returns it. Raises ValueError for a field not in ``FIELDS`` or a
-        value that is not a short scalar or list; nothing is written then."""
+        """Writes one entry and returns it (``{"held": True, ...}`` while it waits for room on the
+        disk). Raises ValueError for a field not in ``FIELDS`` or a value that is not a short
+        scalar or list; nothing is written or held then."""
         if not isinstance(event, str) or not _EVENT.fullmatch(event):
             raise ValueError(f"audit event names are lower_snake_case words, got {event!r}")
         clean = {name: _checked(name, value) for name, value in sorted(fields.items())}
+        utc = datetime.now(UTC).isoformat(timespec="milliseconds")
         with self._lock:
-            self._flock()
-            try:
+            self._held.append((utc, event, clean))
+            written = self._write_held()
+        for entry in written:
+            # The journal keeps its own copy of the chain's head: lines cut from the end show there.
+            log.info("audit_entry", audit_event=entry["event"], seq=entry["seq"], hash=entry["hash"])
+        if written and written[-1]["event"] == event and not self._held:
+            return written[-1]
+        return {"held": True, "utc": utc, "event": event, **clean}
+
+    def retry_held(self) -> int:
+        """Write what waits for room (the daemon calls this every few seconds); how many still wait."""
+        with self._lock:
+            if not self._held:
+                return 0
+            written = self._write_held()
+        for entry in written:
+            log.info("audit_entry", audit_event=entry["event"], seq=entry["seq"], hash=entry["hash"])
+        return len(self._held)
+
+    def _write_held(self) -> list[dict[str, Any]]:
+        """Write the held entries in order, as far as the disk lets (under ``_lock``)."""
+        written: list[dict[str, Any]] = []
+        self._flock()
+        try:
+            while self._held:
+                utc, event, clean = self._held[0]
                 size = os.fstat(self._fd).st_size
                 if size != self._size:  # another writer appended since: go on from its entry
                     self._resume(size)
                 entry: dict[str, Any] = {
                     "seq": self._seq + 1,
-                    "utc": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    "utc": utc,
                     "event": event,
                     **clean,
                     "prev": self._hash,
@@ -132,16 +173,27 @@ class AuditLog:
                 if self._needs_newline:
                     data = b"\n" + data  # end the line a crash left incomplete
                 self._size = -1  # unknown until the write has succeeded
-                _write_all(self._fd, data)
-                os.fsync(self._fd)
+                try:
+                    _write_all(self._fd, data)
+                    os.fsync(self._fd)
+                except OSError as exc:
+                    # No room (or the disk failed): cut back what got written, keep the entry.
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(self._fd, size)
+                    if not self._hold_logged:
+                        self._hold_logged = True
+                        log.error("audit_entry_held", audit_event=event, error=str(exc))
+                    break
                 self._needs_newline = False
                 self._size = size + len(data)
                 self._seq, self._hash = entry["seq"], entry["hash"]
-            finally:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-        # The journal keeps its own copy of the chain's head: lines cut from the end show there.
-        log.info("audit_entry", audit_event=event, seq=entry["seq"], hash=entry["hash"])
-        return entry
+                self._held.popleft()
+                written.append(entry)
+            if not self._held:
+                self._hold_logged = False
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        return written
 
     def close(self) -> None:
         with self._lock:

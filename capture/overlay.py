@@ -91,6 +91,9 @@ class OverlayState:
     since_birth_s: float | None  # None when no birth marker exists
     values: tuple[ShownValue, ...]  # display order; HR and SpO2 are drawn first and largest
     no_signal_since: datetime | None = None  # aware; the camera is lost since then
+    # Why nothing is being saved, in a few words ("DISK FULL"): drawn in red where REC or
+    # STANDBY would be, so the bedside never trusts a recording that is not being written.
+    alert: str | None = None
 
     def __post_init__(self) -> None:
         # A naive time would be drawn as UTC whatever it meant: refuse it where it is made.
@@ -155,6 +158,7 @@ class _View:
     elapsed: str | None
     birth: str | None
     no_signal: str | None
+    alert: str | None
     big: tuple[_ValueView, ...]
     rows: tuple[_ValueView, ...]
 
@@ -200,6 +204,7 @@ def _view(state: OverlayState, with_vitals: bool) -> _View:
         ),
         birth=_birth(state.since_birth_s),
         no_signal=(format_clock(state.no_signal_since) if state.no_signal_since is not None else None),
+        alert=state.alert,
         big=tuple(big),
         rows=tuple(rows),
     )
@@ -403,7 +408,12 @@ class OverlayRenderer:
     def _render_status(self, c: _Canvas, view: _View) -> int:
         x, right, y = self._pad, self._panel_w - self._pad, self._pad
         st = self._status
-        if view.recording:
+        if view.alert is not None:
+            r = max(3, round(st.cap * 0.5))
+            c.dot(x + r, y + st.cap // 2, r, _REC_RED)
+            alert = _fit(view.alert, self._label, right - x - 2 * r - self._gap)
+            c.text(alert, x + 2 * r + self._gap, y + (st.cap - self._label.cap) // 2, self._label, _REC_RED)
+        elif view.recording:
             r = max(3, round(st.cap * 0.5))
             c.dot(x + r, y + st.cap // 2, r, _REC_RED)
             tx = x + 2 * r + self._gap

@@ -287,6 +287,14 @@ class StorageConfig(_Section):
     fsync_interval_s: float = Field(
         default=2.0, gt=0, le=60, description="How often open files are flushed to the disk."
     )
+    reserve_minutes: float = Field(
+        default=30,
+        ge=0,
+        le=1440,
+        description="Free space kept in reserve, in minutes of this recorder's own bitrate: below "
+        "it a new recording is refused (status, lamp and overlay say so) rather than started and "
+        "cut off; no session is ever deleted to make room. 0 turns the check off.",
+    )
     durable_within_s: float = Field(
         default=1.0,
         ge=0.5,

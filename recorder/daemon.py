@@ -140,6 +140,8 @@ class Daemon:
             ],
             audit=self.audit,
             frames_dropped=lambda: sum(c.frames_dropped for c in self._cameras),
+            free_bytes=lambda: _free_bytes(config.storage.directory),
+            bits_per_s=self._bits_per_s,
         )
         self.keeper = SessionKeeper(
             config.storage.directory,
@@ -225,6 +227,7 @@ class Daemon:
                 # Older than the pre-roll: dashes, not a greyed number (it may be another baby's).
                 values=shown_values(self.board.as_of(t_ns, self._stale_after, max_age_s=shown_for)),
                 no_signal_since=lost_since(),
+                alert=None if self.controller.storage_problem is None else "DISK FULL",
             )
 
         return state_at
@@ -332,6 +335,7 @@ class Daemon:
 
     def tick(self) -> None:
         self._anchor.refresh_if_due(now_ns())
+        self.audit.retry_held()  # entries a full disk held back, once there is room
         self.controller.tick()
         self._apply_retention_when_due()
 

@@ -28,6 +28,7 @@ guards the open session's vitals; motion reaches the activity tracker from a cam
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections import deque
@@ -57,6 +58,7 @@ R = TypeVar("R")
 _NS = 1_000_000_000
 BIRTH = "birth"
 _TICK_S = 0.2  # the daemon's main loop ticks session control this often
+_RETRY_S = 10.0  # an automatic start refused for want of space is tried again this often
 # A long press this soon after a tap stopped a recording discards that recording: the tap was
 # the start of the long press (someone hesitated), and consent refused means all of it.
 _TAP_THEN_HOLD_S = 10.0
@@ -93,6 +95,8 @@ class SessionController:
         audit: Audit | None = None,
         frames_dropped: Callable[[], int] = lambda: 0,
         clock_ns: Callable[[], int] = now_ns,
+        free_bytes: Callable[[], int | None] = lambda: None,
+        bits_per_s: float = 0.0,
     ) -> None:
         self._config = config
         self._recipients = list(recipients)
@@ -102,6 +106,13 @@ class SessionController:
         self._audit = audit
         self._frames_dropped = frames_dropped
         self._now = clock_ns
+        self._free_bytes = free_bytes
+        self._bits_per_s = bits_per_s
+        # Below this much free space a recording is refused rather than started and lost; it is
+        # minutes of this recorder's own bitrate, so it means the same on any camera setup.
+        self._reserve_bytes = int(config.storage.reserve_minutes * 60 * bits_per_s / 8)
+        self.storage_problem: str | None = None  # why no recording can be made now
+        self._refused_at_ns: int | None = None  # when a start was last refused for it
         # Ticks come five times a second: sealing what has waited this long keeps each stream's
         # loss to a crash within storage.durable_within_s.
         self._seal_after_s = max(0.1, config.storage.durable_within_s - _TICK_S - 0.1)
@@ -238,6 +249,8 @@ class SessionController:
     def _tick(self) -> None:
         self._tick_pending.clear()
         now = self._now()
+        if not self.recording:
+            self._check_storage()
         moment = Moment(
             now_ns=now,
             vitals_valid_for_s=self.activity.vitals_valid_for_s(now),
@@ -255,7 +268,11 @@ class SessionController:
                     moment.motion_for_s - self.rules.motion_hold_s,
                 )
                 self._trigger_late_s = max(0.0, late)
-            self._handle(result.event, by="trigger", why=result.why, trigger=result.source)
+            refused = self._refused_at_ns
+            if result.event is Event.AUTO_START and refused is not None and (now - refused) / _NS < _RETRY_S:
+                pass  # refused moments ago for want of space: not again at every tick
+            else:
+                self._handle(result.event, by="trigger", why=result.why, trigger=result.source)
         if self._session is not None:
             self._session.seal_held(self._seal_after_s)
         if not self.recording and self._quiet_for_post_roll(now):
@@ -276,7 +293,14 @@ class SessionController:
         action = decision.action
         if action is Action.BEGIN:
             started_by = trigger or ("button" if by == "button" else "socket")
-            self._begin(reason, automatic=decision.state.automatic, trigger=started_by)
+            problem = self._check_storage()
+            if problem is not None:
+                return self._refuse(problem, by=by)
+            try:
+                self._begin(reason, automatic=decision.state.automatic, trigger=started_by)
+            except OSError as exc:  # the disk refused (full, read-only, gone): nothing was kept
+                self.storage_problem = f"cannot write to the storage: {exc.strerror or exc}"
+                return self._refuse(self.storage_problem, by=by)
         elif action is Action.END:
             self._end(reason, by_person=event in (Event.STOP, Event.TOGGLE))
         elif action is Action.DISCARD:
@@ -303,6 +327,36 @@ class SessionController:
             log.info("session_event", input=str(event), by=by, why=why, note=decision.note)
         self.state = decision.state
         return {"ok": True, "note": decision.note}
+
+    def _check_storage(self) -> str | None:
+        """Why a recording cannot be made now for want of space (None: it can); kept in
+        ``storage_problem`` for the lamp, the overlay and the status."""
+        free = self._free_bytes()
+        if free is None or free >= self._reserve_bytes:
+            if self.storage_problem is not None:
+                log.info("storage_ok", free_bytes=free)
+            self.storage_problem = None
+            self._refused_at_ns = None
+            return None
+        minutes = free * 8 / self._bits_per_s / 60 if self._bits_per_s else 0.0
+        reserve = self._config.storage.reserve_minutes
+        self.storage_problem = (
+            f"storage full: {minutes:.0f} min of recording left, below the {reserve:g} min reserve "
+            "(free space on the storage disk; no session is deleted to make room)"
+        )
+        return self.storage_problem
+
+    def _refuse(self, why: str, *, by: str) -> dict[str, Any]:
+        """A start that cannot be made: said once per episode in the log and the audit log."""
+        if self._refused_at_ns is None:
+            log.error("recording_refused", why=why, by=by)
+            if self._audit is not None:
+                # The audit log holds what it cannot write; one that fails anyway must not turn
+                # a refusal into a crash of session control.
+                with contextlib.suppress(OSError):
+                    self._audit.append("recording_refused", reason="storage full or not writable", by=by)
+        self._refused_at_ns = self._now()
+        return {"ok": False, "error": f"not recording: {why}"}
 
     def mark(self, label: str, *, by: str) -> dict[str, Any]:
         """A marker at this instant (taken now, set on the control thread); ``birth`` also sets
@@ -379,7 +433,12 @@ class SessionController:
 
     def lamp(self, t_ns: int) -> bool:
         """Whether the button's lamp is lit at ``t_ns`` (the button thread asks every poll)."""
-        pattern = lamp_pattern(self.recording, self.armed_discard, self.state.do_not_record)
+        pattern = lamp_pattern(
+            self.recording,
+            self.armed_discard,
+            self.state.do_not_record,
+            cannot_record=self.storage_problem is not None,
+        )
         return lamp_level(pattern, t_ns)
 
     def _just_stopped_recently(self) -> bool:
@@ -604,6 +663,7 @@ class SessionController:
             "vitals_valid_for_s": round(self.activity.vitals_valid_for_s(now), 1),
             "since_birth_s": None if self.birth_ns is None else round((now - self.birth_ns) / _NS, 1),
             "armed_discard": self.armed_discard,
+            "storage_problem": self.storage_problem,
             "last_start": self.last_start,
             "last_session": self.last_session,
         }

@@ -32,6 +32,26 @@ def test_table_covers_every_state() -> None:
     assert {row[:3] for row in PATTERNS} == set(itertools.product([False, True], repeat=3))
 
 
+STATES = list(itertools.product([False, True], repeat=3))
+
+
+@pytest.mark.parametrize(("recording", "armed", "do_not_record"), STATES)
+def test_cannot_record_shows_unless_recording_or_armed(
+    recording: bool, armed: bool, do_not_record: bool
+) -> None:
+    pattern = lamp_pattern(recording, armed, do_not_record, cannot_record=True)
+    if armed or recording:
+        assert pattern == lamp_pattern(recording, armed, do_not_record)
+    else:
+        assert pattern == "flash_twice"
+
+
+def test_flash_twice_is_two_short_flashes_every_two_seconds() -> None:
+    lit = [lamp_level("flash_twice", t * 10 * MS) for t in range(200)]  # 2 s in 10 ms steps
+    changes = sum(1 for a, b in itertools.pairwise(lit) if a != b)
+    assert lit[0] and changes == 3 and sum(lit) == 30  # on, off, on, off: 300 ms lit of 2 s
+
+
 LEVELS = [
     ("off", 0, False),
     ("off", 1234 * MS, False),

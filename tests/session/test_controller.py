@@ -64,6 +64,7 @@ post_roll_s = 10
         )
         self.recordings = tmp_path / "recordings"
         self.skipped_ns = 0  # the controller's clock runs this far ahead of the real one
+        self.free_bytes: int | None = None  # free space on the storage (None: unknown)
         self.audit_path = tmp_path / "audit.jsonl"
         self.audit = AuditLog(self.audit_path)
         self.recorders = [CameraRecorder(name, 2.0) for name in cameras]
@@ -79,6 +80,8 @@ post_roll_s = 10
             audit=self.audit,
             frames_dropped=dropped,
             clock_ns=self.now,
+            free_bytes=lambda: self.free_bytes,
+            bits_per_s=1_000_000,  # 1 Mbit/s: 30 min of reserve is 225 MB
         )
 
     def now(self) -> int:
@@ -243,8 +246,8 @@ def test_a_start_that_fails_half_way_leaves_no_session(
         raise OSError("disk gone")
 
     monkeypatch.setattr(station.board, "history_since", broken)
-    with pytest.raises(OSError):
-        c.handle(Event.START, by="command line")
+    reply = c.handle(Event.START, by="command line")
+    assert reply["ok"] is False and "cannot write to the storage: disk gone" in reply["error"]
     assert not c.recording and c.session_id is None
     assert not any(station.recordings.iterdir())
     assert station.entries("recording_started") == []
@@ -267,8 +270,7 @@ def test_a_start_the_audit_log_cannot_record_leaves_no_session(
         raise OSError("no space left on device")
 
     monkeypatch.setattr(station.audit, "append", full)
-    with pytest.raises(OSError):
-        c.handle(Event.START, by="command line")
+    assert c.handle(Event.START, by="command line")["ok"] is False
     assert not c.recording and c.session_id is None and c.recording_since_ns is None
     assert not any(station.recordings.iterdir())
 
@@ -469,3 +471,44 @@ def test_a_stop_and_restart_for_the_same_baby_keeps_its_values(station: Station)
     c.handle(Event.START, by="command line")
     c.handle(Event.STOP, by="command line")
     assert Parameter.SPO2 in station.board.as_of(station.now(), 3.0)  # still this baby
+
+
+# --- storage below its reserve ---------------------------------------------------------------
+
+
+def test_a_start_is_refused_below_the_reserve_and_the_bedside_sees_why(station: Station) -> None:
+    c = station.controller
+    station.free_bytes = 100_000_000  # 13 min of recording at 1 Mbit/s; the reserve is 30
+    reply = c.handle(Event.START, by="button")
+    assert reply["ok"] is False and "storage full" in reply["error"] and "30 min reserve" in reply["error"]
+    assert not c.recording and not station.recordings.exists()
+    assert c.status()["storage_problem"] is not None
+    lit = [c.lamp(t * 10_000_000) for t in range(200)]
+    assert sum(lit) == 30  # two short flashes every 2 s: "cannot record"
+    c.handle(Event.START, by="command line")  # asked again: refused again, audited once
+    assert [e["event"] for e in station.entries()] == ["recording_refused"]
+    station.free_bytes = 10_000_000_000  # room again
+    c.tick()
+    assert c.status()["storage_problem"] is None and not c.lamp(0)
+    assert c.handle(Event.START, by="button")["ok"]
+    assert c.recording
+    c.handle(Event.STOP, by="button")
+
+
+def test_a_vitals_start_refused_for_space_is_not_retried_at_every_tick(station: Station) -> None:
+    c = station.controller
+    station.free_bytes = 0
+    for _ in range(4):
+        t = station.now()
+        c.on_samples([spo2(95, t), hr(130, t)])
+        c.tick()
+        station.skipped_ns += S // 2
+    assert not c.recording
+    assert [e["event"] for e in station.entries()] == ["recording_refused"]
+    station.free_bytes = None  # space known to be back (or unknown): the trigger may start it
+    station.skipped_ns += 11 * S
+    t = station.now()
+    c.on_samples([spo2(95, t - S), hr(130, t - S), spo2(95, t), hr(130, t)])
+    c.tick()
+    assert c.recording
+    c.handle(Event.STOP, by="button")

@@ -227,7 +227,7 @@ class Daemon:
                 # Older than the pre-roll: dashes, not a greyed number (it may be another baby's).
                 values=shown_values(self.board.as_of(t_ns, self._stale_after, max_age_s=shown_for)),
                 no_signal_since=lost_since(),
-                alert=None if self.controller.storage_problem is None else "DISK FULL",
+                alert=self.controller.alert,
             )
 
         return state_at

@@ -35,6 +35,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import structlog
@@ -46,6 +47,7 @@ from control.gestures import Gesture
 from control.lamp import lamp_level, lamp_pattern
 from session.directory import CameraProfile, Marker, SessionDirectory
 from session.machine import IDLE, Action, Event, Mode, SessionState, decide
+from session.recovery import recover_session
 from session.triggers import ActivityTracker, Moment, TriggerRules, TriggerSource, trigger_event
 from store.keys import Recipient
 from sync.board import VitalsBoard
@@ -151,6 +153,7 @@ class SessionController:
         # Vitals and markers older than this are not the pre-roll of any recording (see above).
         self._preroll_floor_ns = 0
         self._forgotten_ns = 0  # when a patient's values were last forgotten (see _forget_patient)
+        self._unfinished: list[Path] = []  # sessions whose end the disk refused
         self._dropped_at_start = 0
         self.last_start: dict[str, float] | None = None  # how quickly the last start took effect
         self._just_stopped: tuple[SessionDirectory, int] | None = None
@@ -249,8 +252,8 @@ class SessionController:
     def _tick(self) -> None:
         self._tick_pending.clear()
         now = self._now()
-        if not self.recording:
-            self._check_storage()
+        if not self.recording and self._check_storage() is None and self._unfinished:
+            self._close_unfinished()
         moment = Moment(
             now_ns=now,
             vitals_valid_for_s=self.activity.vitals_valid_for_s(now),
@@ -328,6 +331,14 @@ class SessionController:
         self.state = decision.state
         return {"ok": True, "note": decision.note}
 
+    @property
+    def alert(self) -> str | None:
+        """A few words for the overlay when nothing can be saved: the disk is full."""
+        session = self._session
+        if self.storage_problem is not None or (session is not None and session.failed is not None):
+            return "DISK FULL"
+        return None
+
     def _check_storage(self) -> str | None:
         """Why a recording cannot be made now for want of space (None: it can); kept in
         ``storage_problem`` for the lamp, the overlay and the status."""
@@ -345,6 +356,25 @@ class SessionController:
             "(free space on the storage disk; no session is deleted to make room)"
         )
         return self.storage_problem
+
+    def _close_unfinished(self) -> None:
+        """Close, as truncated files with a recovery record, what a full disk kept from closing."""
+        while self._unfinished:
+            path = self._unfinished[0]
+            try:
+                recovered = recover_session(path, self._recipients)
+            except OSError as exc:
+                log.error("session_close_retry_failed", session=path.name, error=str(exc))
+                return
+            self._unfinished.pop(0)
+            log.info("session_closed_late", session=path.name, files=len(recovered.files))
+            if self._audit is not None:
+                self._audit.append(
+                    "session_closed_late",
+                    session=path.name,
+                    files=len(recovered.files),
+                    reason="the disk was full when the recording ended",
+                )
 
     def _refuse(self, why: str, *, by: str) -> dict[str, Any]:
         """A start that cannot be made: said once per episode in the log and the audit log."""
@@ -378,6 +408,13 @@ class SessionController:
             kind = BIRTH if label.lower() == BIRTH else "other"
             self._audit.append("marker", session=self._session_id(), by=by, marker_kinds=[kind])
         log.info("marker", label=label, by=by, recording=self._session is not None)
+        if self._session is not None and self._session.failed is not None:
+            # Said, not hidden: the person setting it must know it will not be in the recording.
+            return {
+                "ok": False,
+                "error": f"marker {label!r} kept in memory only: the recording's files cannot be "
+                f"written ({self._session.failed})",
+            }
         return {"ok": True, "note": f"marker {label!r} set" + ("" if self._session else " (not recording)")}
 
     def on_gesture(self, gesture: Gesture) -> None:
@@ -568,8 +605,10 @@ class SessionController:
         duration = (self._now() - started) / _NS
         segments = session.segments
         destroyed = session.discard() if discard else 0
-        if not discard:
-            session.close(reason)
+        if not discard and not session.close(reason):
+            # The disk refused part of the end: what could not be finished is closed as a crash
+            # would leave it, once there is room (``_close_unfinished``).
+            self._unfinished.append(session.path)
         # Cameras record side by side: the session lasts as long as its longest camera, not the sum.
         media_by_camera = {cam.name: 0.0 for cam in self._cameras}
         for s in segments:
@@ -664,6 +703,7 @@ class SessionController:
             "since_birth_s": None if self.birth_ns is None else round((now - self.birth_ns) / _NS, 1),
             "armed_discard": self.armed_discard,
             "storage_problem": self.storage_problem,
+            "writing_failed": None if session is None else session.failed,
             "last_start": self.last_start,
             "last_session": self.last_session,
         }

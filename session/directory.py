@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from capture.segmenter import ClosedSegment
 from session.layout import (
     MANIFEST,
@@ -41,9 +43,12 @@ from session.layout import (
     segment_name,
 )
 from store.encrypted_file import EncryptedFileWriter
+from store.errors import AgeError
 from store.keys import Recipient
 from sync.clock import MediaClock, UtcAnchor
 from vitals.sample import VitalSample
+
+log = structlog.get_logger()
 
 
 def destroy_session_files(path: Path) -> int:
@@ -72,6 +77,10 @@ class _JsonLines:
     Each record is written with the newline that ends the one before it, so the stream always
     ends right after a whole record: padding (``seal``) is then spaces after that record, which
     JSON allows, and a crash leaves every line whole. ``close`` writes the last newline.
+
+    A write the disk refuses (full, failing) ends the stream where it is: the file is left as a
+    crash leaves it (whole up to its last sealed chunk), later records are counted in ``lost``
+    and ``failed`` says why; recording goes on.
     """
 
     def __init__(self, path: Path, recipients: Sequence[Recipient], fsync_interval_s: float) -> None:
@@ -80,6 +89,8 @@ class _JsonLines:
         self._open = True
         self.count = 0
         self.padding_bytes = 0
+        self.lost = 0  # records not written because the disk refused
+        self.failed: str | None = None
 
     def write(self, records: Iterable[dict[str, Any]]) -> None:
         lines = [json.dumps(r, separators=(",", ":")) for r in records]
@@ -88,23 +99,46 @@ class _JsonLines:
         with self._lock:
             if not self._open:
                 return
+            if self.failed is not None:
+                self.lost += len(lines)
+                return
             text = "\n".join(lines)
-            self._writer.write(("\n" + text if self.count else text).encode())
+            try:
+                self._writer.write(("\n" + text if self.count else text).encode())
+            except (OSError, AgeError) as exc:
+                self._fail(exc)
+                self.lost += len(lines)
+                return
             self.count += len(lines)
 
     def seal_if_held(self, for_s: float) -> None:
         """Push what has waited ``for_s`` or longer out to the disk (see the class docstring)."""
         with self._lock:
-            if self._open and self._writer.unsealed_for_s() >= for_s:
-                self.padding_bytes += self._writer.seal_with(_spaces)
+            if self._open and self.failed is None and self._writer.unsealed_for_s() >= for_s:
+                try:
+                    self.padding_bytes += self._writer.seal_with(_spaces)
+                except (OSError, AgeError) as exc:
+                    self._fail(exc)
 
     def close(self) -> None:
+        """Finish the file; one the disk refused stays ``.partial`` (and raises nothing)."""
         with self._lock:
-            if self._open:
-                self._open = False
-                if self.count:
-                    self._writer.write(b"\n")
-                self._writer.close()
+            if not self._open:
+                return
+            self._open = False
+            if self.failed is None:
+                try:
+                    if self.count:
+                        self._writer.write(b"\n")
+                    self._writer.close()
+                    return
+                except (OSError, AgeError) as exc:
+                    self._fail(exc)
+            self._writer.abandon()
+
+    def _fail(self, exc: BaseException) -> None:
+        self.failed = str(exc)
+        log.error("session_stream_failed", file=self._writer.final_path.name, error=self.failed)
 
     def abort(self) -> None:
         with self._lock:
@@ -278,7 +312,10 @@ class SessionDirectory:
             self._manifest.segments.append(entry)
             self.bytes_closed += size
             self.last_segment_ns = time.monotonic_ns()
-            self._write_manifest()
+            try:
+                self._write_manifest()
+            except OSError as exc:  # no room: the entry waits in memory for the next write
+                log.error("manifest_write_failed", session=self.id, error=str(exc))
         return entry
 
     # --- vitals ------------------------------------------------------------------------------
@@ -329,13 +366,25 @@ class SessionDirectory:
 
     # --- end ---------------------------------------------------------------------------------
 
-    def close(self, reason: str) -> None:
+    @property
+    def failed(self) -> str | None:
+        """Why the vitals or markers stopped being written (the disk refused), if they did."""
+        return self._vitals.failed or self._markers.failed
+
+    def close(self, reason: str) -> bool:
+        """Finish every file and the manifest. False when the disk refused part of it: the
+        files it could not finish stay ``.partial``, for ``session.recovery`` to close."""
         self._vitals.close()
         self._markers.close()
-        with self._manifest_lock:
-            self._manifest.ended_utc = UtcAnchor.take().utc.isoformat()
-            self._manifest.end_reason = reason
-            self._write_manifest()
+        try:
+            with self._manifest_lock:
+                self._manifest.ended_utc = UtcAnchor.take().utc.isoformat()
+                self._manifest.end_reason = reason
+                self._write_manifest()
+        except OSError as exc:
+            log.error("manifest_write_failed", session=self.id, error=str(exc))
+            return False
+        return self.failed is None
 
     def discard(self) -> int:
         """Destroy everything of this session: truncate each file, then remove it.

@@ -193,6 +193,17 @@ class EncryptedFileWriter(io.RawIOBase):
         finally:
             super().close()
 
+    def abandon(self) -> None:
+        """Stop writing and leave the ``.partial`` file as it is, as a crash would: it reads up
+        to its last complete chunk. For a file that can no longer be finished (a write failed:
+        the disk is full); the recorder's recovery closes it later."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self._age.discard()
+        self._finished = True
+        super().close()
+
     def abort(self) -> None:
         """Discard the recording: empty the partial file and remove it.
 

@@ -405,9 +405,10 @@ class SessionController:
         if self._session is not None:
             self._session.write_markers([marker])
         if self._audit is not None:
-            kind = BIRTH if label.lower() == BIRTH else "other"
+            kind = _marker_kind(label)
             self._audit.append("marker", session=self._session_id(), by=by, marker_kinds=[kind])
-        log.info("marker", label=label, by=by, recording=self._session is not None)
+        # The kind only: a label is free text (a name, a record number) and the journal is plain.
+        log.info("marker", kind=_marker_kind(label), by=by, recording=self._session is not None)
         if self._session is not None and self._session.failed is not None:
             # Said, not hidden: the person setting it must know it will not be in the recording.
             return {
@@ -707,6 +708,11 @@ class SessionController:
             "last_start": self.last_start,
             "last_session": self.last_session,
         }
+
+
+def _marker_kind(label: str) -> str:
+    """What the plain-text logs may say of a marker: "birth" or "other", never its label."""
+    return BIRTH if label.lower() == BIRTH else "other"
 
 
 def _segment_opener(session: SessionDirectory, camera: str) -> Callable[[int], SegmentFile]:

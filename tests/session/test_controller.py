@@ -512,3 +512,16 @@ def test_a_vitals_start_refused_for_space_is_not_retried_at_every_tick(station: 
     c.tick()
     assert c.recording
     c.handle(Event.STOP, by="button")
+
+
+def test_a_markers_free_text_label_never_reaches_the_plain_text_log(station: Station) -> None:
+    from structlog.testing import capture_logs
+
+    c = station.controller
+    with capture_logs() as logs:
+        c.handle(Event.START, by="command line")
+        c.mark("Baby Jansen, MRN 123456", by="command line")
+        c.handle(Event.STOP, by="command line")
+    assert logs and "Jansen" not in repr(logs) and "123456" not in repr(logs)
+    assert any(e["event"] == "marker" and e["kind"] == "other" for e in logs)
+    assert "Jansen" not in station.audit_path.read_text()

@@ -18,6 +18,7 @@ from session.layout import audit_log_path
 DEFAULT_CONFIG = Path("/etc/neoflix-capture/config.toml")
 DEFAULT_SOCKET = Path("/run/neoflix-capture/control.sock")
 EX_UNAVAILABLE = 69  # sysexits.h: the recorder could not be reached
+EX_TEMPFAIL = 75  # sysexits.h: another recorder holds the storage; try again once it has stopped
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,15 +167,22 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from recorder.daemon import Daemon, RecorderError
+    from recorder.daemon import AlreadyRunning, Daemon, RecorderError
     from recorder.logs import configure_logging
+    from recorder.preflight import path_problems
     from recorder.recipients import resolve_recipients
 
     config = load_config(args.config)
     configure_logging(config.logging.format, config.logging.level)
     recipients = resolve_recipients(config.storage, str(args.config))
+    problems = path_problems(config)
+    if problems:
+        raise ConfigError("\n".join(f"{args.config}: {p}" for p in problems))
     try:
         daemon = Daemon(config, recipients)
+    except AlreadyRunning as exc:
+        print(str(exc), file=sys.stderr)
+        return EX_TEMPFAIL
     except RecorderError as exc:
         print(str(exc), file=sys.stderr)
         return EX_CONFIG
@@ -194,10 +202,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
+    from recorder.preflight import path_problems
     from recorder.recipients import resolve_recipients
 
     config = load_config(args.path)
     recipients = resolve_recipients(config.storage, str(args.path))
+    problems = path_problems(config)
+    if problems:
+        raise ConfigError("\n".join(f"{args.path}: {p}" for p in problems))
     print(
         f"{args.path}: OK: {len(config.cameras)} camera(s), {len(config.monitors)} monitor(s), "
         f"audio {'on' if config.audio else 'off'}, {len(recipients)} recipient(s)"

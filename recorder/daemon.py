@@ -48,6 +48,7 @@ from recorder.source_factory import make_audio_source, make_frame_source
 from session.audit import AuditLog
 from session.controller import CameraOutput, SessionController
 from session.layout import audit_log_path
+from session.lock import StorageBusy, StorageLock
 from session.machine import Event
 from session.recovery import recover_all
 from session.retention import SessionKeeper
@@ -87,6 +88,10 @@ class _Camera:
 
 class RecorderError(Exception):
     """The recorder cannot do what was asked (and says why)."""
+
+
+class AlreadyRunning(RecorderError):
+    """Another recorder uses this storage directory."""
 
 
 class Daemon:
@@ -153,6 +158,16 @@ class Daemon:
         self._retention_due_ns = 0  # the first tick applies the rule
         self._button = self._make_button()
         self._commands = ControlCommands(self.controller, self.keeper, self.status)
+        # Last, so a construction that fails holds nothing: a second recorder on this storage
+        # would take over the control socket, and two would race over recovery and retention.
+        try:
+            self._storage_lock = StorageLock.acquire(config.storage.directory)
+        except StorageBusy as exc:
+            raise AlreadyRunning(str(exc)) from exc
+        except OSError as exc:
+            raise RecorderError(
+                f"storage.directory: {config.storage.directory}: cannot use it: {exc.strerror or exc}"
+            ) from exc
 
     # --- construction ------------------------------------------------------------------------
 
@@ -374,6 +389,7 @@ class Daemon:
             cam.recorder.stop()
         self.audit.append("service_stopped", table=self.config.station.table)
         self.audit.close()
+        self._storage_lock.release()
         log.info("recorder_stopped")
 
     # --- inputs ------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ RECOVERY = "recovery.json.age"
 # Every file is written under this suffix and renamed when closed; one left behind was cut short.
 PARTIAL = PARTIAL_SUFFIX
 AUDIT_LOG = "audit.jsonl"
+
 # The chain value before the first segment: an empty chain.
 CHAIN_START = ""
 
@@ -91,6 +92,12 @@ def audit_log_path(storage_dir: Path, configured: Path | None = None) -> Path:
     """Where the audit log lives: as configured, else beside (not inside) the storage directory,
     so deleting recordings never touches it."""
     return configured if configured is not None else storage_dir.parent / AUDIT_LOG
+
+
+def lock_path(storage_dir: Path) -> Path:
+    """The lock of the one recorder (or tool) using a storage directory (``session.lock``):
+    beside it, like the audit log, so the storage directory holds sessions only."""
+    return storage_dir.parent / f"{storage_dir.name}.lock"
 
 
 def chain_value(entry: dict[str, Any], previous: str) -> str:

@@ -51,8 +51,7 @@ def test_an_audit_log_that_cannot_be_created_is_a_config_problem(tmp_path: Path)
     blocker.write_text("")  # a file where the audit log's folder should be
     done = run_recorder(station(tmp_path, blocker / "audit.jsonl"))
     assert done.returncode == EX_CONFIG, done.stderr
-    assert f"audit log {blocker / 'audit.jsonl'}: cannot write it" in done.stderr
-    assert "refuses to start" in done.stderr
+    assert f"storage.audit_log: {blocker}: {blocker} is not a directory" in done.stderr
     assert "Traceback" not in done.stderr
 
 

@@ -203,8 +203,19 @@ def _check_storage(report: Report, config: Config) -> None:
     per_minute = estimated_bits_per_second(config) / 8 * 60
     minutes = free / per_minute
     longest = config.session.max_duration_s / 60
-    detail = f"{directory} writable, {free / 1024**3:.1f} GB free: about {_minutes(minutes)} of recording"
-    if minutes < MIN_FREE_MINUTES:
+    where = (
+        f"{directory} writable"
+        if directory.is_dir()
+        else f"{directory} does not exist yet: made at the first recording, in {probe}, writable"
+    )
+    detail = f"{where}, {free / 1024**3:.1f} GB free: about {_minutes(minutes)} of recording"
+    reserve = config.storage.reserve_minutes
+    if minutes < reserve:
+        report.line(
+            "FAIL", "storage", f"{detail}: below the {_minutes(reserve)} reserve, recordings are refused",
+            "Free space (move old sessions to the review side).",
+        )  # fmt: skip
+    elif minutes < MIN_FREE_MINUTES:
         report.line("FAIL", "storage", detail, "Free space (move old sessions to the review side).")
     elif minutes < longest:
         report.line(

@@ -111,6 +111,7 @@ def test_a_good_station_passes(tmp_path: Path, oximeter: PtyPair) -> None:
     assert found["monitor oximeter"] == "OK"
     assert re.search(r"valid values after [\d.]+ s \(.*SpO2 \d+ %", text)
     assert re.search(r"storage: .* writable, [\d.]+ GB free: about \d+ (hours|minutes) of recording", text)
+    assert "does not exist yet: made at the first recording" in text  # never called writable itself
     assert found["retention"] == "OK"
     assert "sessions are deleted 30 days after they start; 0 session(s) stored" in text
     assert "clock" in found and "service" in found  # whatever this machine says, it is said

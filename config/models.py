@@ -9,12 +9,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Strict: "yes", "10" or 1 where a boolean or a number belongs is a mistake to name, not to
+    # guess at (TOML has real booleans and numbers). Paths are written as strings: ``FilePath``.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+# A path as TOML writes it (a string), in the strict sections.
+FilePath = Annotated[Path, Strict(False)]
+# Whole numbers in a TOML array, strict each; the array itself becomes the tuple.
+StrictInt = Annotated[int, Strict()]
+Point = Annotated[tuple[StrictInt, StrictInt], Strict(False)]
+Rectangle = Annotated[tuple[StrictInt, StrictInt, StrictInt, StrictInt], Strict(False)]
 
 
 def field_error(loc: tuple[int | str, ...], message: str, value: Any) -> ValidationError:
@@ -77,7 +87,7 @@ class StreamSource(_Section):
 
 class FileSource(_Section):
     kind: Literal["file"] = Field(description="A video file played at real-time pace.")
-    path: Path = Field(description="Video file to play.")
+    path: FilePath = Field(description="Video file to play.")
     loop: bool = Field(default=True, description="Start again at the end of the file.")
 
 
@@ -94,7 +104,7 @@ CameraSource = Annotated[
 
 class PrivacyMask(_Section):
     name: str = Field(default="", max_length=64, description="What the mask hides, for humans.")
-    polygon: list[tuple[int, int]] = Field(
+    polygon: list[Point] = Field(
         min_length=3,
         max_length=64,
         description="Corners [x, y] in pixels of the encoded frame; the inside is blacked out.",
@@ -148,7 +158,7 @@ class AlsaAudio(_Section):
 
 class FileAudio(_Section):
     kind: Literal["file"] = Field(description="An audio file played at real-time pace.")
-    path: Path = Field(description="Audio file to play.")
+    path: FilePath = Field(description="Audio file to play.")
     loop: bool = Field(default=True, description="Start again at the end of the file.")
 
 
@@ -277,7 +287,7 @@ class EncodingConfig(_Section):
 
 
 class StorageConfig(_Section):
-    directory: Path = Field(
+    directory: FilePath = Field(
         default=Path("/var/lib/neoflix-capture/recordings"),
         description="Where encrypted sessions are written.",
     )
@@ -308,10 +318,10 @@ class StorageConfig(_Section):
         default_factory=list,
         description="age recipients (age1... public keys) of the review side.",
     )
-    recipients_file: Path | None = Field(
+    recipients_file: FilePath | None = Field(
         default=None, description="A file with one age1... recipient per line (comments allowed)."
     )
-    audit_log: Path | None = Field(
+    audit_log: FilePath | None = Field(
         default=None,
         description="Append-only audit log (no patient data); default: audit.jsonl beside the "
         "recordings directory, so deleting recordings never touches it.",
@@ -359,7 +369,7 @@ class TriggerConfig(_Section):
         max_length=32,
         description="Camera watched for motion (default: the first).",
     )
-    motion_region: tuple[int, int, int, int] | None = Field(
+    motion_region: Rectangle | None = Field(
         default=None, description="[x, y, width, height] in that camera's pixels; unset = whole frame."
     )
     motion_threshold: float = Field(
@@ -451,7 +461,7 @@ class StationConfig(_Section):
     table: str = Field(
         default="Table 1", min_length=1, max_length=40, description="Shown on the overlay."
     )
-    control_socket: Path = Field(
+    control_socket: FilePath = Field(
         default=Path("/run/neoflix-capture/control.sock"),
         description="Unix socket for start/stop/status.",
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import signal
 import sys
@@ -39,11 +40,19 @@ def main(argv: list[str] | None = None) -> int:
         return EX_UNAVAILABLE
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("neoflix-capture")
+    except importlib.metadata.PackageNotFoundError:  # a checkout that is not installed
+        return "unknown (not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="neoflix-capture",
         description="Edge recorder for resuscitation tables: video, audio and vitals, encrypted.",
     )
+    p.add_argument("--version", action="version", version=f"neoflix-capture {_version()}")
     sub = p.add_subparsers(metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the recorder (what the service runs)")

@@ -51,3 +51,13 @@ def test_an_armed_discard_is_shown() -> None:
     assert "letting go now discards" not in _human_status(status(state="recording", elapsed_s=12))
     text = _human_status(status(state="recording", elapsed_s=12, armed_discard=True))
     assert "BUTTON HELD: letting go now discards" in text
+
+
+def test_version_is_printed() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "cli.main", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and done.stdout.startswith("neoflix-capture 0.")

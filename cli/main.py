@@ -139,6 +139,13 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("action", choices=["verify"])
     audit.add_argument("file", type=Path, nargs="?", help="default: from the config")
     audit.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    audit.add_argument(
+        "--sessions",
+        type=Path,
+        help="also check the log against the heads recorded in these sessions' manifests (a storage "
+        "folder or one session; needs --identity): lines cut from the log's end show only so",
+    )
+    audit.add_argument("--identity", type=Path, help="the review key, to read the manifests")
     audit.set_defaults(handler=_cmd_audit)
 
     export = sub.add_parser("export", help="decrypt a session into playable MP4s and vitals.csv")
@@ -412,12 +419,42 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     if not Path(path).exists():
         print(f"{path}: no audit log here", file=sys.stderr)
         return 1
-    problems = verify(path)
+    anchors: list[tuple[str, int, str]] = []
+    if args.sessions is not None:
+        if args.identity is None:
+            print("--sessions needs --identity (the manifests are encrypted)", file=sys.stderr)
+            return 2
+        try:
+            anchors = _audit_anchors(args.sessions, args.identity)
+        except (OSError, ValueError) as exc:
+            print(f"{args.sessions}: cannot read the manifests: {exc}", file=sys.stderr)
+            return 2
+    problems = verify(path, anchors)
     for problem in problems:
         print(problem)
     if not problems:
-        print(f"{path}: chain intact")
+        checked = f", and holds the {len(anchors)} head(s) the sessions recorded" if anchors else ""
+        print(f"{path}: chain intact{checked}")
     return 1 if problems else 0
+
+
+def _audit_anchors(where: Path, identity: Path) -> list[tuple[str, int, str]]:
+    """(session, seq, hash) of every audit head the manifests under ``where`` recorded."""
+    from review.export import decrypt
+    from session.layout import MANIFEST
+    from store.keys import load_identities
+
+    identities = load_identities(identity)
+    folders = [where] if (where / MANIFEST).exists() else sorted(p for p in where.iterdir() if p.is_dir())
+    anchors = []
+    for folder in folders:
+        manifest_path = folder / MANIFEST
+        if not manifest_path.exists():
+            continue
+        manifest = json.loads(decrypt(manifest_path, identities)[0])
+        for head in manifest.get("audit", []):
+            anchors.append((f"session {folder.name}", int(head["seq"]), str(head["hash"])))
+    return anchors
 
 
 def _cmd_export(args: argparse.Namespace) -> int:

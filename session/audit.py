@@ -119,6 +119,11 @@ class AuditLog:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     @property
+    def head(self) -> tuple[int, str]:
+        """The last entry on the disk: (seq, hash); (0, 64 zeros) for an empty log."""
+        return self._seq, self._hash
+
+    @property
     def held(self) -> int:
         """Entries waiting in memory for room on the disk."""
         return len(self._held)
@@ -241,8 +246,15 @@ def entry_hash(entry: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def verify(path: str | os.PathLike[str]) -> list[str]:
-    """Problems with the log at ``path``, one plain sentence each; empty when the chain holds."""
+def verify(
+    path: str | os.PathLike[str], anchors: Sequence[tuple[str, int, str]] = ()
+) -> list[str]:
+    """Problems with the log at ``path``, one plain sentence each; empty when the chain holds.
+
+    ``anchors`` are ``(where, seq, hash)`` taken from outside the log (each session's manifest
+    records the head of the chain as it began and ended, encrypted): an anchor the log does not
+    hold, or holds with another hash, shows lines cut from its end, or the log rewritten.
+    """
     data = Path(path).read_bytes()
     lines = data.split(b"\n")
     if lines[-1] == b"":
@@ -284,6 +296,16 @@ def verify(path: str | os.PathLike[str]) -> list[str]:
                 )
         seen.setdefault(seq, (stored, number))
         top = max(top, seq)
+    for where, seq, digest in anchors:
+        held = seen.get(seq)
+        if held is None:
+            problems.append(
+                f"{where} recorded entry {seq}, but the log ends at {top}: lines were cut from its end"
+                if seq > top
+                else f"{where} recorded entry {seq}, which the log does not hold (lines removed)"
+            )
+        elif held[0] != digest:
+            problems.append(f"{where} recorded entry {seq} with another hash: the log was rewritten")
     return problems
 
 

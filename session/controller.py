@@ -77,6 +77,9 @@ def socket_client(by: object) -> str:
 class Audit(Protocol):
     def append(self, event: str, **fields: Any) -> Any: ...
 
+    @property
+    def head(self) -> tuple[int, str]: ...
+
 
 @dataclass(frozen=True, slots=True)
 class CameraOutput:
@@ -565,6 +568,7 @@ class SessionController:
                 self._audit.append(
                     "recording_started", session=session.id, reason=reason, trigger=trigger
                 )
+                session.anchor_audit(*self._audit.head)
         except BaseException:
             self._undo_begin(session, begun)
             raise
@@ -606,6 +610,18 @@ class SessionController:
         duration = (self._now() - started) / _NS
         segments = session.segments
         destroyed = session.discard() if discard else 0
+        if not discard and self._audit is not None:
+            self._audit.append(
+                "recording_stopped",
+                session=session.id,
+                reason=reason,
+                segments=len(segments),
+                bytes=session.bytes_closed,
+                duration_s=round(duration, 1),
+            )
+            # The audit log's head goes into the manifest (encrypted, kept with the recording),
+            # so lines later cut from the log's end show against it (``audit verify``).
+            session.anchor_audit(*self._audit.head)
         if not discard and not session.close(reason):
             # The disk refused part of the end: what could not be finished is closed as a crash
             # would leave it, once there is room (``_close_unfinished``).
@@ -635,24 +651,14 @@ class SessionController:
         # A person who stops and at once refuses consent (a long press, or ``discard``) means
         # this recording: keep it at hand for a few seconds.
         self._just_stopped = (session, self._now()) if by_person and not discard else None
-        if self._audit is not None:
-            if discard:
-                self._audit.append(
-                    "recording_discarded",
-                    session=session.id,
-                    reason=reason,
-                    files=destroyed,
-                    duration_s=round(duration, 1),
-                )
-            else:
-                self._audit.append(
-                    "recording_stopped",
-                    session=session.id,
-                    reason=reason,
-                    segments=len(segments),
-                    bytes=session.bytes_closed,
-                    duration_s=round(duration, 1),
-                )
+        if self._audit is not None and discard:
+            self._audit.append(
+                "recording_discarded",
+                session=session.id,
+                reason=reason,
+                files=destroyed,
+                duration_s=round(duration, 1),
+            )
         log.info("session_ended", **summary)
 
     def _set_do_not_record(self, on: bool, reason: str) -> None:

@@ -366,6 +366,15 @@ class SessionDirectory:
 
     # --- end ---------------------------------------------------------------------------------
 
+    def anchor_audit(self, seq: int, digest: str) -> None:
+        """Keep the audit log's head in the manifest (see ``Manifest.audit``)."""
+        with self._manifest_lock:
+            self._manifest.audit.append({"seq": seq, "hash": digest})
+            try:
+                self._write_manifest()
+            except OSError as exc:  # no room: it goes with the next manifest write
+                log.error("manifest_write_failed", session=self.id, error=str(exc))
+
     @property
     def failed(self) -> str | None:
         """Why the vitals or markers stopped being written (the disk refused), if they did."""

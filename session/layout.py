@@ -130,3 +130,7 @@ class Manifest:
     ended_utc: str | None = None
     end_reason: str | None = None
     chain: str = CHAIN_START
+    # The audit log's head as the recording began and as it ended: {"seq", "hash"} each. The log
+    # is plain text on the PC; these copies travel encrypted with the recording, so lines later
+    # cut from the log's end show when it is checked against them.
+    audit: list[dict[str, Any]] = field(default_factory=list)

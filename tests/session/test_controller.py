@@ -525,3 +525,28 @@ def test_a_markers_free_text_label_never_reaches_the_plain_text_log(station: Sta
     assert logs and "Jansen" not in repr(logs) and "123456" not in repr(logs)
     assert any(e["event"] == "marker" and e["kind"] == "other" for e in logs)
     assert "Jansen" not in station.audit_path.read_text()
+
+
+def test_lines_cut_from_the_audit_logs_end_show_against_the_manifests(station: Station) -> None:
+    import subprocess
+    import sys
+
+    summary = station.record()
+    key = station.recordings.parent / "review-key.txt"
+    key.write_text(str(station.identity) + "\n")
+    lines = station.audit_path.read_text().splitlines(keepends=True)
+    assert [json.loads(line)["event"] for line in lines] == ["recording_started", "recording_stopped"]
+
+    def check() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cli.main", "audit", "verify", str(station.audit_path),
+             "--sessions", str(station.recordings), "--identity", str(key)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    whole = check()
+    assert whole.returncode == 0 and "holds the 2 head(s)" in whole.stdout, whole.stdout + whole.stderr
+    station.audit_path.write_text(lines[0])  # the stop's line cut from the end
+    cut = check()
+    assert cut.returncode == 1
+    assert f"session {Path(summary['path']).name} recorded entry 2, but the log ends at 1" in cut.stdout

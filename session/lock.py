@@ -35,8 +35,10 @@ class StorageLock:
     def acquire(cls, storage_dir: Path, *, holder: str = "a recorder") -> StorageLock:
         """Take the lock, or raise ``StorageBusy`` saying who holds it. ``OSError`` when the
         storage directory cannot be created or written."""
-        storage_dir.mkdir(mode=0o750, parents=True, exist_ok=True)
         path = lock_path(storage_dir)
+        # Only the folder the lock lives in: the storage directory itself is made at the first
+        # recording (nothing touches it while idle).
+        path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -53,8 +53,9 @@ class StorageLock:
         except BaseException:
             os.close(fd)
             raise
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{holder} (pid {os.getpid()})\n".encode(), 0)
+        with contextlib.suppress(OSError):  # who holds it is for messages; a full disk is no bar
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{holder} (pid {os.getpid()})\n".encode(), 0)
         return cls(fd, path)
 
     def release(self) -> None:

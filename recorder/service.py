@@ -357,7 +357,11 @@ def status_line(status: Mapping[str, Any], *, low_disk_bytes: int = LOW_DISK_BYT
         parts.append(f"{len(mons)} monitor{'s' if len(mons) != 1 else ''}")
     parts += [f"monitor {name} {st}" for name, st in bad_mons]
     free = status.get("storage_free_bytes")
-    if isinstance(free, int) and free < low_disk_bytes:
+    if status.get("storage_problem"):
+        parts.append("CANNOT RECORD: disk full")  # below the reserve: starts are refused
+    elif status.get("writing_failed"):
+        parts.append("NOT SAVING: disk full")
+    elif isinstance(free, int) and free < low_disk_bytes:
         parts.append(f"disk low: {free / 1024**3:.1f} GB free")
     return ", ".join(parts)
 

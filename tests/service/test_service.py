@@ -133,6 +133,14 @@ TWO_LIVE = {"closeup": camera_status(), "room": camera_status()}
         ),
         (daemon_status(TWO_LIVE, free=3 * 1024**3), "idle, 2 cameras live, disk low: 3.0 GB free"),
         ({**daemon_status(TWO_LIVE), "do_not_record": True}, "idle, do not record, 2 cameras live"),
+        (
+            {**daemon_status(TWO_LIVE, free=10**6), "storage_problem": "storage full: ..."},
+            "idle, 2 cameras live, CANNOT RECORD: disk full",
+        ),
+        (
+            {**daemon_status(TWO_LIVE, state="recording", elapsed_s=5), "writing_failed": "No space"},
+            "recording 00:00:05, 2 cameras live, NOT SAVING: disk full",
+        ),
         ({}, "?"),
     ],
 )

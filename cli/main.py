@@ -327,6 +327,10 @@ def _human_status(reply: dict[str, Any]) -> str:
         lines.append(state.upper() + ("  DO NOT RECORD" if reply.get("do_not_record") else ""))
         if reply.get("auto_start_held"):
             lines.append("  automatic start held: stopped by hand; re-armed when the stabilisation ends")
+    if reply.get("storage_problem"):
+        lines.append(f"  CANNOT RECORD: {reply['storage_problem']}")
+    if reply.get("writing_failed"):
+        lines.append(f"  NOT SAVING: the recording's files cannot be written ({reply['writing_failed']})")
     if reply.get("armed_discard"):
         lines.append("  BUTTON HELD: letting go now discards")
     if reply.get("since_birth_s") is not None:

@@ -61,3 +61,12 @@ def test_version_is_printed() -> None:
         [sys.executable, "-m", "cli.main", "--version"], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0 and done.stdout.startswith("neoflix-capture 0.")
+
+
+def test_a_full_disk_is_said_in_plain_words() -> None:
+    from cli.main import _human_status
+
+    text = _human_status({"ok": True, "state": "idle", "storage_problem": "storage full: 3 min left"})
+    assert "CANNOT RECORD: storage full: 3 min left" in text
+    text = _human_status({"ok": True, "state": "recording", "writing_failed": "No space left on device"})
+    assert "NOT SAVING" in text and "No space left" in text

@@ -26,7 +26,8 @@ import structlog
 from av.audio.stream import AudioStream
 
 from capture.sources import SourceError, sleep_until
-from capture.supervisor import ReaderHealth, SupervisedReader
+from capture.supervisor import SupervisedReader
+from supervision.health import DeviceHealth
 
 __all__ = [
     "AlsaAudioSource",
@@ -34,7 +35,6 @@ __all__ = [
     "AudioReader",
     "AudioSource",
     "FileAudioSource",
-    "ReaderHealth",
     "ToneAudioSource",
     "ensure_alsa_config",
 ]
@@ -434,7 +434,7 @@ class AudioReader:
     def stop(self, timeout_s: float = 1.0) -> bool:
         return self._reader.stop(timeout_s)
 
-    def health(self) -> ReaderHealth:
+    def health(self) -> DeviceHealth:
         return self._reader.health()
 
     def lost_since(self) -> datetime | None:

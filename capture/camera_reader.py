@@ -4,7 +4,7 @@ The capture time of a frame is the clock right after ``read`` returns; everythin
 (overlay's vitals-as-of, video timestamps) uses that stamp. Frames are brought to the configured
 size here, so the encoder sees one size whatever the camera delivered (and across a reconnect
 to a camera that came back with other settings). Supervision (backoff, lost/recovered, health)
-is ``capture.supervisor``'s.
+is ``capture.supervisor``'s (``supervision``).
 
 Threads: ``on_frame`` runs on this reader's thread and must return quickly (queue and go);
 ``health`` and ``lost_since`` may be called from any thread.
@@ -20,9 +20,10 @@ import cv2
 import numpy as np
 
 from capture.sources import FrameSource
-from capture.supervisor import ReaderHealth, SupervisedReader
+from capture.supervisor import SupervisedReader
+from supervision.health import DeviceHealth
 
-__all__ = ["CameraReader", "ReaderHealth", "fit_frame"]
+__all__ = ["CameraReader", "fit_frame"]
 
 
 def fit_frame(frame: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -78,7 +79,7 @@ class CameraReader:
     def stop(self, timeout_s: float = 1.0) -> bool:
         return self._reader.stop(timeout_s)
 
-    def health(self) -> ReaderHealth:
+    def health(self) -> DeviceHealth:
         return self._reader.health()
 
     def lost_since(self) -> datetime | None:

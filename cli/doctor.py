@@ -668,7 +668,7 @@ def _check_monitor(report: Report, mon: MonitorConfig, timeout_s: float, held: b
     error = health.last_error or ""
     # A port that opened but stayed silent is "lost" too (silence timeout); only a failed open
     # is a port problem, silence is the monitor's (reported below).
-    if health.state != "connected" and error.startswith("open failed"):
+    if health.state != "live" and error.startswith("open failed"):
         report.line("FAIL", what, f"cannot open {mon.port}: {error}", _port_advice(error, held))
         return
     stats = health.stats

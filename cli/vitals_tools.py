@@ -208,6 +208,7 @@ def _read_port(
     link = SerialLink(monitor, port, parser, batches.put, **settings)
     deadline = None if seconds is None else time.monotonic() + seconds
     link.start()
+    health = link.health()
     try:
         while not (stop is not None and stop.is_set()) and not printer.closed:
             left = _POLL_S if deadline is None else deadline - time.monotonic()
@@ -218,13 +219,13 @@ def _read_port(
     except KeyboardInterrupt:
         pass  # Ctrl-C is how a person ends the check
     finally:
+        health = link.health()  # as it was while reading (stopping makes it "stopped")
         link.stop()
         while True:
             try:
                 printer(batches.get_nowait())
             except queue.Empty:
                 break
-    health = link.health()
     extra = f"; link {health.state}, reconnects {health.reconnects}"
     if health.last_error:
         extra += f", last error: {health.last_error}"

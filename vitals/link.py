@@ -7,20 +7,19 @@ nothing of any monitor family: line settings come from the parser's ``link_setti
 overridable), and bytes a talk-first protocol must send come from the parser's ``greeting()``
 and ``poll()``.
 
-A monitor unplugged, a converter rebooting, or a port that stays silent longer than
-``silence_timeout_s`` all end the connection; the link retries with exponential backoff and
-never gives up while running. Each state change is logged once (connected, lost with the reason,
-reconnected), not each failed retry, so an unplugged monitor does not flood the journal. A port
-that opens counts as connected only once bytes arrive on it: a USB adapter whose monitor is
-switched off opens every time and stays silent, and logging each such open as a reconnection
-would write a pair of lines per silence timeout, forever.
+Supervision is ``supervision.Supervisor``'s (kind ``monitor``): a monitor unplugged, a converter
+rebooting, or a port silent longer than ``silence_timeout_s`` ends the connection, the link
+retries with back-off and never gives up while running, and each change of state is logged once
+(``monitor_live``, ``monitor_lost`` with the reason, ``monitor_recovered``). A port that opens
+counts as live only once bytes arrive on it: a USB adapter whose monitor is switched off opens
+every time and stays silent, and counting each such open as a reconnection would log a pair of
+lines per silence timeout, forever.
 
-Threads: the reader thread owns the port and the parser and is the only one to call
+Threads: the supervisor's thread owns the port and the parser and is the only one to call
 ``parser.feed``/``greeting``/``poll``/``reset`` and ``on_samples``; ``on_samples`` therefore
-runs on the reader thread and should hand samples over quickly (the vitals board takes its own
-lock). Any thread may call ``health()``; the reader publishes state, the last sample time and a
-copy of the parser stats under ``_lock``, and ``health()`` reads them under the same lock.
-``start()``/``stop()`` belong to the owner's thread.
+runs on that thread and should hand samples over quickly (the vitals board takes its own lock).
+Any thread may call ``health()``; the reader publishes the last sample time and a copy of the
+parser stats under ``_lock``. ``start()``/``stop()`` belong to the owner's thread.
 """
 
 from __future__ import annotations
@@ -31,16 +30,15 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import serial
-import structlog
 
+from supervision.health import Backoff, DeviceHealth
+from supervision.supervisor import Supervisor
 from vitals.parser import MonitorParser, ParserStats
 from vitals.sample import VitalSample
-
-LinkState = Literal["connecting", "connected", "lost"]
 
 # Short enough that stop() and poll() are served promptly, long enough not to spin.
 _READ_TIMEOUT_S = 0.1
@@ -50,23 +48,18 @@ _CALLBACK_ERROR_LOG_INTERVAL_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
-class LinkHealth:
-    """A snapshot of one link, for the overlay's "NO SIGNAL since ..." and for ``doctor``.
+class LinkHealth(DeviceHealth):
+    """A monitor's ``DeviceHealth`` with what only a serial link knows: when the last sample
+    arrived, the parser's counters, and whether the port is open now (whether or not the monitor
+    talks on it)."""
 
-    ``since_ns`` and ``last_sample_ns`` are on the link's ``clock_ns``; ``reconnects`` counts
-    connections after the first that brought bytes; ``last_error`` is why the link was last lost.
-    ``port_open`` says the port is open now, whether or not the monitor talks on it.
-    """
-
-    monitor: str
-    state: LinkState
-    since_ns: int
-    last_sample_ns: int | None
-    reconnects: int
-    stats: ParserStats
-    last_error: str | None = None
-    callback_errors: int = 0
+    last_sample_ns: int | None = None
+    stats: ParserStats = field(default_factory=ParserStats)
     port_open: bool = False
+
+    @property
+    def monitor(self) -> str:
+        return self.name
 
 
 def _refused(exc: BaseException) -> bool:
@@ -120,35 +113,28 @@ class SerialLink:
         self.silence_timeout_s = silence_timeout_s
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
-        self._log = structlog.get_logger().bind(monitor=monitor, url=url)
-
         self._lock = threading.Lock()
-        # Published state, guarded by _lock (written by the reader thread only).
-        self._state: LinkState = "connecting"
-        self._since_ns = clock_ns()
+        # Published under _lock by the reader thread.
         self._last_sample_ns: int | None = None
-        self._reconnects = 0
         self._stats = parser.stats.copy()
-        self._last_error: str | None = None
-        self._callback_errors = 0
         self._port_open = False
-
         # Reader-thread only.
-        self._ever_connected = False
-        self._received = False  # the current connection has delivered bytes
-        self._last_callback_log = -_CALLBACK_ERROR_LOG_INTERVAL_S
-
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._port: serial.Serial | None = None
+        self._supervisor = Supervisor(
+            "monitor",
+            monitor,
+            self,
+            clock_ns=clock_ns,
+            backoff=Backoff(backoff_initial_s, backoff_max_s),
+            callback_log_interval_s=_CALLBACK_ERROR_LOG_INTERVAL_S,
+            log_context={"url": url},
+        )
 
     # -- owner's side ----------------------------------------------------------------------
 
     def start(self) -> None:
         """Start the reader thread. A link runs once; make a new one to read again."""
-        if self._thread is not None or self._stop.is_set():
-            raise RuntimeError("a link is started once")
-        self._thread = threading.Thread(target=self._run, name=f"serial-link-{self.monitor}", daemon=True)
-        self._thread.start()
+        self._supervisor.start()
 
     def stop(self, timeout_s: float = 1.0) -> None:
         """Stop reading and close the port; returns within ``timeout_s``.
@@ -157,96 +143,60 @@ class SerialLink:
         pyserial's fixed 0.3 s pause. Only an open in progress can take longer (pyserial's socket
         connect waits up to 5 s); the daemon thread then closes its port and exits on its own.
         """
-        self._stop.set()
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(timeout_s)
+        self._supervisor.stop(timeout_s)
+
+    @property
+    def running(self) -> bool:
+        return self._supervisor.running
 
     def health(self) -> LinkHealth:
+        device = self._supervisor.health()
         with self._lock:
             return LinkHealth(
-                monitor=self.monitor,
-                state=self._state,
-                since_ns=self._since_ns,
+                **{f.name: getattr(device, f.name) for f in fields(DeviceHealth)},
                 last_sample_ns=self._last_sample_ns,
-                reconnects=self._reconnects,
                 stats=self._stats.copy(),
-                last_error=self._last_error,
-                callback_errors=self._callback_errors,
                 port_open=self._port_open,
             )
 
-    # -- reader thread ---------------------------------------------------------------------
+    # -- the connection the supervisor drives (reader thread) ------------------------------
 
-    def _run(self) -> None:
-        backoff = self.backoff_initial_s
-        while not self._stop.is_set():
-            try:
-                received = self._connect_and_read()
-            except Exception as exc:  # a bug here must not end supervision
-                self._log.exception("serial link supervisor error")
-                self._set_lost(f"internal error: {exc!r}")
-                received = False
-            if self._stop.is_set():
-                break
-            # Backoff restarts only after a connection that carried data, so a port that opens
-            # and dies at once is not hammered.
-            if received:
-                backoff = self.backoff_initial_s
-            self._stop.wait(backoff)
-            backoff = min(backoff * 2, self.backoff_max_s)
+    def describe(self) -> str:
+        return self.url
 
-    def _connect_and_read(self) -> bool:
-        """One connection's life; True when it received any bytes."""
+    def open(self) -> None:
         try:
             port = self._open(self._port_settings)
-        except Exception as exc:
+        except Exception as exc:  # broad: termios.error is no OSError, pyserial wraps others
             if not (self._port_settings["parity"] != "N" and _refused(exc) and is_pty(self.url)):
-                self._set_lost(f"open failed: {exc}")
-                return False
+                raise
             # A pty carries no parity bit, and Linux refuses (EINVAL) to open one again with
             # PARENB once it was set: without this a simulator's pty would be read only until the
             # first reconnect. Nothing is lost by opening it without.
-            try:
-                port = self._open({**self._port_settings, "parity": "N"})
-            except Exception as exc_again:
-                self._set_lost(f"open failed: {exc_again}")
-                return False
-        self._received = False
+            port = self._open({**self._port_settings, "parity": "N"})
+        self._port = port
         with self._lock:
             self._port_open = True
-        reason: str | None
-        try:
-            reason = self._read_loop(port)
-        except Exception as exc:
-            reason = f"{type(exc).__name__}: {exc}"
-        finally:
+
+    def close(self) -> None:
+        port, self._port = self._port, None
+        with self._lock:
+            self._port_open = False
+        if port is not None:
             with contextlib.suppress(Exception):  # a vanished device has nothing to release
                 port.close()
-            with self._lock:
-                self._port_open = False
-        if reason is not None and not self._stop.is_set():
-            self._set_lost(reason)
-        return self._received
 
-    def _open(self, settings: dict[str, Any]) -> serial.Serial:
-        return serial.serial_for_url(
-            self.url,
-            timeout=_READ_TIMEOUT_S,
-            write_timeout=_WRITE_TIMEOUT_S,
-            exclusive=True,  # two readers on one tty would each get half the bytes
-            **settings,
-        )
-
-    def _read_loop(self, port: serial.Serial) -> str | None:
-        """Read until stopped (None) or silent (the reason); port errors propagate."""
+    def serve(self, device: Supervisor) -> str:
+        """Read until stopped or silent; port errors propagate (the supervisor's reason)."""
+        port = self._port
+        assert port is not None
         parser = self.parser
         parser.reset()
         greeting = parser.greeting()
         if greeting:
             port.write(greeting)
         last_rx = time.monotonic()
-        while not self._stop.is_set():
+        while not device.stopping.is_set():
             request = parser.poll(self._clock_ns())
             if request:
                 port.write(request)
@@ -261,19 +211,25 @@ class SerialLink:
             waiting = port.in_waiting
             if waiting:
                 data += port.read(waiting)
-            if not self._received:
-                self._received = True
-                self._set_connected()
             last_rx = time.monotonic()
-            self._deliver(data, arrived_ns)
-        return None
+            device.delivered(arrived_ns)  # live once bytes arrive, not when the port opens
+            self._deliver(device, data, arrived_ns)
+        return "stopped"
 
-    def _deliver(self, data: bytes, arrived_ns: int) -> None:
+    def _open(self, settings: dict[str, Any]) -> serial.Serial:
+        return serial.serial_for_url(
+            self.url,
+            timeout=_READ_TIMEOUT_S,
+            write_timeout=_WRITE_TIMEOUT_S,
+            exclusive=True,  # two readers on one tty would each get half the bytes
+            **settings,
+        )
+
+    def _deliver(self, device: Supervisor, data: bytes, arrived_ns: int) -> None:
         try:
             samples = self.parser.feed(data, arrived_ns)
-        except Exception:
-            # Parsers promise not to raise; if one does, drop its state and keep reading.
-            self._log.exception("parser raised; input dropped", parser=self.parser.protocol)
+        except Exception:  # broad: parsers promise not to raise; if one does, drop its state
+            device.callback_failed(arrived_ns, f"parser {self.parser.protocol}")
             self.parser.reset()
             samples = []
         with self._lock:
@@ -284,37 +240,5 @@ class SerialLink:
             return
         try:
             self._on_samples(samples)
-        except Exception:
-            with self._lock:
-                self._callback_errors += 1
-                count = self._callback_errors
-            now = time.monotonic()
-            if now - self._last_callback_log >= _CALLBACK_ERROR_LOG_INTERVAL_S:
-                self._last_callback_log = now
-                self._log.exception("on_samples callback failed", errors_so_far=count)
-
-    def _set_connected(self) -> None:
-        """The current connection brought its first bytes."""
-        now = self._clock_ns()
-        with self._lock:
-            reconnect = self._ever_connected
-            if reconnect:
-                self._reconnects += 1
-            self._state = "connected"
-            self._since_ns = now
-            reconnects = self._reconnects
-        self._ever_connected = True
-        if reconnect:
-            self._log.info("serial link reconnected", reconnects=reconnects)
-        else:
-            self._log.info("serial link connected")
-
-    def _set_lost(self, reason: str) -> None:
-        now = self._clock_ns()
-        with self._lock:
-            self._last_error = reason
-            if self._state == "lost":
-                return  # a failed retry: already reported
-            self._state = "lost"
-            self._since_ns = now
-        self._log.warning("serial link lost", reason=reason)
+        except Exception:  # broad: a failing receiver must never stop the monitor being read
+            device.callback_failed(arrived_ns, "on_samples")

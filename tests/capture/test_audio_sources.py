@@ -144,7 +144,7 @@ def test_audio_reader_delivers_stamped_chunks(wait_for: Wait) -> None:
     t0 = time.monotonic()
     assert reader.stop()
     assert time.monotonic() - t0 < 0.5
-    assert health.state == "live" and health.frames >= 10
+    assert health.state == "live" and health.delivered >= 10
     stamps = [t for _, t in got]
     assert stamps == sorted(stamps) and stamps[0] >= before
     # Chunks arrive when their last sample is due: 10 ms apart.

@@ -73,17 +73,17 @@ def test_lost_then_recovered(wait_for: Wait) -> None:
         wait_for(lambda: reader.health().state == "lost", what="lost")
         wait_for(lambda: source.failed_opens >= 3, what="retries")  # retried, quietly
         lost = reader.health()
-        assert lost.frames == 5
+        assert lost.delivered == 5
         assert lost.lost_since_ns is not None and lost.lost_since_ns >= before
         assert lost.lost_since_utc is not None
         assert abs(lost.lost_since_utc - datetime.now(UTC)) < timedelta(seconds=5)
         assert reader.lost_since() == lost.lost_since_utc
-        assert lost.last_error == "SourceError: camera unplugged"
+        assert lost.last_error == "open failed: SourceError: camera unplugged"  # the last retry
         assert lost.reconnects == 0
 
         source.back.set()
         wait_for(lambda: reader.health().state == "live", what="recovered")
-        wait_for(lambda: reader.health().frames >= 10, what="more frames")
+        wait_for(lambda: reader.health().delivered >= 10, what="more frames")
         live = reader.health()
         assert live.reconnects == 1
         assert live.lost_since_ns is None and live.lost_since_utc is None
@@ -117,9 +117,11 @@ def test_first_open_failing_counts_as_lost(wait_for: Wait) -> None:
         source.lost = False
         source.back.set()
         wait_for(lambda: reader.health().state == "live", what="live")
-        assert reader.health().reconnects == 1
+        # Live for the first time: not a reconnection (one vocabulary with monitors and button).
+        assert reader.health().reconnects == 0
         reader.stop()
-    assert [e["event"] for e in logs].count("camera_lost") == 1
+    events = [e["event"] for e in logs]
+    assert events.count("camera_lost") == 1 and events.count("camera_live") == 1
 
 
 def test_stop_is_prompt_during_a_long_backoff(wait_for: Wait) -> None:
@@ -165,7 +167,7 @@ def test_callback_errors_do_not_stop_the_reader(wait_for: Wait) -> None:
     with capture_logs() as logs:
         reader = CameraReader("cam5", FlakySource(good=10**9), explode, width=320, height=240)
         reader.start()
-        wait_for(lambda: reader.health().frames >= 20)
+        wait_for(lambda: reader.health().delivered >= 20)
         health = reader.health()
         reader.stop()
     assert health.state == "live"
@@ -199,7 +201,7 @@ def test_measured_fps(wait_for: Wait) -> None:
 
     reader = CameraReader("cam7", TestPatternSource(160, 120, 50), lambda f, t: None, width=160, height=120)
     reader.start()
-    wait_for(lambda: reader.health().frames >= 25)
-    fps = reader.health().fps
+    wait_for(lambda: reader.health().delivered >= 25)
+    fps = reader.health().rate
     reader.stop()
     assert fps == pytest.approx(50, rel=0.2)

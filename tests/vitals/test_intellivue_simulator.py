@@ -194,7 +194,7 @@ def test_a_silent_monitor_is_reconnected_and_associated_again() -> None:
         assert b.parser.phase is Phase.ASSOCIATED
         assert b.sim.associations == 2 and b.sim.aarqs >= 2
         health = b.link.health()
-        assert health.state == "connected" and health.reconnects == 1
+        assert health.state == "live" and health.reconnects == 1
 
 
 def test_the_poll_is_reissued_before_its_period_runs_out() -> None:

@@ -158,8 +158,8 @@ def test_a_stalled_monitor_is_woken_by_the_reconnect_greeting(
         before = collector.count()
         assert wait_for(lambda: collector.count() >= before + 4, 2.0)
         assert link.health().reconnects == 1
-    lost = [e for e in logs if e["event"] == "serial link lost"]
-    assert lost and "silent" in lost[0]["reason"]
+    lost = [e for e in logs if e["event"] == "monitor_lost"]
+    assert lost and "silent" in lost[0]["error"]
     assert set(collector.values(Parameter.SPO2)) == {95.0}
 
 

@@ -108,6 +108,6 @@ def test_a_monitor_that_goes_quiet_is_read_again_after_the_reconnect(
         sim.start()  # back on
         assert wait_for(lambda: collector.count() >= before + 4, 2.0)
         assert link.health().reconnects == 1
-    lost = [e for e in logs if e["event"] == "serial link lost"]
-    assert lost and "silent" in lost[0]["reason"]
+    lost = [e for e in logs if e["event"] == "monitor_lost"]
+    assert lost and "silent" in lost[0]["error"]
     assert set(collector.values(Parameter.SPO2)) == {95.0}

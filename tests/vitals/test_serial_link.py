@@ -26,6 +26,9 @@ from vitals.simulators.masimo import MasimoSimulator, StabilisationScript, masim
 RADICAL7_LINE = masimo_line(datetime(2024, 1, 1, 0, 0, 0), 93, 140, 2.0, exc=0x20)
 Logs = list[MutableMapping[str, Any]]
 
+# How a link changes state, in the one vocabulary every device logs in.
+TRANSITIONS = ("monitor_live", "monitor_lost", "monitor_recovered")
+
 
 def events(logs: Logs, name: str) -> Logs:
     return [e for e in logs if e["event"] == name]
@@ -60,7 +63,7 @@ def test_simulator_values_arrive_through_a_real_pty(
     stamps = [s.host_ns for s in collector.samples]
     assert stamps == sorted(stamps) and stamps[0] >= 1_000_000
     assert health.last_sample_ns == stamps[-1]
-    assert len(events(logs, "serial link connected")) == 1
+    assert len(events(logs, "monitor_live")) == 1
 
 
 def test_link_survives_the_pty_vanishing_and_follows_a_new_one(
@@ -79,7 +82,7 @@ def test_link_survives_the_pty_vanishing_and_follows_a_new_one(
         assert wait_for(lambda: link.health().port_open)
         assert link.health().state == "connecting"  # open, but nothing has arrived yet
         sim.start()
-        assert wait_for(lambda: link.health().state == "connected")
+        assert wait_for(lambda: link.health().state == "live")
         assert wait_for(lambda: collector.count() > 0)
         # The adapter is pulled: its name goes, then the device.
         sim.stop()
@@ -90,7 +93,7 @@ def test_link_survives_the_pty_vanishing_and_follows_a_new_one(
         health = link.health()
         assert health.state == "lost"
         assert "No such file" in (health.last_error or "")
-        assert link._thread is not None and link._thread.is_alive()
+        assert link.running
         # It is plugged back in and comes up under the same name.
         second = open_pty_pair()
         stable.symlink_to(second.slave_path)
@@ -100,7 +103,7 @@ def test_link_survives_the_pty_vanishing_and_follows_a_new_one(
         assert link.health().state == "lost"  # the port is back, the monitor not yet
         sim.start()
         assert wait_for(lambda: collector.count() > before, 2.0)
-        assert link.health().state == "connected"
+        assert link.health().state == "live"
     finally:
         sim.stop()
         t = time.monotonic()
@@ -110,10 +113,10 @@ def test_link_survives_the_pty_vanishing_and_follows_a_new_one(
         if second is not None:
             second.close()
     assert link.health().reconnects == 1
-    assert [e["event"] for e in logs if e["event"].startswith("serial link")] == [
-        "serial link connected",
-        "serial link lost",  # once, not once per retry
-        "serial link reconnected",
+    assert [e["event"] for e in logs if e["event"] in TRANSITIONS] == [
+        "monitor_live",
+        "monitor_lost",  # once, not once per retry
+        "monitor_recovered",
     ]
 
 
@@ -130,7 +133,7 @@ def test_reconnects_when_the_monitor_comes_back(
         time.sleep(0.5)  # refused connections meanwhile
         before = collector.count()
         monitor_server.start()
-        assert wait_for(lambda: link.health().state == "connected", 2.0)
+        assert wait_for(lambda: link.health().state == "live", 2.0)
         assert wait_for(lambda: collector.count() > before + 5, 2.0)
     finally:
         link.stop()
@@ -138,10 +141,10 @@ def test_reconnects_when_the_monitor_comes_back(
     assert health.reconnects == 1
     assert health.since_ns > lost_since
     assert set(collector.values(Parameter.SPO2)) == {95.0}
-    assert [e["event"] for e in logs if e["event"].startswith("serial link")] == [
-        "serial link connected",
-        "serial link lost",
-        "serial link reconnected",
+    assert [e["event"] for e in logs if e["event"] in TRANSITIONS] == [
+        "monitor_live",
+        "monitor_lost",
+        "monitor_recovered",
     ]
 
 
@@ -154,13 +157,13 @@ def test_a_silent_port_is_reopened_and_logged_once(collector: Collector) -> None
         link.start()
         try:
             assert wait_for(lambda: server.accepted >= 3, 4.0)
+            health = link.health()
         finally:
             link.stop()
             server.stop()
-    transitions = [e for e in logs if e["event"].startswith("serial link")]
-    assert [e["event"] for e in transitions] == ["serial link lost"]  # once, not once per reopen
-    assert "silent" in transitions[0]["reason"]
-    health = link.health()
+    transitions = [e for e in logs if e["event"] in TRANSITIONS]
+    assert [e["event"] for e in transitions] == ["monitor_lost"]  # once, not once per reopen
+    assert "silent" in transitions[0]["error"]
     assert health.state == "lost" and health.reconnects == 0
     assert collector.count() == 0
 
@@ -177,9 +180,9 @@ def test_a_silent_port_counts_as_connected_once_the_monitor_talks(collector: Col
     finally:
         link.stop()
         server.stop()
-    assert [e["event"] for e in logs if e["event"].startswith("serial link")] == [
-        "serial link lost",  # silent from the start
-        "serial link connected",  # the first connection that carried data
+    assert [e["event"] for e in logs if e["event"] in TRANSITIONS] == [
+        "monitor_lost",  # silent from the start
+        "monitor_live",  # the first connection that carried data
     ]
     assert link.health().reconnects == 0
 
@@ -189,24 +192,25 @@ def test_unreachable_port_retries_with_backoff_and_logs_once(collector: Collecto
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     attempts: list[float] = []
-    original = SerialLink._connect_and_read
+    original = SerialLink.open
 
-    def counting(self: SerialLink) -> bool:
+    def counting(self: SerialLink) -> None:
         attempts.append(time.monotonic())
-        return original(self)
+        original(self)
 
     link = make_link(f"socket://127.0.0.1:{port}", collector)
-    link._connect_and_read = counting.__get__(link)  # type: ignore[method-assign]
+    link.open = counting.__get__(link)  # type: ignore[method-assign]
     link.start()
     time.sleep(1.0)
+    lost = link.health()
     link.stop()
     gaps = [b - a for a, b in itertools.pairwise(attempts)]
     assert 4 <= len(attempts) <= 12
     assert gaps[0] < 0.15 and max(gaps) < 0.35  # 0.05, 0.1, 0.2, then capped at 0.2
     assert gaps[2] > gaps[0] * 2
-    assert link.health().state == "lost"
-    assert "open failed" in (link.health().last_error or "")
-    assert len(events(logs, "serial link lost")) == 1
+    assert lost.state == "lost" and link.health().state == "stopped"
+    assert "open failed" in (lost.last_error or "")
+    assert len(events(logs, "monitor_lost")) == 1
 
 
 class OneLinePort:
@@ -290,11 +294,11 @@ def test_a_failing_callback_does_not_stop_reading(monitor_server: MonitorServer,
     link = SerialLink("pox", monitor_server.url, MasimoParser("pox"), broken, **FAST_RETRY)
     with running(link):
         assert wait_for(lambda: len(calls) >= 5)
-    health = link.health()
+        health = link.health()
     assert health.callback_errors >= 5
-    assert health.state == "connected"
+    assert health.state == "live"
     assert health.reconnects == 0
-    assert len(events(logs, "on_samples callback failed")) == 1
+    assert len(events(logs, "monitor_callback_failed")) == 1
 
 
 @pytest.mark.usefixtures("logs")
@@ -313,7 +317,7 @@ def test_a_raising_parser_is_contained(monitor_server: MonitorServer, collector:
     link = SerialLink("pox", monitor_server.url, parser, collector, **FAST_RETRY)
     with running(link):
         assert wait_for(lambda: parser.fed >= 10)
-    assert link.health().state == "connected"
+        assert link.health().state == "live"
 
 
 def test_stop_is_prompt_in_every_state(monitor_server: MonitorServer, collector: Collector) -> None:

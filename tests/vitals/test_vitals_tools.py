@@ -264,7 +264,7 @@ def test_a_pty_fed_by_a_simulator_is_read_through_the_link(
     assert {r["value"] for r in recs if r["parameter"] == "SpO2" and r["valid"]} == {95.0}
     assert {r["value"] for r in recs if r["parameter"] == "HR" and r["valid"]} == {140.0}
     assert len(recs) >= 2 * 8
-    assert "link connected, reconnects 0" in err
+    assert "link live, reconnects 0" in err
 
 
 def test_a_silent_port_exits_1_and_says_why(pty_pair: PtyPair) -> None:

@@ -417,7 +417,7 @@ def _devices_from_recorder(report: Report, config: Config, status: dict[str, Any
         info = cams.get(cam.name) or {}
         health = info.get("health") or {}
         state = health.get("state", "unknown")
-        fps = float(health.get("fps") or 0.0)
+        fps = float(health.get("rate") or 0.0)
         if state == "live":
             level: Level = "OK" if fps >= 0.8 * cam.fps else "WARN"
             report.line(
@@ -441,8 +441,8 @@ def _devices_from_recorder(report: Report, config: Config, status: dict[str, Any
     for mon in config.monitors:
         info = mons.get(mon.name) or {}
         state = info.get("state", "unknown")
-        if state == "connected":
-            report.line("OK", f"monitor {mon.name}", f"connected {note}")
+        if state == "live":
+            report.line("OK", f"monitor {mon.name}", f"live {note}")
         else:
             report.line(
                 "FAIL", f"monitor {mon.name}",

@@ -8,9 +8,9 @@ Every button is a ``ButtonSource``. Three kinds:
   package, ``pip install neoflix-capture[hid]``). No lamp.
 - ``ScriptedButton``: replays a script of presses, for the demo and tests.
 
-``ButtonController`` polls one source, feeds a ``GestureRecognizer``, sets the lamp to what the
-``lamp`` callback says, and reopens the source with backoff when it vanishes. A loss and a
-recovery are each logged once, not once per retry.
+``ButtonController`` polls one source, feeds a ``GestureRecognizer`` and sets the lamp to what
+the ``lamp`` callback says; ``supervision.Supervisor`` (kind ``button``) reopens the source with
+back-off when it vanishes and logs a loss and a recovery once each, not once per retry.
 
 Threads: the controller's thread owns the source and the recognizer and is the only one to call
 them; ``on_gesture`` and ``lamp`` run on that thread, so they must return quickly and guard
@@ -23,17 +23,20 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Literal, Protocol
 
 import serial
 import structlog
 
 from control.gestures import Gesture, GestureRecognizer
+from supervision.health import Backoff, DeviceHealth
+from supervision.supervisor import Supervisor, describe_error
 
 ModemInput = Literal["CTS", "DSR", "CD", "RI"]
 ModemOutput = Literal["DTR", "RTS"]
-ControllerState = Literal["connecting", "connected", "lost", "stopped"]
+
+log = structlog.get_logger()
 
 
 class ButtonSource(Protocol):
@@ -314,16 +317,10 @@ class ScriptedButton:
 
 
 @dataclass(frozen=True, slots=True)
-class ButtonHealth:
-    """A snapshot for ``status`` and ``doctor``; ``since_ns`` is on the controller's clock."""
+class ButtonHealth(DeviceHealth):
+    """The button's ``DeviceHealth`` (``delivered`` counts polls), and how many gestures it saw."""
 
-    source: str
-    state: ControllerState
-    since_ns: int
-    reconnects: int
-    last_error: str | None
-    gestures: int
-    callback_errors: int
+    gestures: int = 0
 
 
 class ButtonController:
@@ -348,184 +345,103 @@ class ButtonController:
     ) -> None:
         if poll_ms <= 0:
             raise ValueError("poll_ms must be > 0")
-        if backoff_initial_s <= 0 or backoff_max_s < backoff_initial_s:
-            raise ValueError("need 0 < backoff_initial_s <= backoff_max_s")
         self._source = source
         self._on_gesture = on_gesture
         self._lamp = lamp
         self._clock_ns = clock_ns
         self._poll_s = poll_ms / 1000
         self._recognizer = recognizer or GestureRecognizer()
-        self._backoff_initial = backoff_initial_s
-        self._backoff_max = backoff_max_s
-        self._callback_log_interval_ns = int(callback_log_interval_s * 1e9)
-        self._describe = source.describe()
-        self._log = structlog.get_logger(button=self._describe)  # lazy: follows later logging setup
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        # Published state, written by the controller thread under _lock.
-        self._state: ControllerState = "connecting"
-        self._since_ns = clock_ns()
-        self._reconnects = 0
-        self._last_error: str | None = None
-        self._gestures = 0
-        self._callback_errors = 0
-        # Controller thread only.
-        self._ever_connected = False
-        self._last_callback_log_ns: int | None = None
+        self._gestures = 0  # published under _lock
+        self._supervisor = Supervisor(
+            "button",
+            "button",
+            self,
+            clock_ns=clock_ns,
+            backoff=Backoff(backoff_initial_s, backoff_max_s),
+            callback_log_interval_s=callback_log_interval_s,
+            log_context={"source": source.describe()},
+        )
 
     # -- owner's side ---------------------------------------------------------------------------
 
     def start(self) -> None:
         """Start polling. A controller runs once; make a new one to poll again."""
-        if self._thread is not None or self._stop.is_set():
-            raise RuntimeError("a button controller is started once")
-        self._thread = threading.Thread(target=self._run, name="button", daemon=True)
-        self._thread.start()
+        self._supervisor.start()
 
     def stop(self, timeout_s: float = 1.0) -> bool:
         """Stop polling and close the source (its lamp goes dark). False if the thread outlived
         ``timeout_s`` (only an open that hangs in the driver can do that; the thread is a daemon)."""
-        self._stop.set()
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout_s)
-            return not thread.is_alive()
-        return True
+        return self._supervisor.stop(timeout_s)
 
     @property
     def source(self) -> ButtonSource:
         return self._source
 
     def health(self) -> ButtonHealth:
+        device = self._supervisor.health()
         with self._lock:
-            return ButtonHealth(
-                source=self._describe,
-                state=self._state,
-                since_ns=self._since_ns,
-                reconnects=self._reconnects,
-                last_error=self._last_error,
-                gestures=self._gestures,
-                callback_errors=self._callback_errors,
-            )
+            gestures = self._gestures
+        return ButtonHealth(
+            **{f.name: getattr(device, f.name) for f in fields(DeviceHealth)}, gestures=gestures
+        )
 
-    # -- controller thread ----------------------------------------------------------------------
+    # -- the connection the supervisor drives (controller thread) ------------------------------
 
-    def _run(self) -> None:
-        backoff = self._backoff_initial
-        try:
-            while not self._stop.is_set():
-                if self._session():
-                    backoff = self._backoff_initial
-                # Event.wait, not sleep: stop() must not wait out a long backoff.
-                if self._stop.wait(backoff):
-                    break
-                backoff = min(backoff * 2, self._backoff_max)
-        finally:
-            self._close_source()
-            with self._lock:
-                self._state = "stopped"
+    def describe(self) -> str:
+        return self._source.describe()
 
-    def _session(self) -> bool:
-        """Open the source and poll it until it fails or we are stopped. True if it was read."""
-        t = self._clock_ns()  # one reading per open and per poll: an injected clock sees the rhythm
-        try:
-            self._source.open()
-        except Exception as exc:
-            self._close_source()
-            self._mark_lost(t, f"open failed: {_describe_error(exc)}")
-            return False
+    def open(self) -> None:
+        self._source.open()
+
+    def close(self) -> None:
+        self._source.close()
+
+    def serve(self, device: Supervisor) -> str:
+        """Poll until the button cannot be read; gestures out, the lamp kept as ``lamp`` says."""
+        t = self._clock_ns()  # one reading per poll: an injected clock sees the rhythm
         # A press that began before the first reading is nobody's gesture (held, or stuck).
-        self._deliver(self._recognizer.resync(t), t)
-        read_any = False
+        self._deliver(device, self._recognizer.resync(t), t)
         lit: bool | None = None  # unknown until set: the first poll always sets it
         error = "the button cannot be read"
-        while True:
+        while not device.stopping.is_set():
             try:
                 pressed = self._source.pressed()
-            except Exception as exc:
-                error = _describe_error(exc)
+            except Exception as exc:  # broad: serial, evdev and scripts fail in their own words
+                error = describe_error(exc)
                 break
             if pressed is None:
                 break
-            if not read_any:
-                read_any = True
-                self._mark_connected(t)  # once it has been read, not merely opened
-            self._deliver(self._recognizer.edge(pressed, t), t)
-            want = self._lamp_wanted(t, lit)
+            device.delivered(t)  # live once it has been read, not merely opened
+            self._deliver(device, self._recognizer.edge(pressed, t), t)
+            want = self._lamp_wanted(device, t, lit)
             if want != lit:
                 try:
                     self._source.set_lamp(want)
-                except Exception as exc:
-                    error = f"lamp: {_describe_error(exc)}"
+                except Exception as exc:  # broad: as above, for the lamp's output line
+                    error = f"lamp: {describe_error(exc)}"
                     break
                 lit = want
-            if self._stop.wait(self._poll_s):
-                return read_any
+            if device.stopping.wait(self._poll_s):
+                return "stopped"
             t = self._clock_ns()
         # Lost: an armed discard must not stay armed (nor be confirmed) while we cannot see.
-        self._deliver(self._recognizer.resync(t), t)
-        self._close_source()
-        self._mark_lost(t, error)
-        return read_any
+        self._deliver(device, self._recognizer.resync(t), t)
+        return error
 
-    def _lamp_wanted(self, t: int, lit: bool | None) -> bool:
+    def _lamp_wanted(self, device: Supervisor, t: int, lit: bool | None) -> bool:
         try:
             return bool(self._lamp(t))
-        except Exception:
-            self._callback_failed(t, "lamp")
+        except Exception:  # broad: a failing lamp callback must not cost the button
+            device.callback_failed(t, "lamp")
             return bool(lit)  # keep showing what it showed
 
-    def _deliver(self, gestures: list[Gesture], t: int) -> None:
+    def _deliver(self, device: Supervisor, gestures: list[Gesture], t: int) -> None:
         for gesture in gestures:
             with self._lock:
                 self._gestures += 1
-            self._log.debug("button_gesture", gesture=str(gesture))
+            log.debug("button_gesture", gesture=str(gesture), source=self._source.describe())
             try:
                 self._on_gesture(gesture)
-            except Exception:
-                self._callback_failed(t, "on_gesture")
-
-    def _callback_failed(self, t: int, which: str) -> None:
-        with self._lock:
-            self._callback_errors += 1
-            count = self._callback_errors
-        last = self._last_callback_log_ns
-        if last is None or t - last >= self._callback_log_interval_ns:
-            self._last_callback_log_ns = t
-            self._log.exception("button_callback_failed", callback=which, total=count)
-
-    def _mark_connected(self, t: int) -> None:
-        with self._lock:
-            reconnect = self._ever_connected
-            if reconnect:
-                self._reconnects += 1
-            self._state = "connected"
-            self._since_ns = t
-            reconnects = self._reconnects
-        self._ever_connected = True
-        if reconnect:
-            self._log.info("button_reconnected", reconnects=reconnects)
-        else:
-            self._log.info("button_connected")
-
-    def _mark_lost(self, t: int, error: str) -> None:
-        with self._lock:
-            self._last_error = error
-            if self._state == "lost":
-                return  # a failed retry: already reported
-            self._state = "lost"
-            self._since_ns = t
-        self._log.warning("button_lost", error=error)
-
-    def _close_source(self) -> None:
-        try:
-            self._source.close()
-        except Exception as exc:
-            self._log.warning("button_close_failed", error=_describe_error(exc))
-
-
-def _describe_error(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+            except Exception:  # broad: a failing receiver must not cost the button
+                device.callback_failed(t, "on_gesture")

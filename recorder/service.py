@@ -316,7 +316,7 @@ def readiness(status: Mapping[str, Any], storage_dir: Path | None = None) -> str
     audio = status.get("audio")
     if isinstance(audio, Mapping) and audio.get("state") == "live":
         return None
-    if any(m.get("state") == "connected" for m in _monitors(status).values()):
+    if any(m.get("state") == "live" for m in _monitors(status).values()):
         return None
     return "waiting for a camera, the microphone or a monitor to deliver"
 
@@ -352,7 +352,7 @@ def status_line(status: Mapping[str, Any], *, low_disk_bytes: int = LOW_DISK_BYT
     if isinstance(audio, Mapping) and audio.get("state") not in (None, "live"):
         parts.append(f"audio {audio.get('state')}")
     mons = _monitors(status)
-    bad_mons = [(n, m.get("state", "?")) for n, m in mons.items() if m.get("state") != "connected"]
+    bad_mons = [(n, m.get("state", "?")) for n, m in mons.items() if m.get("state") != "live"]
     if mons and not bad_mons:
         parts.append(f"{len(mons)} monitor{'s' if len(mons) != 1 else ''}")
     parts += [f"monitor {name} {st}" for name, st in bad_mons]

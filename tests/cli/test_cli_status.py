@@ -8,7 +8,7 @@ from cli.main import _human_status
 
 BUTTON = {
     "source": "button on CTS from RTS of /dev/neoflix/button",
-    "state": "connected",
+    "state": "live",
     "since_ns": 0,
     "reconnects": 0,
     "last_error": None,
@@ -33,7 +33,7 @@ def status(**changes: Any) -> dict[str, Any]:
 
 def test_the_button_and_its_health_are_shown() -> None:
     text = _human_status(status())
-    assert "button: connected, button on CTS from RTS of /dev/neoflix/button" in text
+    assert "button: live, button on CTS from RTS of /dev/neoflix/button" in text
     lost = _human_status(status(button={**BUTTON, "state": "lost", "last_error": "SerialException: gone"}))
     assert "button: lost" in lost and "SerialException: gone" in lost
 

@@ -157,7 +157,7 @@ def test_unplugged_and_back_reconnects_logging_each_change_once() -> None:
     assert health.reconnects == 1
     assert health.last_error == "open failed: OSError: scripted button is unplugged"
     names = [e["event"] for e in logs if e["event"].startswith("button_") and e["event"] != "button_gesture"]
-    assert names == ["button_connected", "button_lost", "button_reconnected"]
+    assert names == ["button_live", "button_lost", "button_recovered"]
 
 
 def test_unplugged_while_armed_cancels_the_discard() -> None:
@@ -276,7 +276,7 @@ def test_controller_on_loop_port_press_lamp_and_reconnect() -> None:
         controller = ButtonController(button, rec.on_gesture, lamp=rec.lamp, recognizer=recognizer, **FAST)
         controller.start()
         try:
-            assert wait_for(lambda: controller.health().state == "connected")
+            assert wait_for(lambda: controller.health().state == "live")
             port = button.port
             assert port is not None
             port.rts = True
@@ -467,7 +467,7 @@ def test_evdev_button_with_the_controller(fake_evdev: FakeEvdev) -> None:
     )
     controller.start()
     try:
-        assert wait_for(lambda: controller.health().state == "connected")
+        assert wait_for(lambda: controller.health().state == "live")
         device.feed([(EV_KEY, KEY_ENTER, 1), (EV_SYN, SYN_REPORT, 0)])
         time.sleep(0.1)
         device.feed([(EV_KEY, KEY_ENTER, 0), (EV_SYN, SYN_REPORT, 0)])

@@ -52,7 +52,7 @@ def camera_status(
 ) -> dict[str, Any]:
     """One camera's entry as ``Daemon.status()`` writes it."""
     return {
-        "health": {"state": state, "frames": frames, "fps": 30.0, "last_error": None},
+        "health": {"state": state, "delivered": frames, "rate": 30.0, "last_error": None},
         "frames_encoded": frames,
         "frames_dropped": 0,
         "no_signal_frames": 0,

@@ -281,7 +281,7 @@ def test_a_running_recorder_is_asked_instead_of_opening_its_devices(tmp_path: Pa
     # The port does not exist: doctor must not try it, since the recorder holds the devices.
     config = station(tmp_path, port=str(tmp_path / "held-by-the-recorder"))
     status = daemon_status(
-        {"closeup": camera_status(frames=900)}, audio="live", monitors={"oximeter": "connected"}
+        {"closeup": camera_status(frames=900)}, audio="live", monitors={"oximeter": "live"}
     )
 
     def handler(request: dict[str, Any]) -> dict[str, Any]:

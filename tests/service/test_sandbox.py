@@ -152,7 +152,7 @@ format = "json"
         assert cameras[name]["health"]["state"] == "live", cameras[name]
         assert cameras[name]["write_errors"] == 0
     assert status["audio"]["state"] == "live"  # type: ignore[index]
-    assert status["monitors"]["oximeter"]["state"] == "connected"  # type: ignore[index]
+    assert status["monitors"]["oximeter"]["state"] == "live"  # type: ignore[index]
     assert '"level": "error"' not in log_text, log_text[-3000:]
     segments = sorted((tmp_path / "recordings").rglob("room-*.ts.age"))
     assert len(segments) >= 2

@@ -108,14 +108,14 @@ TWO_LIVE = {"closeup": camera_status(), "room": camera_status()}
 @pytest.mark.parametrize(
     ("status", "line"),
     [
-        (daemon_status(TWO_LIVE, monitors={"oximeter": "connected"}), "idle, 2 cameras live, 1 monitor"),
+        (daemon_status(TWO_LIVE, monitors={"oximeter": "live"}), "idle, 2 cameras live, 1 monitor"),
         (daemon_status({"closeup": camera_status()}), "idle, 1 camera live"),
         (
             daemon_status(
                 {"closeup": camera_status(), "room": camera_status("lost")},
                 state="recording",
                 elapsed_s=751.4,
-                monitors={"oximeter": "connected"},
+                monitors={"oximeter": "live"},
             ),
             "recording 00:12:31, camera room lost, 1 monitor",
         ),
@@ -124,7 +124,7 @@ TWO_LIVE = {"closeup": camera_status(), "room": camera_status()}
             "recording 03:00:05, 2 cameras live, audio lost",
         ),
         (
-            daemon_status(TWO_LIVE, monitors={"oximeter": "lost", "ventilator": "connected"}),
+            daemon_status(TWO_LIVE, monitors={"oximeter": "lost", "ventilator": "live"}),
             "idle, 2 cameras live, monitor oximeter lost",
         ),
         (
@@ -311,7 +311,7 @@ def test_fields_the_daemon_may_add_are_used() -> None:
         (daemon_status({"a": camera_status("live", 1)}), True),
         (daemon_status({"a": camera_status("lost", 30)}), False),  # NO SIGNAL frames only
         (daemon_status({"a": camera_status("lost", 30)}, audio="live"), True),
-        (daemon_status({"a": camera_status("lost", 30)}, monitors={"ox": "connected"}), True),
+        (daemon_status({"a": camera_status("lost", 30)}, monitors={"ox": "live"}), True),
     ],
 )
 def test_ready_once_a_source_delivers(status: dict[str, Any], ready: bool) -> None:

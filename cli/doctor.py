@@ -33,6 +33,7 @@ from capture.encoder import estimated_bits_per_second
 from config.loading import ConfigError, load_config
 from config.models import AudioConfig, CameraConfig, Config, FileSource, MonitorConfig, TestPatternSource
 from recorder.service import storage_problem
+from recorder.status import RecorderStatus
 from session.retention import due_for_deletion, stored_sessions
 from vitals.cadence import SAMPLE_INTERVAL_S
 
@@ -69,7 +70,7 @@ class Recorder:
     """What doctor knows about the recorder service."""
 
     unit_state: str | None = None  # systemd's ActiveState, None when systemd cannot be asked
-    status: dict[str, Any] | None = None  # the running recorder's own status, when reachable
+    status: RecorderStatus | None = None  # the running recorder's own status, when reachable
     socket_error: str = ""
 
     @property
@@ -382,10 +383,10 @@ def _check_service(report: Report, service_name: str, config: Config | None) -> 
             recorder.socket_error = str(exc)
         else:
             if reply.get("ok"):
-                recorder.status = reply
+                recorder.status = RecorderStatus.from_json(reply)
                 report.line(
                     "OK", "recorder",
-                    f"answers on {config.station.control_socket}: {reply.get('state', '?')}",
+                    f"answers on {config.station.control_socket}: {recorder.status.state}",
                 )  # fmt: skip
         if recorder.status is None and recorder.running:
             report.line(
@@ -409,44 +410,43 @@ def _run(argv: list[str], timeout_s: float = 5.0) -> str | None:
     return done.stdout
 
 
-def _devices_from_recorder(report: Report, config: Config, status: dict[str, Any]) -> None:
+def _devices_from_recorder(report: Report, config: Config, status: RecorderStatus) -> None:
     """The devices as the running recorder reports them (it holds them; doctor cannot open them)."""
     note = "(checked through the running recorder, which holds the device)"
-    cams = status.get("cameras") or {}
     for cam in config.cameras:
-        info = cams.get(cam.name) or {}
-        health = info.get("health") or {}
-        state = health.get("state", "unknown")
-        fps = float(health.get("rate") or 0.0)
-        if state == "live":
-            level: Level = "OK" if fps >= 0.8 * cam.fps else "WARN"
+        info = status.cameras.get(cam.name)
+        health = info.health if info is not None else None
+        state: str = health.state if health is not None else "unknown"
+        if info is not None and health is not None and state == "live":
+            level: Level = "OK" if health.rate >= 0.8 * cam.fps else "WARN"
             report.line(
                 level, f"camera {cam.name}",
-                f"live at {fps:.1f} fps (config {cam.fps}), "
-                f"{info.get('frames_dropped', 0)} frames dropped {note}",
+                f"live at {health.rate:.1f} fps (config {cam.fps}), "
+                f"{info.frames_dropped} frames dropped {note}",
             )  # fmt: skip
         else:
+            error = health.last_error if health is not None else None
             report.line(
                 "FAIL", f"camera {cam.name}",
-                f"{state}: {health.get('last_error') or 'no frames'} {note}",
+                f"{state}: {error or 'no frames'} {note}",
                 "The recording shows NO SIGNAL for this camera. Check its cable or network.",
             )  # fmt: skip
     if config.audio is not None:
-        audio = status.get("audio") or {}
-        state = audio.get("state", "not used")
+        audio = status.audio
+        state = audio.state if audio is not None else "not used"
         level = "OK" if state == "live" or not any(c.audio for c in config.cameras) else "FAIL"
-        advice = "" if level == "OK" else str(audio.get("last_error") or "")
+        advice = "" if level == "OK" or audio is None else str(audio.last_error or "")
         report.line(level, "audio", f"{state} {note}", advice)
-    mons = status.get("monitors") or {}
     for mon in config.monitors:
-        info = mons.get(mon.name) or {}
-        state = info.get("state", "unknown")
+        monitor = status.monitors.get(mon.name)
+        state = monitor.health.state if monitor is not None else "unknown"
         if state == "live":
             report.line("OK", f"monitor {mon.name}", f"live {note}")
         else:
+            error = monitor.health.last_error if monitor is not None else None
             report.line(
                 "FAIL", f"monitor {mon.name}",
-                f"{state}: {info.get('last_error') or 'no data'} {note}",
+                f"{state}: {error or 'no data'} {note}",
                 "The overlay shows NO SIGNAL for its values. Check the cable and the monitor's "
                 "serial output setting.",
             )  # fmt: skip

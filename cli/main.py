@@ -310,46 +310,48 @@ def _cmd_delete(args: argparse.Namespace) -> int:
 
 
 def _human_status(reply: dict[str, Any]) -> str:
+    from recorder.status import RecorderStatus
+
     if not reply.get("ok"):
         return f"error: {reply.get('error')}"
+    status = RecorderStatus.from_json(reply)
+    session = status.session
     lines = []
     if reply.get("note"):
         lines.append(str(reply["note"]))
-    state = reply.get("state", "?")
-    if state == "recording":
-        line = f"RECORDING {reply.get('elapsed_s') or 0:.0f} s  session {reply.get('session')}"
-        if reply.get("auto_stop_in_s") is not None:
-            line += f"  (stops by itself in {reply['auto_stop_in_s']:.0f} s without vitals)"
+    if session.state == "recording":
+        line = f"RECORDING {session.elapsed_s or 0:.0f} s  session {session.session}"
+        if session.auto_stop_in_s is not None:
+            line += f"  (stops by itself in {session.auto_stop_in_s:.0f} s without vitals)"
         lines.append(line)
-        if reply.get("reason"):
-            lines.append(f"  started: {reply['reason']}")
+        if session.reason:
+            lines.append(f"  started: {session.reason}")
     else:
-        lines.append(state.upper() + ("  DO NOT RECORD" if reply.get("do_not_record") else ""))
-        if reply.get("auto_start_held"):
+        lines.append(session.state.upper() + ("  DO NOT RECORD" if session.do_not_record else ""))
+        if session.auto_start_held:
             lines.append("  automatic start held: stopped by hand; re-armed when the stabilisation ends")
-    if reply.get("storage_problem"):
-        lines.append(f"  CANNOT RECORD: {reply['storage_problem']}")
-    if reply.get("writing_failed"):
-        lines.append(f"  NOT SAVING: the recording's files cannot be written ({reply['writing_failed']})")
-    if reply.get("armed_discard"):
+    if session.storage_problem:
+        lines.append(f"  CANNOT RECORD: {session.storage_problem}")
+    if session.writing_failed:
+        lines.append(f"  NOT SAVING: the recording's files cannot be written ({session.writing_failed})")
+    if session.armed_discard:
         lines.append("  BUTTON HELD: letting go now discards")
-    if reply.get("since_birth_s") is not None:
-        lines.append(f"  since birth: {reply['since_birth_s']:.0f} s")
-    for name, cam in reply.get("cameras", {}).items():
-        health = cam.get("health", {})
+    if session.since_birth_s is not None:
+        lines.append(f"  since birth: {session.since_birth_s:.0f} s")
+    for name, cam in status.cameras.items():
         lines.append(
-            f"  camera {name}: {health.get('state', '?')}, {cam.get('frames_encoded', 0)} frames, "
-            f"{cam.get('frames_dropped', 0)} dropped, pre-roll {cam.get('preroll_s', 0)} s"
+            f"  camera {name}: {cam.health.state}, {cam.frames_encoded} frames, "
+            f"{cam.frames_dropped} dropped, pre-roll {cam.preroll_s} s"
         )
-    if reply.get("audio"):
-        lines.append(f"  audio: {reply['audio'].get('state', '?')}")
-    for name, mon in reply.get("monitors", {}).items():
-        lines.append(f"  monitor {name}: {mon.get('state', '?')}")
-    button = reply.get("button")
-    if button:
-        line = f"  button: {button.get('state', '?')}, {button.get('source', '?')}"
-        if button.get("state") == "lost" and button.get("last_error"):
-            line += f" ({button['last_error']})"
+    if status.audio is not None:
+        lines.append(f"  audio: {status.audio.state}")
+    for name, mon in status.monitors.items():
+        lines.append(f"  monitor {name}: {mon.health.state}")
+    button = status.button
+    if button is not None:
+        line = f"  button: {button.state}, {button.source}"
+        if button.state == "lost" and button.last_error:
+            line += f" ({button.last_error})"
         lines.append(line)
     return "\n".join(lines)
 

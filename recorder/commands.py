@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from recorder.status import RecorderStatus
 from session.controller import SessionController, socket_client
 from session.machine import Event
 from session.retention import SessionKeeper
@@ -37,11 +38,14 @@ class ControlCommands:
         self,
         controller: SessionController,
         keeper: SessionKeeper,
-        status: Callable[[], dict[str, Any]],
+        status: Callable[[], RecorderStatus],
     ) -> None:
         self._controller = controller
         self._keeper = keeper
-        self._status = status
+        self._read_status = status
+
+    def _status(self) -> dict[str, Any]:
+        return self._read_status().to_json()  # the wire format
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         cmd = request["cmd"]

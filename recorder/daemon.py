@@ -45,6 +45,7 @@ from recorder.monitor_link import link_for
 from recorder.overlay_view import shown_values
 from recorder.service import ServiceLoop
 from recorder.source_factory import make_audio_source, make_frame_source
+from recorder.status import CameraStatus, MonitorStatus, RecorderStatus, ServiceVerdict
 from session.audit import AuditLog
 from session.controller import CameraOutput, SessionController
 from session.layout import audit_log_path
@@ -425,52 +426,49 @@ class Daemon:
         """One control-socket request (``recorder.commands``)."""
         return self._commands.handle(request)
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> RecorderStatus:
         now = now_ns()
         free = _free_bytes(self.config.storage.directory)
-        return {
-            "version": _VERSION,
-            "table": self.config.station.table,
-            "uptime_s": round((now - self._clock.epoch_ns) / 1e9, 1),
-            **self.controller.status(),
-            "cameras": {
-                c.config.name: {
-                    "health": _as_dict(c.reader.health()),
-                    "frames_encoded": c.pipeline.frames_encoded,
-                    "last_frame_age_s": round((now - c.pipeline.last_frame_ns) / 1e9, 2)
+        return RecorderStatus(
+            session=self.controller.status(),
+            version=_VERSION,
+            table=self.config.station.table,
+            uptime_s=round((now - self._clock.epoch_ns) / 1e9, 1),
+            cameras={
+                c.config.name: CameraStatus(
+                    health=c.reader.health(),
+                    frames_encoded=c.pipeline.frames_encoded,
+                    last_frame_age_s=round((now - c.pipeline.last_frame_ns) / 1e9, 2)
                     if c.pipeline.last_frame_ns
                     else None,
-                    "frames_dropped": c.frames_dropped,
-                    "frames_skipped_at_source": c.frames_skipped,
-                    "frames_dropped_before_encoder": c.pipeline.frames_dropped,
-                    "no_signal_frames": c.pipeline.no_signal_frames,
-                    "packets_dropped": c.recorder.packets_dropped,
-                    "write_errors": c.recorder.write_errors,
-                    "writer_backlog": c.recorder.backlog,
-                    "writer_busy_s": round(c.recorder.busy_s, 1),
-                    "preroll_s": round(c.recorder.preroll.duration_s, 2),
-                    "preroll_bytes": c.recorder.preroll.bytes,
-                }
+                    frames_dropped=c.frames_dropped,
+                    frames_skipped_at_source=c.frames_skipped,
+                    frames_dropped_before_encoder=c.pipeline.frames_dropped,
+                    no_signal_frames=c.pipeline.no_signal_frames,
+                    packets_dropped=c.recorder.packets_dropped,
+                    write_errors=c.recorder.write_errors,
+                    writer_backlog=c.recorder.backlog,
+                    writer_busy_s=round(c.recorder.busy_s, 1),
+                    preroll_s=round(c.recorder.preroll.duration_s, 2),
+                    preroll_bytes=c.recorder.preroll.bytes,
+                )
                 for c in self._cameras
             },
-            "audio": _as_dict(self._audio.health()) if self._audio else None,
-            "monitors": {
-                link.monitor: {
-                    **_as_dict(link.health()),
-                    "clock_offset_s": _rounded(self._monitor_clocks.get(link.monitor)),
-                }
+            audio=self._audio.health() if self._audio else None,
+            monitors={
+                link.monitor: MonitorStatus(
+                    link.health(), _rounded(self._monitor_clocks.get(link.monitor))
+                )
                 for link in self._links
             },
-            "button": _as_dict(self._button.health()) if self._button else None,
-            "motion": None if self._motion is None else round(self._motion.moving_fraction, 4),
-            "vitals_samples": self.board.samples_total,
-            "storage_free_bytes": free,
-            "storage_free_minutes": None if free is None else round(free * 8 / self._bits_per_s / 60),
-            "segment_seconds": self.config.storage.segment_seconds,
-            "service": None
-            if self.service is None
-            else {"healthy": self.service.health[0], "why": self.service.health[1]},
-        }
+            button=self._button.health() if self._button else None,
+            motion=None if self._motion is None else round(self._motion.moving_fraction, 4),
+            vitals_samples=self.board.samples_total,
+            storage_free_bytes=free,
+            storage_free_minutes=None if free is None else round(free * 8 / self._bits_per_s / 60),
+            segment_seconds=self.config.storage.segment_seconds,
+            service=None if self.service is None else ServiceVerdict(*self.service.health),
+        )
 
 
 _RETENTION_EVERY_S = 300.0
@@ -479,23 +477,6 @@ _RETENTION_EVERY_S = 300.0
 _SHOWN_FOR_AT_LEAST_S = 30.0
 _ANCHOR_EVERY_S = 10.0
 
-
-
-def _as_dict(obj: Any) -> dict[str, Any]:
-    fields = getattr(obj, "__dataclass_fields__", None)
-    if fields is None:
-        return {"value": str(obj)}
-    out: dict[str, Any] = {}
-    for name in fields:
-        value = getattr(obj, name)
-        if isinstance(value, datetime):
-            value = value.isoformat()
-        elif hasattr(value, "__dataclass_fields__"):
-            value = _as_dict(value)
-        elif not isinstance(value, (int, float, str, bool, type(None))):
-            value = str(value)
-        out[name] = value
-    return out
 
 
 def _rounded(clock: MonitorClock | None) -> float | None:

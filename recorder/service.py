@@ -4,8 +4,8 @@ The protocol is a few ``KEY=value`` lines sent as one datagram to the AF_UNIX so
 ``NOTIFY_SOCKET`` ("@name" is an abstract socket). Outside systemd the variable is unset and
 every call here does nothing, so the daemon runs the same from a terminal, a test or a unit.
 
-The decisions are pure functions of the daemon's ``status()`` dict, table-tested without a
-daemon:
+The decisions are pure functions of the daemon's ``status()`` (a ``RecorderStatus``),
+table-tested without a daemon:
 
 - ``readiness``: READY=1 once storage is usable and at least one source delivers (config and
   recipients were checked before the daemon could be built at all).
@@ -32,9 +32,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import structlog
+
+from recorder.status import RecorderStatus
 
 log = structlog.get_logger()
 
@@ -192,14 +193,14 @@ class Progress:
     def packets_dropped(self) -> int:
         return sum(c.packets_dropped for c in self.cameras.values())
 
-    def advance(self, status: Mapping[str, Any], now_mono_s: float) -> Progress:
+    def advance(self, status: RecorderStatus, now_mono_s: float) -> Progress:
         cameras: dict[str, CameraProgress] = {}
         trouble_at = self.write_trouble_at_s
-        for name, cam in _cameras(status).items():
-            frames = int(cam.get("frames_encoded") or 0)
-            errors = int(cam.get("write_errors") or 0)
-            dropped = int(cam.get("packets_dropped") or 0)
-            state = _camera_state(cam)
+        for name, cam in status.cameras.items():
+            frames = cam.frames_encoded
+            errors = cam.write_errors
+            dropped = cam.packets_dropped
+            state = cam.health.state
             old = self.cameras.get(name)
             if old is None:
                 cameras[name] = CameraProgress(
@@ -220,7 +221,7 @@ class Progress:
 
 
 def pipeline_health(
-    status: Mapping[str, Any],
+    status: RecorderStatus,
     now_mono_s: float,
     progress: Progress | None = None,
     *,
@@ -240,21 +241,21 @@ def pipeline_health(
     """
     if progress is None:
         progress = Progress().advance(status, now_mono_s)
-    cameras = _cameras(status)
+    cameras = status.cameras
     if not cameras:
         return False, "no camera pipelines in the recorder's status"
     problems: list[str] = []
     for name, cam in cameras.items():
         seen = progress.cameras.get(name)
-        state = _camera_state(cam)
-        age = cam.get("last_frame_age_s")
-        if isinstance(age, (int, float)) and int(cam.get("frames_encoded") or 0) > 0:
+        state = cam.health.state
+        age = cam.last_frame_age_s
+        if age is not None and cam.frames_encoded > 0:
             idle_s = float(age)
         elif seen is not None:
             idle_s = now_mono_s - seen.moved_at_s
         else:
             idle_s = 0.0
-        if state == "connecting" and int(cam.get("frames_encoded") or 0) == 0:
+        if state == "connecting" and cam.frames_encoded == 0:
             waited = now_mono_s - seen.state_since_s if seen is not None else 0.0
             if waited > connect_grace_s:
                 problems.append(f"camera {name} still opening after {waited:.0f} s")
@@ -266,11 +267,11 @@ def pipeline_health(
                 "stopped": "its reader thread has ended",
             }.get(state, f"reader {state}")
             problems.append(f"camera {name}: no frame encoded for {idle_s:.0f} s, {why}")
-        backlog = cam.get("writer_backlog")
-        busy = cam.get("writer_busy_s")
-        if isinstance(backlog, int) and backlog >= backlog_limit:
+        backlog = cam.writer_backlog
+        busy = cam.writer_busy_s
+        if backlog >= backlog_limit:
             problems.append(f"camera {name}: {backlog} packets waiting for the disk")
-        elif isinstance(busy, (int, float)) and busy > writer_busy_limit_s and (backlog or 0) > 0:
+        elif busy > writer_busy_limit_s and backlog > 0:
             problems.append(
                 f"camera {name}: a write has blocked for {busy:.0f} s with {backlog} packets "
                 "waiting (the disk does not answer)"
@@ -289,34 +290,32 @@ def pipeline_health(
     return True, "frames flow and writes succeed"
 
 
-def _segment_late(status: Mapping[str, Any], margin_s: float) -> str | None:
+def _segment_late(status: RecorderStatus, margin_s: float) -> str | None:
     """While recording: why no segment has closed for too long, or None."""
-    segment_s = status.get("segment_seconds")
-    if status.get("state") != "recording" or not isinstance(segment_s, (int, float)):
+    segment_s = status.segment_seconds
+    if status.state != "recording" or segment_s is None:
         return None
-    age = status.get("last_segment_age_s")
-    if not isinstance(age, (int, float)):
-        age = status.get("elapsed_s")  # no segment closed yet: since the recording began
-        if not isinstance(age, (int, float)):
+    age = status.session.last_segment_age_s
+    if age is None:
+        age = status.session.elapsed_s  # no segment closed yet: since the recording began
+        if age is None:
             return None
     if age <= 2 * segment_s + margin_s:
         return None
     return f"no segment closed for {age:.0f} s while recording (one is due every {segment_s:g} s)"
 
 
-def readiness(status: Mapping[str, Any], storage_dir: Path | None = None) -> str | None:
+def readiness(status: RecorderStatus, storage_dir: Path | None = None) -> str | None:
     """None when READY=1 may be sent; otherwise what the recorder is still waiting for."""
     if storage_dir is not None:
         problem = storage_problem(storage_dir)
         if problem is not None:
             return problem
-    cams = _cameras(status)
-    if any(_camera_state(c) == "live" and int(c.get("frames_encoded") or 0) > 0 for c in cams.values()):
+    if any(c.health.state == "live" and c.frames_encoded > 0 for c in status.cameras.values()):
         return None
-    audio = status.get("audio")
-    if isinstance(audio, Mapping) and audio.get("state") == "live":
+    if status.audio is not None and status.audio.state == "live":
         return None
-    if any(m.get("state") == "live" for m in _monitors(status).values()):
+    if any(m.health.state == "live" for m in status.monitors.values()):
         return None
     return "waiting for a camera, the microphone or a monitor to deliver"
 
@@ -335,31 +334,32 @@ def storage_problem(directory: Path) -> str | None:
     return None
 
 
-def status_line(status: Mapping[str, Any], *, low_disk_bytes: int = LOW_DISK_BYTES) -> str:
+def status_line(status: RecorderStatus, *, low_disk_bytes: int = LOW_DISK_BYTES) -> str:
     """One line for STATUS= (shown by ``systemctl status``): state, then what is not right."""
-    state = str(status.get("state") or "?")
+    session = status.session
+    state = session.state
     parts = [state]
     if state == "recording":
-        parts = [f"recording {format_duration(float(status.get('elapsed_s') or 0.0))}"]
-    if status.get("do_not_record"):
+        parts = [f"recording {format_duration(session.elapsed_s or 0.0)}"]
+    if session.do_not_record:
         parts.append("do not record")  # automatic starts suppressed for this patient
-    cams = _cameras(status)
-    not_live = [(n, _camera_state(c)) for n, c in cams.items() if _camera_state(c) != "live"]
+    cams = status.cameras
+    not_live = [(n, c.health.state) for n, c in cams.items() if c.health.state != "live"]
     if cams and not not_live:
         parts.append(f"{len(cams)} camera{'s' if len(cams) != 1 else ''} live")
     parts += [f"camera {name} {st}" for name, st in not_live]
-    audio = status.get("audio")
-    if isinstance(audio, Mapping) and audio.get("state") not in (None, "live"):
-        parts.append(f"audio {audio.get('state')}")
-    mons = _monitors(status)
-    bad_mons = [(n, m.get("state", "?")) for n, m in mons.items() if m.get("state") != "live"]
+    audio = status.audio
+    if audio is not None and audio.state != "live":
+        parts.append(f"audio {audio.state}")
+    mons = status.monitors
+    bad_mons = [(n, m.health.state) for n, m in mons.items() if m.health.state != "live"]
     if mons and not bad_mons:
         parts.append(f"{len(mons)} monitor{'s' if len(mons) != 1 else ''}")
     parts += [f"monitor {name} {st}" for name, st in bad_mons]
-    free = status.get("storage_free_bytes")
-    if status.get("storage_problem"):
+    free = status.storage_free_bytes
+    if session.storage_problem:
         parts.append("CANNOT RECORD: disk full")  # below the reserve: starts are refused
-    elif status.get("writing_failed"):
+    elif session.writing_failed:
         parts.append("NOT SAVING: disk full")
     elif isinstance(free, int) and free < low_disk_bytes:
         parts.append(f"disk low: {free / 1024**3:.1f} GB free")
@@ -369,25 +369,6 @@ def status_line(status: Mapping[str, Any], *, low_disk_bytes: int = LOW_DISK_BYT
 def format_duration(seconds: float) -> str:
     s = max(0, int(seconds))
     return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
-
-
-def _cameras(status: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    cams = status.get("cameras")
-    if not isinstance(cams, Mapping):
-        return {}
-    return {str(k): v for k, v in cams.items() if isinstance(v, Mapping)}
-
-
-def _monitors(status: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    mons = status.get("monitors")
-    if not isinstance(mons, Mapping):
-        return {}
-    return {str(k): v for k, v in mons.items() if isinstance(v, Mapping)}
-
-
-def _camera_state(cam: Mapping[str, Any]) -> str:
-    health = cam.get("health")
-    return str(health.get("state", "?")) if isinstance(health, Mapping) else "?"
 
 
 # --- the loop --------------------------------------------------------------------------------------
@@ -427,7 +408,7 @@ class ServiceLoop:
     def ready(self) -> bool:
         return self._ready
 
-    def tick(self, status: Mapping[str, Any]) -> None:
+    def tick(self, status: RecorderStatus) -> None:
         now = self._clock()
         self._progress = self._progress.advance(status, now)
         line = status_line(status)

@@ -180,7 +180,7 @@ level = "warning"
         cpu0, wall0 = thread_cpu_s(ids), time.monotonic()
         time.sleep(seconds)
         cpu, wall = thread_cpu_s(ids) - cpu0, time.monotonic() - wall0
-        samples = daemon.status()["vitals_samples"]
+        samples = daemon.status().vitals_samples
         daemon.handle_request({"cmd": "stop"})
     finally:
         stop.set()

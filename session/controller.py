@@ -81,6 +81,29 @@ class Audit(Protocol):
     def head(self) -> tuple[int, str]: ...
 
 
+@dataclass(frozen=True)
+class SessionStatus:
+    """What session control says of itself (``recorder.status`` carries it to every reader)."""
+
+    state: str = "?"  # "idle" or "recording"
+    do_not_record: bool = False
+    auto_start_held: bool = False  # stopped by hand: automatic starts wait for the table to be quiet
+    automatic: bool = False  # the recording was started by a trigger
+    reason: str | None = None  # why it is recording
+    session: str | None = None  # the session being recorded
+    markers: int = 0
+    last_segment_age_s: float | None = None
+    elapsed_s: float | None = None
+    auto_stop_in_s: float | None = None
+    vitals_valid_for_s: float = 0.0
+    since_birth_s: float | None = None
+    armed_discard: bool = False  # the button is held: letting go discards
+    storage_problem: str | None = None  # why no recording can be made (the disk is full)
+    writing_failed: str | None = None  # why the recording's files stopped being written
+    last_start: dict[str, float] | None = None
+    last_session: dict[str, Any] | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class CameraOutput:
     name: str
@@ -685,7 +708,7 @@ class SessionController:
         birth = self.birth_ns
         return None if birth is None else (t_ns - birth) / _NS
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> SessionStatus:
         now = self._now()
         since = self.recording_since_ns
         auto_stop = None
@@ -693,27 +716,27 @@ class SessionController:
             quiet_from = max(since, self.activity.last_activity_ns or 0)
             auto_stop = max(0.0, self.rules.post_roll_s - (now - quiet_from) / _NS)
         session = self._session
-        return {
-            "state": str(self.state.mode),
-            "do_not_record": self.state.do_not_record,
-            "auto_start_held": self.state.held,
-            "automatic": self.state.automatic,
-            "reason": self.reason if self.recording else None,
-            "session": session.id if session else None,
-            "markers": session.markers_written if session else 0,
-            "last_segment_age_s": None
+        return SessionStatus(
+            state=str(self.state.mode),
+            do_not_record=self.state.do_not_record,
+            auto_start_held=self.state.held,
+            automatic=self.state.automatic,
+            reason=self.reason if self.recording else None,
+            session=session.id if session else None,
+            markers=session.markers_written if session else 0,
+            last_segment_age_s=None
             if session is None or session.last_segment_ns is None
             else round((now - session.last_segment_ns) / _NS, 1),
-            "elapsed_s": round((now - since) / _NS, 1) if since is not None else None,
-            "auto_stop_in_s": None if auto_stop is None else round(auto_stop, 1),
-            "vitals_valid_for_s": round(self.activity.vitals_valid_for_s(now), 1),
-            "since_birth_s": None if self.birth_ns is None else round((now - self.birth_ns) / _NS, 1),
-            "armed_discard": self.armed_discard,
-            "storage_problem": self.storage_problem,
-            "writing_failed": None if session is None else session.failed,
-            "last_start": self.last_start,
-            "last_session": self.last_session,
-        }
+            elapsed_s=round((now - since) / _NS, 1) if since is not None else None,
+            auto_stop_in_s=None if auto_stop is None else round(auto_stop, 1),
+            vitals_valid_for_s=round(self.activity.vitals_valid_for_s(now), 1),
+            since_birth_s=None if self.birth_ns is None else round((now - self.birth_ns) / _NS, 1),
+            armed_discard=self.armed_discard,
+            storage_problem=self.storage_problem,
+            writing_failed=None if session is None else session.failed,
+            last_start=self.last_start,
+            last_session=self.last_session,
+        )
 
 
 def _marker_kind(label: str) -> str:

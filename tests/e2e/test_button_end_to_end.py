@@ -135,7 +135,7 @@ def press(port: serial.Serial, seconds: float) -> None:
 
 
 def state(d: Daemon) -> dict[str, Any]:
-    return d.status()
+    return d.status().to_json()
 
 
 def lamp_now(d: Daemon) -> bool:

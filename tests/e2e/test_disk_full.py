@@ -89,10 +89,10 @@ def test_a_start_on_a_full_disk_is_refused_and_recording_resumes_when_room_retur
         disk.fill(leave=64 * 1024)
         reply = ask(d, "start")
         assert reply["ok"] is False and "storage full" in reply["error"]
-        assert d.status()["state"] == "idle" and d.status()["storage_problem"]
+        assert d.status().state == "idle" and d.status().session.storage_problem
         assert d.controller.lamp(0) and not d.controller.lamp(500_000_000)  # flashing, not steady
         disk.free_up()
-        wait_until(lambda: d.status()["storage_problem"] is None, 5, "the problem to clear")
+        wait_until(lambda: d.status().session.storage_problem is None, 5, "the problem to clear")
         assert ask(d, "start")["ok"]
         time.sleep(1)
         assert ask(d, "stop")["ok"]

@@ -75,12 +75,12 @@ vitals = false
         daemon.handle_request({"cmd": "start"})
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            monitors = daemon.status()["monitors"]
+            monitors = daemon.status().to_json()["monitors"]
             if all(m["stats"]["records_ok"] >= 2 for m in monitors.values()):
                 break
             time.sleep(0.5)
         time.sleep(1)
-        status = daemon.status()
+        status = daemon.status().to_json()
         daemon.handle_request({"cmd": "stop"})
     finally:
         stop.set()
@@ -97,7 +97,7 @@ vitals = false
     # The simulators' clocks run on ours (the Masimo one in local time, to the second).
     offset = status["monitors"]["oximeter"]["clock_offset_s"]
     assert offset is not None and abs(offset) < 2.0
-    session = Path(daemon.status()["last_session"]["path"])
+    session = Path(daemon.status().session.last_session["path"])
     plain = decrypt_file(session / "vitals.jsonl.age", [identity])
     records = [json.loads(line) for line in plain.splitlines()]
     by_monitor = {r["monitor"] for r in records if r["valid"]}

@@ -40,9 +40,16 @@ class FakeKeeper:
         return {"ok": True}
 
 
+class Idle:
+    """A status whose wire format is just the state."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"state": "idle"}
+
+
 def commands() -> tuple[ControlCommands, FakeController, FakeKeeper]:
     controller, keeper = FakeController(), FakeKeeper()
-    handler = ControlCommands(controller, keeper, lambda: {"state": "idle"})  # type: ignore[arg-type]
+    handler = ControlCommands(controller, keeper, Idle)  # type: ignore[arg-type]
     return handler, controller, keeper
 
 

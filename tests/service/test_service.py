@@ -20,8 +20,14 @@ from recorder.service import (
     status_line,
     storage_problem,
 )
+from recorder.status import RecorderStatus
 
 # --- the protocol ---------------------------------------------------------------------------------
+
+
+def typed(status: dict[str, Any]) -> RecorderStatus:
+    """The wire format the tables are written in, as the typed status the decisions take."""
+    return RecorderStatus.from_json(status)
 
 
 @pytest.mark.parametrize(
@@ -145,7 +151,7 @@ TWO_LIVE = {"closeup": camera_status(), "room": camera_status()}
     ],
 )
 def test_status_line(status: dict[str, Any], line: str) -> None:
-    assert status_line(status) == line
+    assert status_line(typed(status)) == line
 
 
 # --- pipeline health ------------------------------------------------------------------------------
@@ -155,9 +161,9 @@ def run_health(steps: list[tuple[float, dict[str, Any]]]) -> tuple[bool, str]:
     """Feed (time, status) in order, as the daemon's loop would; the verdict at the last one."""
     progress = Progress()
     for now, status in steps:
-        progress = progress.advance(status, now)
+        progress = progress.advance(typed(status), now)
     now, status = steps[-1]
-    return pipeline_health(status, now, progress)
+    return pipeline_health(typed(status), now, progress)
 
 
 def cams(**states: tuple[str, int]) -> dict[str, Any]:
@@ -253,7 +259,7 @@ def writer(busy_s: float, backlog: int) -> dict[str, Any]:
     ],
 )
 def test_a_blocked_write_withholds_the_ping(status: dict[str, Any], healthy: bool, why: str) -> None:
-    verdict, reason = pipeline_health(status, 0.0)
+    verdict, reason = pipeline_health(typed(status), 0.0)
     assert verdict is healthy, reason
     assert why in reason
 
@@ -282,20 +288,20 @@ def recording(segment_age: float | None, elapsed: float, state: str = "recording
 def test_segments_that_stop_closing_withhold_the_ping(
     status: dict[str, Any], healthy: bool, why: str
 ) -> None:
-    verdict, reason = pipeline_health(status, 0.0)
+    verdict, reason = pipeline_health(typed(status), 0.0)
     assert verdict is healthy, reason
     assert why in reason
 
 
 def test_fields_the_daemon_may_add_are_used() -> None:
     stalled = daemon_status({"a": camera_status(frames=50, last_frame_age_s=8.0)})
-    assert pipeline_health(stalled, 0.0) == (
+    assert pipeline_health(typed(stalled), 0.0) == (
         False,
         "camera a: no frame encoded for 8 s, its source says live but delivers nothing "
         "(a hung read or encoder)",
     )
     backlog = daemon_status({"a": camera_status(frames=50, writer_backlog=2500)})
-    ok, why = pipeline_health(backlog, 0.0)
+    ok, why = pipeline_health(typed(backlog), 0.0)
     assert not ok
     assert "2500 packets waiting for the disk" in why
 
@@ -315,7 +321,7 @@ def test_fields_the_daemon_may_add_are_used() -> None:
     ],
 )
 def test_ready_once_a_source_delivers(status: dict[str, Any], ready: bool) -> None:
-    assert (readiness(status) is None) is ready
+    assert (readiness(typed(status)) is None) is ready
 
 
 def test_storage_problems(tmp_path: Path) -> None:
@@ -350,7 +356,8 @@ def test_service_loop_ready_watchdog_status(notify_socket: NotifySocket, tmp_pat
         nonlocal frames
         clock.now += advance
         frames += step
-        loop.tick(daemon_status({"closeup": camera_status(state, frames if state != "connecting" else 0)}))
+        cam = camera_status(state, frames if state != "connecting" else 0)
+        loop.tick(typed(daemon_status({"closeup": cam})))
         return notify_socket.drain()
 
     # Starting: no READY, no WATCHDOG, a STATUS saying what it waits for.
@@ -382,6 +389,6 @@ def test_service_loop_ready_watchdog_status(notify_socket: NotifySocket, tmp_pat
 
 def test_service_loop_without_a_watchdog_still_reports(notify_socket: NotifySocket) -> None:
     loop = ServiceLoop(SdNotifier({"NOTIFY_SOCKET": notify_socket.env_value}), clock=FakeClock())
-    loop.tick(daemon_status())
+    loop.tick(typed(daemon_status()))
     assert notify_socket.drain() == [{"READY": "1", "STATUS": "idle, 1 camera live"}]
     assert loop.ready

@@ -158,7 +158,7 @@ def test_a_stop_and_a_new_start_for_the_same_baby_keep_the_birth_time(
     station.skipped_ns = 11 * S  # then the table is quiet for the post-roll (10 s): the baby left
     c.tick()
     assert c.since_birth_s(station.now()) is None  # the overlay shows no T+ for the next baby
-    assert c.status()["since_birth_s"] is None
+    assert c.status().since_birth_s is None
 
 
 def test_a_discard_forgets_the_birth_time_and_markers(station: Station) -> None:
@@ -482,14 +482,14 @@ def test_a_start_is_refused_below_the_reserve_and_the_bedside_sees_why(station: 
     reply = c.handle(Event.START, by="button")
     assert reply["ok"] is False and "storage full" in reply["error"] and "30 min reserve" in reply["error"]
     assert not c.recording and not station.recordings.exists()
-    assert c.status()["storage_problem"] is not None
+    assert c.status().storage_problem is not None
     lit = [c.lamp(t * 10_000_000) for t in range(200)]
     assert sum(lit) == 30  # two short flashes every 2 s: "cannot record"
     c.handle(Event.START, by="command line")  # asked again: refused again, audited once
     assert [e["event"] for e in station.entries()] == ["recording_refused"]
     station.free_bytes = 10_000_000_000  # room again
     c.tick()
-    assert c.status()["storage_problem"] is None and not c.lamp(0)
+    assert c.status().storage_problem is None and not c.lamp(0)
     assert c.handle(Event.START, by="button")["ok"]
     assert c.recording
     c.handle(Event.STOP, by="button")

@@ -3,6 +3,14 @@
 Encoders hand packets to ``write`` and return at once; a writer thread of its own does the
 muxing, encryption and disk writes, so a slow disk never stalls capture. Start, stop and discard
 travel through the same queue as the packets, so each takes effect exactly between two packets.
+
+A stop ends the recording at a media time, not at a queue position: x264 holds a few frames
+(lookahead, B-frames) and the interleaver holds audio until the video catches up, so when the
+stop reaches the writer, frames captured before it are still on their way. The writer keeps
+feeding the segment until a video packet whose decode time is at or after the stop arrives (DTS
+never exceeds PTS and only grows, so by then every frame shown before the stop has come, and the
+reference frames its B-frames need with it), then closes it; what follows goes to the pre-roll.
+A camera that delivers nothing more is given ``_DRAIN_TIMEOUT_S``. A discard is immediate.
 """
 
 from __future__ import annotations
@@ -31,6 +39,12 @@ class _Begin:
 class _End:
     done: threading.Event
     discard: bool
+    at_s: float | None = None  # the stop's media time; None: close now
+
+
+# How long a stop waits for the frames captured before it (x264 holds about 10, at 15 fps
+# 0.7 s; a loaded 2-core PC adds its queue) before it closes with what there is.
+_DRAIN_TIMEOUT_S = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +72,10 @@ class CameraRecorder:
         # write that blocks (a hung USB disk) shows as a time that keeps growing, long before the
         # queue fills.
         self._busy_since_ns: int | None = None
+        # A stop waiting for the packets decoded before it (writer thread only).
+        self._ending: _End | None = None
+        self._ending_deadline = 0.0
+        self._last_video_dts_s: float | None = None  # the newest video packet seen
 
     def start(self) -> None:
         self._thread.start()
@@ -83,10 +101,11 @@ class CameraRecorder:
     def begin(self, segmenter: Segmenter, *, with_preroll: bool = True) -> None:
         self._queue.put(_Begin(segmenter, with_preroll))
 
-    def end(self, *, discard: bool = False, timeout: float = 30.0) -> bool:
-        """Close (or throw away) the open recording; returns once its files are closed."""
+    def end(self, *, discard: bool = False, at_s: float | None = None, timeout: float = 30.0) -> bool:
+        """Close (or throw away) the open recording; returns once its files are closed. With
+        ``at_s`` (the stop's media time) every packet decoded before it is written first."""
         done = threading.Event()
-        self._queue.put(_End(done, discard))
+        self._queue.put(_End(done, discard, None if discard else at_s))
         return done.wait(timeout)
 
     def keep_preroll(self, keep: bool) -> None:
@@ -99,8 +118,18 @@ class CameraRecorder:
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
+            if self._ending is None:
+                item = self._queue.get()
+            else:
+                try:
+                    item = self._queue.get(timeout=max(0.0, self._ending_deadline - time.monotonic()))
+                except queue.Empty:
+                    log.warning("stop_drain_timeout", camera=self.camera, waited_s=_DRAIN_TIMEOUT_S)
+                    self._finish_ending()
+                    continue
             if item is None:
+                if self._ending is not None:
+                    self._finish_ending()
                 return
             self._busy_since_ns = time.monotonic_ns()
             try:
@@ -114,7 +143,23 @@ class CameraRecorder:
                 self._busy_since_ns = None
 
     def _handle(self, item: _Item) -> None:
+        ending = self._ending
+        if ending is not None:
+            if isinstance(item, EncodedPacket):
+                if ending.at_s is not None and item.dts_s < ending.at_s:
+                    assert self._segmenter is not None
+                    self._segmenter.write(item)  # decoded before the stop: it belongs to it
+                    return
+                if item.kind == "audio":
+                    if self._keep_preroll:  # after the stop: the next recording's pre-roll
+                        self.preroll.write(item)
+                    return
+                self._finish_ending()  # every frame shown before the stop is in
+            else:
+                self._finish_ending()  # a command: the stop is as complete as it gets
         if isinstance(item, EncodedPacket):
+            if item.kind == "video":
+                self._last_video_dts_s = item.dts_s
             if self._segmenter is not None:
                 self._segmenter.write(item)
             elif self._keep_preroll:
@@ -128,17 +173,32 @@ class CameraRecorder:
             for packet in packets:
                 item.segmenter.write(packet)
         elif isinstance(item, _End):
-            segmenter, self._segmenter = self._segmenter, None
-            try:
-                if segmenter is not None:
-                    if item.discard:
-                        self.preroll.clear()
-                        segmenter.abort()
-                    else:
-                        segmenter.close()
-            finally:
-                item.done.set()
+            last = self._last_video_dts_s
+            # Nothing on its way when no video ever came (no camera yet), or it is past the stop.
+            waiting = item.at_s is not None and last is not None and last < item.at_s
+            if waiting and self._segmenter is not None:
+                self._ending = item  # wait for the frames still on their way (module docstring)
+                self._ending_deadline = time.monotonic() + _DRAIN_TIMEOUT_S
+                return
+            self._close(item)
         elif isinstance(item, _KeepPreroll):
             self._keep_preroll = item.keep
             if not item.keep:
                 self.preroll.clear()
+
+    def _finish_ending(self) -> None:
+        ending, self._ending = self._ending, None
+        if ending is not None:
+            self._close(ending)
+
+    def _close(self, item: _End) -> None:
+        segmenter, self._segmenter = self._segmenter, None
+        try:
+            if segmenter is not None:
+                if item.discard:
+                    self.preroll.clear()
+                    segmenter.abort()
+                else:
+                    segmenter.close()
+        finally:
+            item.done.set()

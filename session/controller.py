@@ -623,8 +623,11 @@ class SessionController:
         session = self._session
         if session is None:
             return
+        # The stop's media time: each camera writes every frame captured before it (x264 and
+        # the interleaver still hold some) before its last segment closes.
+        stop_s = self._clock.seconds(self._now())
         for cam in self._cameras:
-            if not cam.recorder.end(discard=discard):
+            if not cam.recorder.end(discard=discard, at_s=stop_s):
                 log.error("segment_close_timeout", camera=cam.name, session=session.id)
         with self._vitals_lock:
             self._session = None

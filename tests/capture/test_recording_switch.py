@@ -8,6 +8,7 @@ a keyframe, and a discard or "do not record" must leave nothing to begin with.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from fractions import Fraction
 from typing import cast
@@ -141,3 +142,65 @@ def test_do_not_record_keeps_no_preroll_until_lifted(recorder: CameraRecorder) -
     assert recorder.end()
     assert sink.packets and all(p in lifted for p in sink.packets)
     assert sink.packets[0].keyframe
+
+
+# --- a stop ends at a media time -------------------------------------------------------------
+
+
+def b_frames(first: int, last: int) -> list[EncodedPacket]:
+    """Frames ``first..last`` in x264's decode order: I/P first, then the two B-frames before it
+    (decode time runs ahead of the frames shown after it)."""
+    out = []
+    decode = first
+    for anchor in range(first, last + 1, 3):
+        for i in (anchor + 2, anchor, anchor + 1):  # P shown later, decoded first; then its B-frames
+            if i > last:
+                continue
+            out.append(EncodedPacket("video", i.to_bytes(4, "big"), i * 3000, (decode - 2) * 3000, 3000, TB,
+                                     i % GOP == 0))  # fmt: skip
+            decode += 1
+    return out
+
+
+def test_a_stop_writes_every_frame_shown_before_it_even_those_x264_still_holds(
+    recorder: CameraRecorder,
+) -> None:
+    seg = MemorySegmenter()
+    recorder.begin(cast(Segmenter, seg))
+    packets = b_frames(0, 59)  # frames 0-59: 2 s at 30 fps
+    for p in packets[:30]:
+        recorder.write(p)
+    stop_s = 40 / FPS  # the stop is at frame 40's capture time; frames up to 39 are shown before it
+    done: list[bool] = []
+    waiter = threading.Thread(target=lambda: done.append(recorder.end(at_s=stop_s)))
+    waiter.start()  # the stop reaches the writer while x264 still holds frames 30-59
+    for p in packets[30:]:
+        recorder.write(p)
+    waiter.join(5)
+    assert done == [True] and seg.closed
+    shown = sorted(int.from_bytes(p.data[:4], "big") for p in seg.packets if p.kind == "video")
+    assert set(range(40)) <= set(shown)  # nothing shown before the stop is lost
+    assert all(p.dts_s < stop_s for p in seg.packets)  # and nothing decoded after it is written
+
+
+def test_a_stop_with_nothing_more_coming_closes_after_the_drain_timeout(
+    recorder: CameraRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import capture.recording as recording
+
+    monkeypatch.setattr(recording, "_DRAIN_TIMEOUT_S", 0.2)
+    seg = MemorySegmenter()
+    recorder.begin(cast(Segmenter, seg))
+    for p in b_frames(0, 10):
+        recorder.write(p)
+    assert recorder.end(at_s=5.0, timeout=3.0)  # the camera stopped delivering at frame 10
+    assert seg.closed
+
+
+def test_a_discard_does_not_wait(recorder: CameraRecorder) -> None:
+    seg = MemorySegmenter()
+    recorder.begin(cast(Segmenter, seg))
+    for p in b_frames(0, 10):
+        recorder.write(p)
+    assert recorder.end(discard=True, at_s=5.0, timeout=0.5)
+    assert seg.aborted and recorder.preroll.bytes == 0

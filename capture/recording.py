@@ -45,6 +45,7 @@ class _End:
 # How long a stop waits for the frames captured before it (x264 holds about 10, at 15 fps
 # 0.7 s; a loaded 2-core PC adds its queue) before it closes with what there is.
 _DRAIN_TIMEOUT_S = 3.0
+_ERROR_LOG_EVERY_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,7 @@ class CameraRecorder:
         self._ending: _End | None = None
         self._ending_deadline = 0.0
         self._last_video_dts_s: float | None = None  # the newest video packet seen
+        self._error_logged_at: float | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -134,9 +136,16 @@ class CameraRecorder:
             self._busy_since_ns = time.monotonic_ns()
             try:
                 self._handle(item)
-            except Exception as exc:
+            except Exception as exc:  # broad: a muxer or disk failure of any kind costs one segment
                 self.write_errors += 1
-                log.error("segment_write_failed", camera=self.camera, error=repr(exc))
+                # A full disk fails every keyframe's new segment until there is room: say so
+                # once a while, with the count, not once a second.
+                now = time.monotonic()
+                if self._error_logged_at is None or now - self._error_logged_at >= _ERROR_LOG_EVERY_S:
+                    self._error_logged_at = now
+                    log.error(
+                        "segment_write_failed", camera=self.camera, error=repr(exc), total=self.write_errors
+                    )
                 if isinstance(item, _End):
                     item.done.set()
             finally:

@@ -393,7 +393,10 @@ class SessionDirectory:
         except OSError as exc:
             log.error("manifest_write_failed", session=self.id, error=str(exc))
             return False
-        return self.failed is None
+        # A segment the disk refused is left .partial (readable to its last chunk): it too is
+        # for recovery to close, with a record of it.
+        left_open = any(f.name.endswith(PARTIAL) for f in self.path.iterdir())
+        return self.failed is None and not left_open
 
     def discard(self) -> int:
         """Destroy everything of this session: truncate each file, then remove it.

@@ -112,6 +112,14 @@ def test_a_disk_that_fills_during_a_recording_keeps_what_was_written_and_never_c
         wait_until(lambda: any(p.name.endswith(".ts.age") for p in session.iterdir()), 10, "a closed segment")
         disk.fill()
         time.sleep(3)  # recording on a full disk
+        assert d.status().session.state == "recording"
+        disk.free_up()  # room again: the recording goes on by itself, in a new segment
+        before = {p.name for p in session.iterdir()}
+        wait_until(
+            lambda: any(p.name.endswith(".ts.age") and p.name not in before for p in session.iterdir()),
+            10,
+            "a new segment after the disk had room again",
+        )
         reply = ask(d, "stop")
         assert reply["ok"] and reply["state"] == "idle", reply
         # Everything closed before the disk filled reads back whole.
@@ -120,7 +128,6 @@ def test_a_disk_that_fills_during_a_recording_keeps_what_was_written_and_never_c
         for path in closed:
             _plain, complete = decrypt(path, [identity])
             assert complete, path.name
-        disk.free_up()
         wait_until(
             lambda: not any(p.name.endswith(PARTIAL) for p in session.iterdir()), 10, "the late close"
         )

@@ -166,11 +166,17 @@ def _parser() -> argparse.ArgumentParser:
         "delete", help="consent withdrawn after the recording: destroy a stored session (audited)"
     )
     delete.add_argument("session", help="the session's id, as `neoflix-capture sessions` lists it")
-    for c in (sessions, delete):
+    hold = sub.add_parser("hold", help="legal hold: nothing deletes this session until it is released")
+    release = sub.add_parser("release", help="lift a session's legal hold (audited)")
+    for c in (hold, release):
+        c.add_argument("session", help="the session's id, as `neoflix-capture sessions` lists it")
+    for c in (sessions, delete, hold, release):
         c.add_argument("--socket", type=Path, help="control socket (default: from the config)")
         c.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     sessions.set_defaults(handler=_cmd_sessions)
     delete.set_defaults(handler=_cmd_delete)
+    hold.set_defaults(handler=lambda a: _cmd_keeper(a, "hold"))
+    release.set_defaults(handler=lambda a: _cmd_keeper(a, "release"))
 
     demo = sub.add_parser(
         "demo", help="record from synthetic sources with the real daemon, then export it"
@@ -290,7 +296,7 @@ def _cmd_control(args: argparse.Namespace) -> int:
 def _cmd_sessions(args: argparse.Namespace) -> int:
     from session.retention import describe
 
-    reply = request(_socket_path(args), "sessions", by="command line")
+    reply = _keeper_request(args, "sessions")
     if args.json:
         print(json.dumps(reply, indent=1))
     elif reply.get("ok"):
@@ -301,12 +307,49 @@ def _cmd_sessions(args: argparse.Namespace) -> int:
 
 
 def _cmd_delete(args: argparse.Namespace) -> int:
-    reply = request(_socket_path(args), "delete", by="command line", session=args.session)
+    return _cmd_keeper(args, "delete")
+
+
+def _cmd_keeper(args: argparse.Namespace, cmd: str) -> int:
+    reply = _keeper_request(args, cmd, session=args.session)
     if reply.get("ok"):
         print(reply["note"])
         return 0
     print(f"error: {reply.get('error')}", file=sys.stderr)
     return 1
+
+
+def _keeper_request(args: argparse.Namespace, cmd: str, **fields: Any) -> dict[str, Any]:
+    """Ask the running recorder; when none answers, do it on the storage directly, under the
+    storage's lock (so a recorder starting meanwhile waits its turn)."""
+    try:
+        return request(_socket_path(args), cmd, by="command line", **fields)
+    except ControlError as unreachable:
+        from session.audit import AuditLog
+        from session.lock import StorageBusy, StorageLock
+        from session.retention import SessionKeeper
+
+        storage = load_config(args.config).storage
+        try:
+            lock = StorageLock.acquire(storage.directory, holder=f"neoflix-capture {cmd}")
+        except StorageBusy as exc:
+            raise ControlError(f"{unreachable}; and the storage is held: {exc}") from exc
+        try:
+            audit = AuditLog(audit_log_path(storage.directory, storage.audit_log))
+            keeper = SessionKeeper(
+                storage.directory,
+                storage.retention_days,
+                lambda: None,  # no recorder runs: nothing is being recorded
+                audit=audit,
+                delete_uncollected=storage.delete_uncollected,
+            )
+            if cmd == "sessions":
+                return {"ok": True, "retention_days": keeper.retention_days, "sessions": keeper.sessions()}
+            if cmd == "delete":
+                return keeper.delete(str(fields["session"]), by="command line")
+            return keeper.hold(str(fields["session"]), by="command line", on=cmd == "hold")
+        finally:
+            lock.release()
 
 
 def _human_status(reply: dict[str, Any]) -> str:

@@ -297,6 +297,12 @@ class StorageConfig(_Section):
     fsync_interval_s: float = Field(
         default=2.0, gt=0, le=60, description="How often open files are flushed to the disk."
     )
+    delete_uncollected: bool = Field(
+        default=False,
+        description="Let retention destroy a session the archive has not confirmed (no 'collected' "
+        "mark from the collector). Off: such a session is kept past its time and listed as a "
+        "warning, so nothing is lost because collection failed.",
+    )
     reserve_minutes: float = Field(
         default=30,
         ge=0,

@@ -28,7 +28,7 @@ EVENTS = {
     "do-not-record": Event.DO_NOT_RECORD,
     "allow-recording": Event.ALLOW_RECORDING,
 }
-COMMANDS = frozenset({*EVENTS, "delete", "mark", "sessions", "status"})
+COMMANDS = frozenset({*EVENTS, "delete", "hold", "mark", "release", "sessions", "status"})
 
 
 class ControlCommands:
@@ -60,6 +60,8 @@ class ControlCommands:
             return {"ok": True, "retention_days": keeper.retention_days, "sessions": keeper.sessions()}
         if cmd == "delete":
             return self._keeper.delete(str(request.get("session", "")), by=by)
+        if cmd in ("hold", "release"):  # a legal hold: nothing deletes the session while it holds
+            return self._keeper.hold(str(request.get("session", "")), by=by, on=cmd == "hold")
         if cmd == "discard":  # also destroys a recording a person stopped moments ago
             return {**self._controller.discard(by=by), **self._status()}
         event = EVENTS.get(cmd)

@@ -154,6 +154,7 @@ class Daemon:
             config.storage.retention_days,
             lambda: self.controller.session_id,
             audit=self.audit,
+            delete_uncollected=config.storage.delete_uncollected,
         )
         self._retention: threading.Thread | None = None
         self._retention_due_ns = 0  # the first tick applies the rule

@@ -94,6 +94,18 @@ def audit_log_path(storage_dir: Path, configured: Path | None = None) -> Path:
     return configured if configured is not None else storage_dir.parent / AUDIT_LOG
 
 
+# In a session directory, plain files with no patient data: a legal hold stops every deletion;
+# "collected" is the archive's confirmation that every file arrived (written by the collector).
+LEGAL_HOLD = "legal-hold"
+COLLECTED = "collected"
+
+
+def retention_state_path(storage_dir: Path) -> Path:
+    """When this recorder first saw each session (``session.retention``): beside the storage
+    directory, which holds sessions only."""
+    return storage_dir.parent / f"{storage_dir.name}.seen.json"
+
+
 def lock_path(storage_dir: Path) -> Path:
     """The lock of the one recorder (or tool) using a storage directory (``session.lock``):
     beside it, like the audit log, so the storage directory holds sessions only."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from session.layout import session_started
+from session.layout import COLLECTED, retention_state_path, session_started
 from session.retention import SessionKeeper, StoredSession, describe, due_for_deletion, stored_sessions
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -71,14 +72,26 @@ def test_retention_rule(days_ago: float, retention_days: int, recording: str | N
     assert bool(due_for_deletion([session(days_ago)], NOW, retention_days, recording)) is due
 
 
-def keeper(root: Path, recording: str | None = None, days: int = 30) -> tuple[SessionKeeper, Audit]:
+def keeper(
+    root: Path, recording: str | None = None, days: int = 30, *, delete_uncollected: bool = True
+) -> tuple[SessionKeeper, Audit]:
     audit = Audit()
-    return SessionKeeper(root, days, lambda: recording, audit=audit, utc_now=lambda: NOW), audit
+    k = SessionKeeper(
+        root, days, lambda: recording, audit=audit, utc_now=lambda: NOW, delete_uncollected=delete_uncollected
+    )
+    return k, audit
+
+
+def seen(root: Path, **days_ago: float) -> None:
+    """This recorder first saw each session (by id) that many days ago."""
+    state = {sid_: (NOW - timedelta(days=d)).isoformat() for sid_, d in days_ago.items()}
+    retention_state_path(root).write_text(json.dumps(state))
 
 
 def test_retention_destroys_old_sessions_and_audits_each(tmp_path: Path) -> None:
     old = plant(tmp_path, sid(45), "closeup-000001.ts.age", "vitals.jsonl.age", "manifest.json.age")
     recent = plant(tmp_path, sid(3, "dddddd"))
+    seen(tmp_path, **{old.name: 45, recent.name: 3})
     k, audit = keeper(tmp_path)
     assert k.apply_retention() == [old.name]
     assert not old.exists() and recent.exists()
@@ -123,3 +136,48 @@ def test_listing_says_when_each_session_goes(tmp_path: Path) -> None:
     assert keeper(tmp_path, days=0)[0].sessions()[0]["deleted_after_utc"] is None
     assert "kept until deleted" in describe(keeper(tmp_path, days=0)[0].sessions())
     assert describe([]) == "no sessions stored"
+
+
+# --- what retention trusts -------------------------------------------------------------------
+
+
+def test_a_session_named_by_a_wrong_clock_is_kept_for_the_period_from_when_it_was_first_seen(
+    tmp_path: Path,
+) -> None:
+    wrong = plant(tmp_path, "20200101T000000Z-0a0b0c")  # recorded while the clock said 2020
+    k, _ = keeper(tmp_path)
+    assert k.apply_retention() == [] and wrong.exists()  # first seen now: kept
+    state = json.loads(retention_state_path(tmp_path).read_text())
+    assert datetime.fromisoformat(state[wrong.name]) == NOW
+    seen(tmp_path, **{wrong.name: 31})  # a month on
+    assert k.apply_retention() == [wrong.name]
+
+
+def test_a_damaged_state_file_means_seen_now_never_old(tmp_path: Path) -> None:
+    old = plant(tmp_path, sid(400))
+    retention_state_path(tmp_path).write_text("{not json")
+    assert keeper(tmp_path)[0].apply_retention() == [] and old.exists()
+
+
+def test_a_legal_hold_stops_every_deletion_until_released(tmp_path: Path) -> None:
+    old = plant(tmp_path, sid(45))
+    seen(tmp_path, **{old.name: 45})
+    k, audit = keeper(tmp_path)
+    assert k.hold(old.name, by="command line")["ok"]
+    assert k.apply_retention() == [] and old.exists()
+    refused = k.delete(old.name, by="command line")
+    assert not refused["ok"] and "legal hold" in refused["error"] and "release" in refused["error"]
+    assert k.sessions()[0]["legal_hold"] is True
+    assert k.hold(old.name, by="command line", on=False)["ok"]
+    assert k.apply_retention() == [old.name]
+    assert [e["event"] for e in audit.entries] == ["legal_hold_set", "legal_hold_released", "session_deleted"]
+
+
+def test_an_uncollected_session_is_kept_unless_the_config_says_otherwise(tmp_path: Path) -> None:
+    waiting = plant(tmp_path, sid(45, "aaaaaa"))
+    collected = plant(tmp_path, sid(45, "bbbbbb"), COLLECTED)
+    seen(tmp_path, **{waiting.name: 45, collected.name: 45})
+    k, _ = keeper(tmp_path, delete_uncollected=False)
+    assert k.apply_retention() == [collected.name]
+    assert waiting.exists() and not collected.exists()
+    assert keeper(tmp_path, delete_uncollected=True)[0].apply_retention() == [waiting.name]

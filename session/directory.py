@@ -17,11 +17,11 @@ the manifest; each JSON-lines stream has its own.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import os
-import shutil
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -39,6 +39,7 @@ from session.layout import (
     VITALS,
     Manifest,
     chain_value,
+    is_session_file,
     new_session_id,
     segment_name,
 )
@@ -52,22 +53,37 @@ log = structlog.get_logger()
 
 
 def destroy_session_files(path: Path) -> int:
-    """Truncate every file of a session directory, then remove it and the directory.
+    """Truncate every file of a session directory that the recorder wrote, then remove it, and
+    the directory once empty.
 
     Truncated first (and fsynced) so the ciphertext's blocks are released even where something
-    still holds the file open. Returns how many files were destroyed, for the audit log.
+    still holds the file open. Only regular files with the layout's names are touched, opened
+    without following links: a link or a foreign file planted in a session directory is left
+    where it is (and the directory with it), never followed out of storage. Returns how many
+    files were destroyed, for the audit log.
     """
     destroyed = 0
+    left = 0
     for entry in list(path.iterdir()):
+        if not is_session_file(entry.name) or entry.is_symlink() or not entry.is_file():
+            left += 1
+            continue
         try:
-            with open(entry, "r+b") as f:
-                f.truncate(0)
-                os.fsync(f.fileno())
+            fd = os.open(entry, os.O_WRONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+            try:
+                os.ftruncate(fd, 0)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             entry.unlink()
             destroyed += 1
         except OSError:
-            pass
-    shutil.rmtree(path, ignore_errors=True)
+            left += 1
+    if left:
+        log.warning("session_files_left", session=path.name, left=left)
+    else:
+        with contextlib.suppress(OSError):
+            path.rmdir()
     return destroyed
 
 

@@ -88,6 +88,18 @@ def parse_segment_name(name: str) -> SegmentName | None:
     return SegmentName(match["camera"], int(match["index"]), match["partial"] is not None)
 
 
+def is_session_file(name: str) -> bool:
+    """Whether a file of this name in a session directory is one the recorder writes (a
+    segment, the logs, the manifest, a recovery record, the hold and collection marks), closed
+    or still ``.partial``. Anything else there is not the recorder's to destroy."""
+    base = name.removesuffix(PARTIAL)
+    if parse_segment_name(base) is not None:
+        return True
+    if base in (VITALS, MARKERS, MANIFEST, MANIFEST + ".new", LEGAL_HOLD, COLLECTED):
+        return True
+    return base == RECOVERY or (base.startswith(RECOVERY + ".") and base[len(RECOVERY) + 1 :].isdigit())
+
+
 def audit_log_path(storage_dir: Path, configured: Path | None = None) -> Path:
     """Where the audit log lives: as configured, else beside (not inside) the storage directory,
     so deleting recordings never touches it."""

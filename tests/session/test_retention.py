@@ -181,3 +181,19 @@ def test_an_uncollected_session_is_kept_unless_the_config_says_otherwise(tmp_pat
     assert k.apply_retention() == [collected.name]
     assert waiting.exists() and not collected.exists()
     assert keeper(tmp_path, delete_uncollected=True)[0].apply_retention() == [waiting.name]
+
+
+def test_delete_never_follows_a_link_nor_touches_a_file_it_did_not_write(tmp_path: Path) -> None:
+    root = tmp_path / "recordings"
+    victim = tmp_path / "outside.txt"
+    victim.write_text("not the recorder's")
+    target = plant(root, sid(1))
+    (target / "closeup-000002.ts.age").symlink_to(victim)  # planted under a segment's name
+    (target / "notes.txt").write_text("someone's file")
+    k, audit = keeper(root)
+    reply = k.delete(target.name, by="command line")
+    assert reply["ok"]
+    assert victim.read_text() == "not the recorder's"  # never followed out of storage
+    assert (target / "closeup-000002.ts.age").is_symlink() and (target / "notes.txt").exists()
+    assert not (target / "closeup-000001.ts.age").exists() and not (target / "manifest.json.age").exists()
+    assert audit.entries[-1]["files"] == 2

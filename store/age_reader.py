@@ -104,7 +104,11 @@ class AgeReader:
             if ahead:
                 plain = self._open(piece, index, last=False)
                 if plain is None:
-                    if self._open(piece, index, last=True) is not None:
+                    final = self._open(piece, index, last=True)
+                    if final is not None:
+                        # It authenticates as the final chunk: what it holds is the file's, as the
+                        # age vectors expect it released; what follows it is not (stream_two_final_*).
+                        yield final
                         raise CorruptFileError(f"{self._name}: data follows the final chunk {index}")
                     raise CorruptFileError(f"{self._name}: chunk {index} failed authentication")
                 yield plain

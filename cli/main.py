@@ -148,6 +148,14 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--identity", type=Path, help="the review key, to read the manifests")
     audit.set_defaults(handler=_cmd_audit)
 
+    check = sub.add_parser(
+        "verify", help="check a session against its manifest and the files' own authentication (no plaintext)"
+    )
+    check.add_argument("session_dir", type=Path)
+    check.add_argument("--identity", type=Path, required=True, help="the review key (age identity file)")
+    check.add_argument("--json", action="store_true", help="machine-readable report")
+    check.set_defaults(handler=_cmd_verify)
+
     export = sub.add_parser("export", help="decrypt a session into playable MP4s and vitals.csv")
     export.add_argument("session_dir", type=Path)
     export.add_argument("--identity", type=Path, required=True, help="age identity file")
@@ -506,6 +514,25 @@ def _audit_anchors(where: Path, identity: Path) -> list[tuple[str, int, str]]:
     return anchors
 
 
+def _cmd_verify(args: argparse.Namespace) -> int:
+    """Exit 0 when the session is whole, 1 when it is not, 2 when it cannot be checked."""
+    from review.verify import verify_session
+    from store.errors import KeyFormatError
+    from store.keys import load_identities
+
+    try:
+        identities = load_identities(args.identity)
+    except (OSError, KeyFormatError) as exc:
+        print(f"{args.identity}: cannot use this identity: {exc}", file=sys.stderr)
+        return 2
+    if not args.session_dir.is_dir():
+        print(f"{args.session_dir}: not a session directory", file=sys.stderr)
+        return 2
+    report = verify_session(args.session_dir, identities)
+    print(json.dumps(report.to_json(), indent=1) if args.json else report.plain())
+    return 0 if report.whole else 1
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from review.export import ExportError, export_session
     from session.audit import AuditLog
@@ -548,6 +575,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
         print(f"vitals: {result.vitals_csv} ({result.vitals_rows} samples)")
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    if result.report is not None:
+        print(result.report.plain())  # also in report.txt and report.json beside the media
     return 0
 
 

@@ -11,6 +11,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +23,10 @@ import av
 import structlog
 
 from review.trends import write_trends_svg
+from review.verify import SessionReport, verify_session
 from session.layout import MANIFEST, MARKERS, PARTIAL, VITALS, parse_segment_name
 from store.age_reader import AgeReader
-from store.errors import TruncatedError
+from store.errors import AgeError, TruncatedError
 from store.keys import Identity
 
 log = structlog.get_logger()
@@ -55,6 +59,7 @@ class ExportResult:
     markers_csv: Path | None = None
     markers: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    report: SessionReport | None = None  # what the export was checked against (review.verify)
 
 
 class ExportError(Exception):
@@ -77,16 +82,70 @@ def decrypt(path: Path, identities: Sequence[Identity]) -> tuple[bytes, bool]:
 def export_session(
     session_dir: Path, identities: Sequence[Identity], out_dir: Path
 ) -> ExportResult:
+    """Verify the session (``review.verify``), then export what verified into ``out_dir``.
+
+    The output is private and all or nothing: it is built in a temporary folder (0700, files
+    0600, whatever the umask) beside ``out_dir`` and moved into it only once whole; a failure
+    leaves no plaintext behind. ``out_dir`` holds one session: the export of another is refused.
+    """
     if not session_dir.is_dir():
         raise ExportError(f"{session_dir}: not a session directory")
+    report = verify_session(session_dir, identities)
+    _refuse_another_session(out_dir, report.session)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))  # mode 0700
+    try:
+        result = _export(session_dir, identities, work, report)
+        (work / "report.json").write_text(json.dumps(report.to_json(), indent=1))
+        (work / "report.txt").write_text(report.plain() + "\n")
+        out_dir.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(out_dir, 0o700)
+        for stale in out_dir.iterdir():  # the same session exported again: replaced whole
+            if stale.is_file() and not stale.is_symlink():
+                stale.unlink()
+        for made in sorted(work.iterdir()):
+            os.chmod(made, 0o600)
+            os.replace(made, out_dir / made.name)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    result.report = report
+    result.videos = {k: out_dir / v.name for k, v in result.videos.items()}
+    for name in ("vitals_csv", "markers_csv", "trends_svg"):
+        made_path = getattr(result, name)
+        if made_path is not None:
+            setattr(result, name, out_dir / made_path.name)
+    return result
+
+
+def _refuse_another_session(out_dir: Path, session: str) -> None:
+    summary = out_dir / "session.json"
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        try:
+            other = json.loads(summary.read_text()).get("session")
+        except (OSError, ValueError):
+            other = None
+        if other != session:
+            raise ExportError(
+                f"{out_dir}: already holds "
+                + (f"the export of session {other}" if other else "other files")
+                + "; export each session into a folder of its own"
+            )
+
+
+def _export(
+    session_dir: Path, identities: Sequence[Identity], out_dir: Path, report: SessionReport
+) -> ExportResult:
     manifest = _read_manifest(session_dir, identities)
-    result = ExportResult(session=str(manifest.get("session", session_dir.name)))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    result = ExportResult(session=report.session)
     segments = _segment_files(session_dir)
     cameras = [c["name"] for c in manifest.get("cameras", [])] or sorted(segments)
     starts: list[float] = []
     for camera in cameras:
-        files = [path for _index, path in sorted(segments.get(camera, []))]
+        if manifest.get("segments"):
+            # What verified, in the manifest's order: a missing or bad stretch stays a gap.
+            files = [session_dir / name for name in report.trusted_segments(camera)]
+        else:  # no manifest to go by: the files in name order, each checked as it is read
+            files = [path for _index, path in sorted(segments.get(camera, []))]
         if not files:
             result.warnings.append(f"camera {camera}: no segments")
             continue
@@ -126,6 +185,7 @@ def export_session(
         "segments": manifest.get("segments", []),
         "warnings": result.warnings,
     }
+    summary["integrity"] = {"whole": report.whole, "manifest": report.manifest}
     (out_dir / "session.json").write_text(json.dumps(summary, indent=1))
     return result
 
@@ -177,10 +237,10 @@ def _read_manifest(session_dir: Path, identities: Sequence[Identity]) -> dict[st
     path = session_dir / MANIFEST
     if not path.exists():
         return {}
-    data, _complete = decrypt(path, identities)
     try:
-        manifest = json.loads(data)
-    except ValueError:
+        data, complete = decrypt(path, identities)
+        manifest = json.loads(data) if complete else None
+    except (AgeError, ValueError):  # the report says what is wrong with it
         return {}
     return manifest if isinstance(manifest, dict) else {}
 
@@ -197,7 +257,11 @@ def _join_segments(
     end_s = 0.0
     try:
         for path in files:
-            data, complete = decrypt(path, identities)
+            try:
+                data, complete = decrypt(path, identities)
+            except AgeError as exc:  # a bad file never ends the export: it stays a gap
+                warnings.append(f"{path.name}: not exported: {exc}")
+                continue
             if not data:
                 if not complete:
                     warnings.append(f"{path.name}: cut short before its first complete chunk; skipped")
@@ -256,7 +320,11 @@ def _read_jsonl(
         path = session_dir / (name + PARTIAL)
         if not path.exists():
             return []
-    data, complete = decrypt(path, identities)
+    try:
+        data, complete = decrypt(path, identities)
+    except AgeError as exc:  # tampered or another key's: the report says which; no records
+        warnings.append(f"{name}: not exported: {exc}")
+        return []
     if not complete:
         warnings.append(f"{name} cut short; exported what was complete")
     records = []

@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import av
+
 from session.layout import (
     COLLECTED,
     LEGAL_HOLD,
@@ -55,6 +57,7 @@ class FileReport:
     camera: str | None = None
     start_s: float | None = None  # the media time the manifest gives a segment
     end_s: float | None = None
+    recovered_s: float | None = None  # of a truncated segment: the seconds it still holds
 
 
 @dataclass
@@ -136,8 +139,12 @@ def verify_session(session_dir: Path, identities: Sequence[Identity]) -> Session
         result = _segment(on_disk.get(name), name, expected, by_hash, entry, identities)
         result.camera, result.start_s, result.end_s = camera, start, end
         report.files.append(result)
-        if result.kind in _TRUSTED:
+        if result.kind == "complete":
             cam.recorded_s += end - start
+        elif result.kind == "truncated":
+            held = min(result.recovered_s or 0.0, end - start)
+            cam.recorded_s += held
+            cam.gaps.append((start + held, end))
         else:
             cam.gaps.append((start, end))
     for name in (VITALS, MARKERS):
@@ -203,20 +210,39 @@ def _segment(
         other = by_hash.get(digest)
         if other is not None and other is not entry:
             return FileReport(name, "out_of_order", f"holds what the manifest lists as {other['file']}")
-        _plain, complete, error = _decrypt_bytes(data, name, identities)
+        plain, complete, error = _decrypt_bytes(data, name, identities)
         if isinstance(error, NoIdentityError):
             return FileReport(name, "foreign", "its header does not open with this key (another key's file)")
         if error is not None:
             return FileReport(name, "tampered", str(error))
         if not complete:
-            return FileReport(name, "truncated", "cut short after it was listed: readable to its last chunk")
+            seconds = max(0.0, _media_seconds(plain) - float(entry["start_s"]))
+            cut = FileReport(name, "truncated", f"cut short after it was listed: {seconds:.1f} s readable")
+            cut.recovered_s = seconds
+            return cut
         return FileReport(name, "foreign", "not the file the manifest lists (another session's?)")
-    _plain, complete, error = _decrypt_bytes(data, name, identities)
+    plain, complete, error = _decrypt_bytes(data, name, identities)
     if error is not None and not isinstance(error, TruncatedError):
         return FileReport(name, _kind(error), str(error))
     if not complete:
-        return FileReport(name, "truncated", "cut short: readable to its last whole chunk")
+        seconds = _media_seconds(plain) - float(entry["start_s"])
+        report = FileReport(name, "truncated", f"cut short: {max(0.0, seconds):.1f} s readable")
+        report.recovered_s = max(0.0, seconds)
+        return report
     return FileReport(name, "complete")
+
+
+def _media_seconds(ts: bytes) -> float:
+    """The media time where what is readable of an MPEG-TS segment ends (0.0 when nothing is)."""
+    end = 0.0
+    try:
+        with av.open(io.BytesIO(ts), "r", format="mpegts") as container:
+            for packet in container.demux():
+                if packet.pts is not None and packet.time_base is not None:
+                    end = max(end, float((packet.pts + (packet.duration or 0)) * packet.time_base))
+    except (av.error.FFmpegError, ValueError):  # the cut tail: what came before it counts
+        pass
+    return end
 
 
 def _log_file(path: Path, identities: Sequence[Identity], recovered: dict[str, Any] | None) -> FileReport:

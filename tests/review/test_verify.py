@@ -186,8 +186,11 @@ def test_each_kind_of_damage_is_named(recorded: Recorded, session: Path, damage:
     assert report.whole is (damage == "left open")  # renamed .partial, yet every byte is there
     done = cli("verify", str(session), "--identity", str(recorded.key), "--json")
     assert done.returncode == (0 if report.whole else 1), done.stdout + done.stderr
-    if kind in ("missing", "tampered", "foreign", "out_of_order") and name != "MANIFEST":
+    if kind in ("missing", "tampered", "foreign", "out_of_order", "truncated") and name != "MANIFEST":
         assert report.cameras["closeup"].gaps, report.plain()
+    if damage == "truncated":  # 70,000 bytes of a 2 s segment: part of it still plays
+        cut = next(f for f in report.files if f.file == name)
+        assert cut.recovered_s is not None and 0 < cut.recovered_s < 2.0, report.plain()
 
 
 def test_a_wrong_or_missing_identity_is_one_clear_line(

@@ -15,6 +15,7 @@ A camera that delivers nothing more is given ``_DRAIN_TIMEOUT_S``. A discard is 
 
 from __future__ import annotations
 
+import errno
 import queue
 import threading
 import time
@@ -78,6 +79,7 @@ class CameraRecorder:
         self._ending_deadline = 0.0
         self._last_video_dts_s: float | None = None  # the newest video packet seen
         self._error_logged_at: float | None = None
+        self.disk_full = False  # the last segment write failed for want of space (status reads it)
 
     def start(self) -> None:
         self._thread.start()
@@ -138,6 +140,8 @@ class CameraRecorder:
                 self._handle(item)
             except Exception as exc:  # broad: a muxer or disk failure of any kind costs one segment
                 self.write_errors += 1
+                if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                    self.disk_full = True  # a state, not a hang: said in status, cleared on a write
                 # A full disk fails every keyframe's new segment until there is room: say so
                 # once a while, with the count, not once a second.
                 now = time.monotonic()
@@ -171,6 +175,8 @@ class CameraRecorder:
                 self._last_video_dts_s = item.dts_s
             if self._segmenter is not None:
                 self._segmenter.write(item)
+                if self.disk_full and self._segmenter.writing:
+                    self.disk_full = False  # a segment opened and took a packet: room again
             elif self._keep_preroll:
                 self.preroll.write(item)
         elif isinstance(item, _Begin):

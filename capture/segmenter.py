@@ -132,6 +132,11 @@ class Segmenter:
             self._finish(complete=False)
             raise
 
+    @property
+    def writing(self) -> bool:
+        """A segment is open (not waiting for a keyframe after a failure)."""
+        return self._current is not None
+
     def close(self) -> None:
         self._finish(complete=True)
 

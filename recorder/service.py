@@ -280,7 +280,10 @@ def pipeline_health(
     if late is not None:
         problems.append(late)
     trouble = progress.write_trouble_at_s
-    if trouble is not None and now_mono_s - trouble <= write_trouble_window_s:
+    # A full disk is a state the recorder shows and recovers from by itself (status, lamp,
+    # overlay): a restart would not make room, so it never withholds the watchdog.
+    disk_full = bool(status.session.writing_failed or status.session.storage_problem)
+    if trouble is not None and now_mono_s - trouble <= write_trouble_window_s and not disk_full:
         problems.append(
             f"segment writes failing ({progress.write_errors} errors, "
             f"{progress.packets_dropped} packets dropped so far)"

@@ -360,10 +360,19 @@ class SessionController:
     @property
     def alert(self) -> str | None:
         """A few words for the overlay when nothing can be saved: the disk is full."""
-        session = self._session
-        if self.storage_problem is not None or (session is not None and session.failed is not None):
+        if self.storage_problem is not None or self._writing_failed() is not None:
             return "DISK FULL"
         return None
+
+    def _writing_failed(self) -> str | None:
+        """Why the recording's files are not being written, while they are not."""
+        session = self._session
+        if session is None:
+            return None
+        if session.failed is not None:
+            return session.failed
+        full = [cam.name for cam in self._cameras if cam.recorder.disk_full]
+        return f"no space left on the storage disk (camera {', '.join(full)})" if full else None
 
     def _check_storage(self) -> str | None:
         """Why a recording cannot be made now for want of space (None: it can); kept in
@@ -736,7 +745,7 @@ class SessionController:
             since_birth_s=None if self.birth_ns is None else round((now - self.birth_ns) / _NS, 1),
             armed_discard=self.armed_discard,
             storage_problem=self.storage_problem,
-            writing_failed=None if session is None else session.failed,
+            writing_failed=self._writing_failed(),
             last_start=self.last_start,
             last_session=self.last_session,
         )

@@ -112,7 +112,10 @@ def test_a_disk_that_fills_during_a_recording_keeps_what_was_written_and_never_c
         wait_until(lambda: any(p.name.endswith(".ts.age") for p in session.iterdir()), 10, "a closed segment")
         disk.fill()
         time.sleep(3)  # recording on a full disk
-        assert d.status().session.state == "recording"
+        full = d.status()
+        assert full.session.state == "recording" and full.session.writing_failed, full.session
+        assert d.controller.alert == "DISK FULL"
+        assert full.service is None or full.service.healthy  # no restart for a full disk
         disk.free_up()  # room again: the recording goes on by itself, in a new segment
         before = {p.name for p in session.iterdir()}
         wait_until(

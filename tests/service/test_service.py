@@ -236,6 +236,13 @@ def test_segment_writes_succeed(steps: list[tuple[float, dict[str, Any]]], healt
     assert verdict is healthy, reason
 
 
+def test_a_full_disk_never_withholds_the_watchdog() -> None:
+    # A restart would not make room: the recorder shows the state and resumes by itself.
+    full = {**writes(9, 0, 540), "writing_failed": "no space left on the storage disk (camera a)"}
+    verdict, reason = run_health([(0, writes(0, 0, 1)), (9, writes(5, 0, 270)), (18, full)])
+    assert verdict, reason
+
+
 def writer(busy_s: float, backlog: int) -> dict[str, Any]:
     return daemon_status(
         {"a": camera_status(writer_busy_s=busy_s, writer_backlog=backlog)},

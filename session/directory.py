@@ -300,7 +300,7 @@ class SessionDirectory:
         if not path.exists():
             # A segment whose file failed while closing stays under its .partial name.
             path = path.with_name(path.name + PARTIAL)
-        digest, size = _sha256(path) if path.exists() else ("", 0)
+        digest, size = file_sha256(path) if path.exists() else ("", 0)
         with self._manifest_lock:
             anchor = self._segment_anchors.pop((camera, segment.index), None) or UtcAnchor.take()
             entry: dict[str, Any] = {
@@ -446,7 +446,8 @@ class SessionDirectory:
         os.replace(fresh, final)
 
 
-def _sha256(path: Path) -> tuple[str, int]:
+def file_sha256(path: Path) -> tuple[str, int]:
+    """SHA-256 of a file's bytes (its ciphertext, as the manifest lists it) and its size."""
     h = hashlib.sha256()
     size = 0
     with open(path, "rb") as f:

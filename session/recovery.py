@@ -23,7 +23,6 @@ link), and a session that fails to recover is logged and left as it is: recordin
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -33,6 +32,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from session.directory import file_sha256
 from session.layout import CHAIN_START, MANIFEST, PARTIAL, RECOVERY, chain_value, session_started
 from store.encrypted_file import EncryptedFileWriter
 from store.keys import Recipient
@@ -88,7 +88,7 @@ def recover_session(path: Path, recipients: Sequence[Recipient]) -> Recovered:
         final = f.with_name(f.name.removesuffix(PARTIAL))
         if final.exists():
             continue  # never overwrite: both stay for the review side to judge
-        digest, size = _sha256(f)
+        digest, size = file_sha256(f)
         os.rename(f, final)
         entry: dict[str, Any] = {"file": final.name, "bytes": size, "sha256": digest, "truncated": True}
         entry["chain"] = chain = chain_value(entry, chain)
@@ -134,16 +134,6 @@ def recover_all(root: Path, recipients: Sequence[Recipient], audit: Audit | None
             except OSError as exc:
                 log.error("audit_write_failed", event="unclean_end", error=str(exc))
     return done
-
-
-def _sha256(path: Path) -> tuple[str, int]:
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-            size += len(chunk)
-    return h.hexdigest(), size
 
 
 def _fsync_dir(path: Path) -> None:

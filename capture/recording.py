@@ -9,7 +9,9 @@ A stop ends the recording at a media time, not at a queue position: x264 holds a
 stop reaches the writer, frames captured before it are still on their way. The writer keeps
 feeding the segment until a video packet whose decode time is at or after the stop arrives (DTS
 never exceeds PTS and only grows, so by then every frame shown before the stop has come, and the
-reference frames its B-frames need with it), then closes it; what follows goes to the pre-roll.
+reference frames its B-frames need with it), then closes it; the B-frames shown between the
+stop and such a reference frame go in too, so the recording ends without a hole. What follows
+goes to the pre-roll.
 A camera that delivers nothing more is given ``_DRAIN_TIMEOUT_S``. A discard is immediate.
 """
 
@@ -34,6 +36,7 @@ log = structlog.get_logger()
 class _Begin:
     segmenter: Segmenter
     with_preroll: bool
+    at_s: float | None = None  # the start's media time, to measure the pre-roll against
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +80,7 @@ class CameraRecorder:
         # A stop waiting for the packets decoded before it (writer thread only).
         self._ending: _End | None = None
         self._ending_deadline = 0.0
+        self._ending_shown_s = 0.0  # the latest frame time the stopping segment shows
         self._last_video_dts_s: float | None = None  # the newest video packet seen
         self._error_logged_at: float | None = None
         self.disk_full = False  # the last segment write failed for want of space (status reads it)
@@ -102,8 +106,10 @@ class CameraRecorder:
         since = self._busy_since_ns
         return 0.0 if since is None else (time.monotonic_ns() - since) / 1e9
 
-    def begin(self, segmenter: Segmenter, *, with_preroll: bool = True) -> None:
-        self._queue.put(_Begin(segmenter, with_preroll))
+    def begin(self, segmenter: Segmenter, *, with_preroll: bool = True, at_s: float | None = None) -> None:
+        """Start recording into ``segmenter``, the pre-roll first; ``at_s`` (the start's media
+        time) makes ``preroll_s_used`` the time the recording reaches back before the start."""
+        self._queue.put(_Begin(segmenter, with_preroll, at_s))
 
     def end(self, *, discard: bool = False, at_s: float | None = None, timeout: float = 30.0) -> bool:
         """Close (or throw away) the open recording; returns once its files are closed. With
@@ -159,9 +165,14 @@ class CameraRecorder:
         ending = self._ending
         if ending is not None:
             if isinstance(item, EncodedPacket):
-                if ending.at_s is not None and item.dts_s < ending.at_s:
+                shown_before = item.kind == "video" and item.pts_s < self._ending_shown_s
+                if (ending.at_s is not None and item.dts_s < ending.at_s) or shown_before:
+                    # Decoded before the stop, or a B-frame shown before a reference frame that
+                    # already went in (so the tail has no hole): it belongs to the recording.
                     assert self._segmenter is not None
-                    self._segmenter.write(item)  # decoded before the stop: it belongs to it
+                    self._segmenter.write(item)
+                    if item.kind == "video":
+                        self._ending_shown_s = max(self._ending_shown_s, item.pts_s)
                     return
                 if item.kind == "audio":
                     if self._keep_preroll:  # after the stop: the next recording's pre-roll
@@ -182,7 +193,10 @@ class CameraRecorder:
         elif isinstance(item, _Begin):
             self._segmenter = item.segmenter
             packets = self.preroll.drain() if item.with_preroll else []
-            self.preroll_s_used = packets[-1].dts_s - packets[0].dts_s if packets else 0.0
+            # Measured to the start, not to the newest packet: frames still inside x264 when the
+            # start came belong to the pre-roll too, and arrive just after.
+            newest = item.at_s if item.at_s is not None else (packets[-1].dts_s if packets else 0.0)
+            self.preroll_s_used = max(0.0, newest - packets[0].dts_s) if packets else 0.0
             if not item.with_preroll:
                 self.preroll.clear()
             for packet in packets:
@@ -194,6 +208,7 @@ class CameraRecorder:
             if waiting and self._segmenter is not None:
                 self._ending = item  # wait for the frames still on their way (module docstring)
                 self._ending_deadline = time.monotonic() + _DRAIN_TIMEOUT_S
+                self._ending_shown_s = 0.0
                 return
             self._close(item)
         elif isinstance(item, _KeepPreroll):

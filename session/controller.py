@@ -581,7 +581,8 @@ class SessionController:
                         cam.layout,
                         segment_s=cfg.storage.segment_seconds,
                         on_closed=_segment_logger(session, cam.name),
-                    )
+                    ),
+                    at_s=self._clock.seconds(began),
                 )
                 begun.append(cam)
             # The pre-roll's vitals and markers go in first, then everything from now on.
@@ -634,15 +635,16 @@ class SessionController:
             return
         # The stop's media time: each camera writes every frame captured before it (x264 and
         # the interleaver still hold some) before its last segment closes.
-        stop_s = self._clock.seconds(self._now())
+        stopped_ns = self._now()
+        stop_s = self._clock.seconds(stopped_ns)
         for cam in self._cameras:
             if not cam.recorder.end(discard=discard, at_s=stop_s):
                 log.error("segment_close_timeout", camera=cam.name, session=session.id)
         with self._vitals_lock:
             self._session = None
-        started = self.recording_since_ns or self._now()
+        started = self.recording_since_ns or stopped_ns
         self.recording_since_ns = None
-        duration = (self._now() - started) / _NS
+        duration = (stopped_ns - started) / _NS  # to the stop, not to the end of the drain
         segments = session.segments
         destroyed = session.discard() if discard else 0
         if not discard and self._audit is not None:

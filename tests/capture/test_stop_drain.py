@@ -86,3 +86,5 @@ def test_every_frame_captured_before_the_stop_is_in_the_segment(stop_frame: int)
     before = sorted(n for n in (round(t * FPS) for t in shown) if n < stop_frame)
     assert before == list(range(first, stop_frame)), f"missing: {set(range(first, stop_frame)) - set(before)}"
     assert first <= 2 and closed and closed[0].video_frames >= stop_frame - first
+    every = sorted(round(t * FPS) for t in shown)
+    assert every == list(range(first, every[-1] + 1)), "a hole at the end of the recording"

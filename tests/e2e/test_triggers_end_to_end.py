@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from session.layout import COLLECTED, retention_state_path
 from vitals.pty import open_pty_pair
 from vitals.simulators.masimo import MasimoSimulator, StabilisationScript
 
@@ -93,10 +94,15 @@ post_roll_s = {POST_ROLL_S}
 format = "json"
 """
     )
+    seen = {}
     for name in options.get("stored_sessions", ()):  # left from earlier recordings
         old = tmp_path / "recordings" / name
         old.mkdir(parents=True)
         (old / "closeup-000001.ts.age").write_bytes(b"age-encryption.org/v1\n" + bytes(4096))
+        (old / COLLECTED).write_text("")  # the archive has it: retention may destroy it
+        seen[name] = "2020-01-01T00:00:00+00:00"  # and this recorder has known it that long
+    if seen:
+        retention_state_path(tmp_path / "recordings").write_text(json.dumps(seen))
     log = open(tmp_path / "daemon.log", "w")  # noqa: SIM115 - closed below
     daemon = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "run", "--config", str(config)],
@@ -279,7 +285,7 @@ def test_retention_and_withdrawn_consent_delete_stored_sessions(
         (OLD_SESSION, "retention"),
         (last["session"], "command line"),
     ]
-    assert gone[0]["retention_days"] == 30 and gone[0]["files"] == 1
+    assert gone[0]["retention_days"] == 30 and gone[0]["files"] == 2  # the segment and the mark
     assert gone[1]["files"] == stored["files"]
     exported = [e for e in audit if e["event"] == "session_exported"]
     assert len(exported) == 1 and exported[0]["session"] == last["session"]

@@ -421,6 +421,10 @@ class Daemon:
                 for packet in packets:
                     cam.interleaver.write(packet)
 
+    def media_seconds_now(self) -> float:
+        """Media time now, on the clock every timestamp of this recorder is on (benchmarks)."""
+        return self._clock.seconds(now_ns())
+
     # --- control socket ----------------------------------------------------------------------
 
     def handle_request(self, request: dict[str, Any]) -> dict[str, Any]:

@@ -116,6 +116,8 @@ def test_a_disk_that_fills_during_a_recording_keeps_what_was_written_and_never_c
         assert full.session.state == "recording" and full.session.writing_failed, full.session
         assert d.controller.alert == "DISK FULL"
         assert full.service is None or full.service.healthy  # no restart for a full disk
+        # Closed before the disk filled (the one it cut stays .partial until closed late).
+        closed = [p for p in session.iterdir() if p.name.endswith(".ts.age")]
         disk.free_up()  # room again: the recording goes on by itself, in a new segment
         before = {p.name for p in session.iterdir()}
         wait_until(
@@ -126,7 +128,6 @@ def test_a_disk_that_fills_during_a_recording_keeps_what_was_written_and_never_c
         reply = ask(d, "stop")
         assert reply["ok"] and reply["state"] == "idle", reply
         # Everything closed before the disk filled reads back whole.
-        closed = [p for p in session.iterdir() if p.name.endswith(".ts.age")]
         assert closed
         for path in closed:
             _plain, complete = decrypt(path, [identity])

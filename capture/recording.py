@@ -12,12 +12,20 @@ never exceeds PTS and only grows, so by then every frame shown before the stop h
 reference frames its B-frames need with it), then closes it; the B-frames shown between the
 stop and such a reference frame go in too, so the recording ends without a hole. What follows
 goes to the pre-roll.
-A camera that delivers nothing more is given ``_DRAIN_TIMEOUT_S``. A discard is immediate.
+The wait is bounded by ``_DRAIN_TIMEOUT_S`` (an encoder that stalls, a camera lost at the stop):
+then the segment closes with what it has, the log says so, and the frames captured before the
+stop that come later still are counted in ``frames_late_for_stop``. A discard is immediate.
+
+Threads: ``write`` runs on the encoding threads (through the interleaver), ``begin``, ``end``
+and ``keep_preroll`` on session control's; they only put items in the queue. Everything else,
+the segmenter and the pre-roll included, belongs to the writer thread. The counters are written
+by one thread each and only read elsewhere.
 """
 
 from __future__ import annotations
 
 import errno
+import math
 import queue
 import threading
 import time
@@ -71,6 +79,9 @@ class CameraRecorder:
         self._thread = threading.Thread(target=self._run, name=f"writer-{camera}", daemon=True)
         self.packets_dropped = 0
         self.write_errors = 0
+        # Frames captured before a stop that reached the writer after the wait for them ran out:
+        # the stopped recording lacks them (they go to the pre-roll like anything after a stop).
+        self.frames_late_for_stop = 0
         self.preroll_s_used = 0.0  # how much pre-roll the current recording began with
         self._keep_preroll = True
         # When the writer took the item it is on (monotonic ns), None while it waits for one: a
@@ -80,8 +91,10 @@ class CameraRecorder:
         # A stop waiting for the packets decoded before it (writer thread only).
         self._ending: _End | None = None
         self._ending_deadline = 0.0
-        self._ending_shown_s = 0.0  # the latest frame time the stopping segment shows
+        self._newest_shown_s = -math.inf  # the latest frame time the open segment shows
         self._last_video_dts_s: float | None = None  # the newest video packet seen
+        self._cut_at_s: float | None = None  # a stop whose wait ran out, its frames still coming
+        self._late_frames = 0  # of them, those that came
         self._error_logged_at: float | None = None
         self.disk_full = False  # the last segment write failed for want of space (status reads it)
 
@@ -112,8 +125,10 @@ class CameraRecorder:
         self._queue.put(_Begin(segmenter, with_preroll, at_s))
 
     def end(self, *, discard: bool = False, at_s: float | None = None, timeout: float = 30.0) -> bool:
-        """Close (or throw away) the open recording; returns once its files are closed. With
-        ``at_s`` (the stop's media time) every packet decoded before it is written first."""
+        """Close (or throw away) the open recording; returns once its files are closed, False
+        when that took longer than ``timeout``. With ``at_s`` (the stop's media time, seconds on
+        the ``MediaClock`` the packets are stamped on) every frame captured before it is written
+        first (module docstring); without it, or with ``discard``, it closes at once."""
         done = threading.Event()
         self._queue.put(_End(done, discard, None if discard else at_s))
         return done.wait(timeout)
@@ -128,70 +143,72 @@ class CameraRecorder:
 
     def _run(self) -> None:
         while True:
-            if self._ending is None:
-                item = self._queue.get()
-            else:
-                try:
-                    item = self._queue.get(timeout=max(0.0, self._ending_deadline - time.monotonic()))
-                except queue.Empty:
-                    log.warning("stop_drain_timeout", camera=self.camera, waited_s=_DRAIN_TIMEOUT_S)
-                    self._finish_ending()
-                    continue
+            item = self._next()
             if item is None:
-                if self._ending is not None:
-                    self._finish_ending()
+                self._finish_ending()
                 return
             self._busy_since_ns = time.monotonic_ns()
             try:
                 self._handle(item)
             except Exception as exc:  # broad: a muxer or disk failure of any kind costs one segment
-                self.write_errors += 1
-                if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-                    self.disk_full = True  # a state, not a hang: said in status, cleared on a write
-                # A full disk fails every keyframe's new segment until there is room: say so
-                # once a while, with the count, not once a second.
-                now = time.monotonic()
-                if self._error_logged_at is None or now - self._error_logged_at >= _ERROR_LOG_EVERY_S:
-                    self._error_logged_at = now
-                    log.error(
-                        "segment_write_failed", camera=self.camera, error=repr(exc), total=self.write_errors
-                    )
+                self._failed(exc)
                 if isinstance(item, _End):
                     item.done.set()
             finally:
                 self._busy_since_ns = None
 
+    def _next(self) -> _Item:
+        """The next item; while a stop waits, it closes with what there is at its deadline."""
+        while self._ending is not None:
+            try:
+                return self._queue.get(timeout=max(0.0, self._ending_deadline - time.monotonic()))
+            except queue.Empty:
+                self._cut_ending()
+        return self._queue.get()
+
+    def _failed(self, exc: Exception) -> None:
+        self.write_errors += 1
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            self.disk_full = True  # a state, not a hang: said in status, cleared on a write
+        # A full disk fails every keyframe's new segment until there is room: say so once a
+        # while, with the count, not once a second.
+        now = time.monotonic()
+        if self._error_logged_at is None or now - self._error_logged_at >= _ERROR_LOG_EVERY_S:
+            self._error_logged_at = now
+            log.error("segment_write_failed", camera=self.camera, error=repr(exc), total=self.write_errors)
+
     def _handle(self, item: _Item) -> None:
         ending = self._ending
         if ending is not None:
             if isinstance(item, EncodedPacket):
-                shown_before = item.kind == "video" and item.pts_s < self._ending_shown_s
-                if (ending.at_s is not None and item.dts_s < ending.at_s) or shown_before:
+                assert ending.at_s is not None
+                shown_before = item.kind == "video" and item.pts_s < self._newest_shown_s
+                if item.dts_s < ending.at_s or shown_before:
                     # Decoded before the stop, or a B-frame shown before a reference frame that
                     # already went in (so the tail has no hole): it belongs to the recording.
-                    assert self._segmenter is not None
-                    self._segmenter.write(item)
-                    if item.kind == "video":
-                        self._ending_shown_s = max(self._ending_shown_s, item.pts_s)
+                    self._to_segment(item)
                     return
                 if item.kind == "audio":
                     if self._keep_preroll:  # after the stop: the next recording's pre-roll
                         self.preroll.write(item)
                     return
                 self._finish_ending()  # every frame shown before the stop is in
-            else:
+            elif not isinstance(item, _KeepPreroll):  # that one is about the pre-roll only
                 self._finish_ending()  # a command: the stop is as complete as it gets
         if isinstance(item, EncodedPacket):
             if item.kind == "video":
                 self._last_video_dts_s = item.dts_s
+                if self._cut_at_s is not None:
+                    self._count_late(item)
             if self._segmenter is not None:
-                self._segmenter.write(item)
+                self._to_segment(item)
                 if self.disk_full and self._segmenter.writing:
                     self.disk_full = False  # a segment opened and took a packet: room again
             elif self._keep_preroll:
                 self.preroll.write(item)
         elif isinstance(item, _Begin):
             self._segmenter = item.segmenter
+            self._newest_shown_s = -math.inf
             packets = self.preroll.drain() if item.with_preroll else []
             # Measured to the start, not to the newest packet: frames still inside x264 when the
             # start came belong to the pre-roll too, and arrive just after.
@@ -200,7 +217,7 @@ class CameraRecorder:
             if not item.with_preroll:
                 self.preroll.clear()
             for packet in packets:
-                item.segmenter.write(packet)
+                self._to_segment(packet)
         elif isinstance(item, _End):
             last = self._last_video_dts_s
             # Nothing on its way when no video ever came (no camera yet), or it is past the stop.
@@ -208,7 +225,6 @@ class CameraRecorder:
             if waiting and self._segmenter is not None:
                 self._ending = item  # wait for the frames still on their way (module docstring)
                 self._ending_deadline = time.monotonic() + _DRAIN_TIMEOUT_S
-                self._ending_shown_s = 0.0
                 return
             self._close(item)
         elif isinstance(item, _KeepPreroll):
@@ -216,13 +232,51 @@ class CameraRecorder:
             if not item.keep:
                 self.preroll.clear()
 
+    def _to_segment(self, packet: EncodedPacket) -> None:
+        assert self._segmenter is not None
+        self._segmenter.write(packet)
+        if packet.kind == "video":
+            self._newest_shown_s = max(self._newest_shown_s, packet.pts_s)
+
+    def _cut_ending(self) -> None:
+        """The wait ran out: close with what there is, and count what comes after."""
+        ending = self._ending
+        assert ending is not None and ending.at_s is not None
+        log.warning(
+            "stop_drain_timeout",
+            camera=self.camera,
+            waited_s=_DRAIN_TIMEOUT_S,
+            stop_s=round(ending.at_s, 3),
+            newest_frame_s=round(self._newest_shown_s, 3),
+        )
+        self._cut_at_s, self._late_frames = ending.at_s, 0
+        self._finish_ending()
+
+    def _count_late(self, packet: EncodedPacket) -> None:
+        assert self._cut_at_s is not None
+        if packet.pts_s < self._cut_at_s:
+            self.frames_late_for_stop += 1
+            self._late_frames += 1
+        elif packet.dts_s >= self._cut_at_s:  # no frame shown before the stop can follow this one
+            if self._late_frames:
+                log.warning(
+                    "stop_frames_late",
+                    camera=self.camera,
+                    frames=self._late_frames,
+                    stop_s=round(self._cut_at_s, 3),
+                )
+            self._cut_at_s = None
+
     def _finish_ending(self) -> None:
         ending, self._ending = self._ending, None
         if ending is not None:
             self._close(ending)
 
     def _close(self, item: _End) -> None:
+        """Close (or throw away) the open segment; never raises, so a close that fails (the
+        disk, the manifest) costs that segment's end, not the writer thread."""
         segmenter, self._segmenter = self._segmenter, None
+        self._newest_shown_s = -math.inf
         try:
             if segmenter is not None:
                 if item.discard:
@@ -230,5 +284,7 @@ class CameraRecorder:
                     segmenter.abort()
                 else:
                     segmenter.close()
+        except Exception as exc:  # broad: as in _run
+            self._failed(exc)
         finally:
             item.done.set()

@@ -34,6 +34,8 @@ __all__ = [
 _MAX_HEADER_LINE = 8 * 1024
 _MAX_HEADER_SIZE = 1024 * 1024
 _READ_BLOCK = 4096
+# We never unwrap passphrase stanzas, but the spec's rule about them binds every reader.
+_SCRYPT_TYPE = "scrypt"
 
 
 class BinarySource(Protocol):
@@ -136,6 +138,11 @@ class AgeReader:
             return None
 
     def _unwrap(self, stanzas: list[fmt.Stanza], identities: list[Identity]) -> bytes:
+        if len(stanzas) > 1 and any(s.type == _SCRYPT_TYPE for s in stanzas):
+            # The age spec lets a passphrase stanza only stand alone, so that a file sealed with a
+            # passphrase cannot also be opened some other way; such a header is malformed, not
+            # merely "not for us" (CCTV vector scrypt_and_x25519).
+            raise CorruptFileError(f"{self._name}: an scrypt stanza must be the only one in the header")
         for stanza in stanzas:
             if stanza.type != fmt.X25519_TYPE:
                 continue  # other recipient types are not ours to judge

@@ -1,23 +1,27 @@
-"""A stop through real x264 (veryfast, B-frames and lookahead), the interleaver and the writer:
-every frame captured before the stop is in the closed segment, whatever x264 still held."""
+"""A stop through real x264 (veryfast, B-frames and lookahead), AAC, the interleaver and the
+writer: every frame captured before the stop is in the closed segment, whatever x264 still held,
+and so is every audio packet before the stop. The muxed segment is read back with PyAV."""
 
 from __future__ import annotations
 
 import io
 import threading
+from fractions import Fraction
 
 import av
 import cv2
 import numpy as np
 import pytest
 
-from capture.encoder import VideoEncoder
+from capture.encoder import AudioEncoder, VideoEncoder
 from capture.interleave import Interleaver
+from capture.packets import EncodedPacket
 from capture.recording import CameraRecorder
 from capture.segmenter import ClosedSegment, Segmenter, StreamLayout
 
 FPS = 30
-NS = 1_000_000_000
+RATE = 48_000
+SAMPLES_PER_FRAME = RATE // FPS
 
 
 class MemoryFile(io.RawIOBase):
@@ -49,26 +53,40 @@ def frame(i: int) -> np.ndarray:
     return cv2.cvtColor(picture, cv2.COLOR_BGR2YUV_I420)
 
 
+def tone(i: int) -> np.ndarray:
+    """Frame ``i``'s 1/30 s of a 440 Hz tone, mono float32."""
+    t = np.arange(i * SAMPLES_PER_FRAME, (i + 1) * SAMPLES_PER_FRAME) / RATE
+    return (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None, :]
+
+
 @pytest.mark.parametrize("stop_frame", [45, 61, 77])
 def test_every_frame_captured_before_the_stop_is_in_the_segment(stop_frame: int) -> None:
     encoder = VideoEncoder(320, 240, FPS, preset="veryfast", keyframe_interval_s=1.0)
+    audio = AudioEncoder(RATE, 1, 64_000)
     recorder = CameraRecorder("closeup", 2.0)
     recorder.start()
     interleaver = Interleaver(recorder)
     files: list[MemoryFile] = []
     closed: list[ClosedSegment] = []
+    emitted: list[EncodedPacket] = []
 
     def open_file(index: int) -> MemoryFile:
         files.append(MemoryFile())
         return files[-1]
 
-    recorder.begin(Segmenter(open_file, StreamLayout(320, 240), segment_s=60, on_closed=closed.append))
+    def send(packets: list[EncodedPacket]) -> None:
+        emitted.extend(packets)
+        for packet in packets:
+            interleaver.write(packet)
+
+    layout = StreamLayout(320, 240, audio_rate=RATE)
+    recorder.begin(Segmenter(open_file, layout, segment_s=60, on_closed=closed.append))
     stop_s = stop_frame / FPS
     done: list[bool] = []
     try:
         for i in range(stop_frame + 40):
-            for packet in encoder.encode(frame(i), i * 90_000 // FPS):
-                interleaver.write(packet)
+            send(audio.encode(tone(i), i * SAMPLES_PER_FRAME))
+            send(encoder.encode(frame(i), i * 90_000 // FPS))
             if i == stop_frame:  # the stop comes with x264 still holding the last frames before it
                 threading.Thread(target=lambda: done.append(recorder.end(at_s=stop_s))).start()
     finally:
@@ -77,14 +95,25 @@ def test_every_frame_captured_before_the_stop_is_in_the_segment(stop_frame: int)
                 break
             threading.Event().wait(0.1)
         recorder.stop()
-    assert done == [True] and files and files[0].kept
+    assert done == [True] and len(files) == 1 and files[0].kept
     with av.open(io.BytesIO(bytes(files[0].data)), format="mpegts") as ts:
-        shown = [f.pts * f.time_base for f in ts.decode(video=0)]
-    # The encoder's very first frames carry negative decode times the muxer drops (in the daemon
-    # the encoder runs long before any recording); from the first frame on, none may be missing.
-    first = round(min(shown) * FPS)
-    before = sorted(n for n in (round(t * FPS) for t in shown) if n < stop_frame)
-    assert before == list(range(first, stop_frame)), f"missing: {set(range(first, stop_frame)) - set(before)}"
-    assert first <= 2 and closed and closed[0].video_frames >= stop_frame - first
-    every = sorted(round(t * FPS) for t in shown)
-    assert every == list(range(first, every[-1] + 1)), "a hole at the end of the recording"
+        muxed = [(p.stream.type, p.pts) for p in ts.demux() if p.pts is not None]
+    with av.open(io.BytesIO(bytes(files[0].data)), format="mpegts") as ts:
+        decoded = [f.pts for f in ts.decode(video=0) if f.pts is not None]
+    # The muxer moves every time stamp on by x264's B-frame delay, so that the first decode time
+    # is 0; frame 0 is the first (and a keyframe), so its time is that shift.
+    shift = min(decoded)
+    frames = sorted((pts - shift) * FPS // 90_000 for pts in decoded)
+    before = [n for n in frames if n < stop_frame]
+    assert before == list(range(stop_frame)), f"missing: {set(range(stop_frame)) - set(before)}"
+    assert frames == list(range(len(frames))), "a hole at the end of the recording"
+    # After the stop only what the rule lets in: decoded before it, or shown before such a frame.
+    video = [p for p in emitted if p.kind == "video"]
+    newest = max(p.pts for p in video if p.dts_s < stop_s)
+    allowed = {p.pts * FPS // 90_000 for p in video if p.dts_s < stop_s or p.pts < newest}
+    assert set(frames) - set(before) <= allowed
+    assert closed[0].video_frames == len(frames)
+    # Audio: every packet decoded before the stop, none after (the interleaver ordered them).
+    ticks = Fraction(90_000, RATE)
+    wanted = [p.pts * ticks for p in emitted if p.kind == "audio" and p.dts_s < stop_s]
+    assert sorted(pts - shift for kind, pts in muxed if kind == "audio") == wanted

@@ -1,7 +1,9 @@
 """``scripts/bench stops``: start and stop a recording again and again on the real daemon (test
 pattern, 30 fps, x264 veryfast with its B-frames) and count, per stop, the frames each session's
 segments hold against the frames its time span must hold, and the frames the daemon counted as
-dropped: every captured frame must be in a segment or counted.
+dropped: every captured frame must be in a segment or counted. It also counts the stops whose
+wait for x264 ran out and the frames that came after (the writer's ``stop_drain_timeout`` and
+``stop_frames_late`` log lines).
 
 Usage: scripts/bench stops [--stops 50] [--seconds 1.5] [--size 1280x720]
 """
@@ -15,9 +17,12 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import MutableMapping
 from pathlib import Path
+from typing import Any
 
 import av
+from structlog.testing import capture_logs
 
 from config.loading import parse_config
 from recorder.daemon import Daemon, wait_for_frames
@@ -47,6 +52,19 @@ def frames_in(session: Path, identity: Identity) -> list[int]:
     return sorted(shown)
 
 
+def run_stops(daemon: Daemon, stops: int, seconds: float, results: list[tuple[Path, int, float]]) -> None:
+    for i in range(stops):
+        daemon.handle_request({"cmd": "start", "by": "command line"})
+        time.sleep(seconds)
+        # Read just before the stop is asked for, so a little before the controller's own stop
+        # instant: the frames owed are counted a frame short at most, never one too many.
+        stop_s = daemon.media_seconds_now()
+        daemon.handle_request({"cmd": "stop", "by": "command line"})
+        last = daemon.status().session.last_session or {}
+        results.append((Path(last["path"]), int(last.get("frames_dropped", 0)), stop_s))
+        print(f"  stop {i + 1}/{stops}", file=sys.stderr)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -57,7 +75,8 @@ def main() -> int:
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     identity = Identity.generate()
-    results = []
+    results: list[tuple[Path, int, float]] = []
+    logs: list[MutableMapping[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-stops-") as folder:
         root = Path(folder)
         config = parse_config(
@@ -87,14 +106,9 @@ preroll_s = 0
         loop.start()
         try:
             assert wait_for_frames(daemon)
-            for i in range(args.stops):
-                daemon.handle_request({"cmd": "start", "by": "command line"})
-                time.sleep(args.seconds)
-                stop_s = daemon.media_seconds_now()
-                daemon.handle_request({"cmd": "stop", "by": "command line"})
-                last = daemon.status().session.last_session or {}
-                results.append((Path(last["path"]), int(last.get("frames_dropped", 0)), stop_s))
-                print(f"  stop {i + 1}/{args.stops}", file=sys.stderr)
+            with capture_logs() as logs:
+                run_stops(daemon, args.stops, args.seconds, results)
+                time.sleep(args.seconds)  # the last stop's late frames, if any, are logged by then
         finally:
             stop.set()
             loop.join()
@@ -127,6 +141,8 @@ preroll_s = 0
         "frames_counted_dropped": dropped_total,
         "frames_missing_uncounted": sum(missing),
         "stops_with_uncounted_loss": sum(1 for m in missing if m),
+        "stops_whose_wait_ran_out": sum(1 for e in logs if e["event"] == "stop_drain_timeout"),
+        "frames_late_for_stop": sum(int(e["frames"]) for e in logs if e["event"] == "stop_frames_late"),
         "tail_frames_after_last_recorded_median": statistics.median(tails),
         "tail_frames_after_last_recorded_max": max(tails),
     }

@@ -242,12 +242,13 @@ class CameraRecorder:
         """The wait ran out: close with what there is, and count what comes after."""
         ending = self._ending
         assert ending is not None and ending.at_s is not None
+        newest = self._newest_shown_s
         log.warning(
             "stop_drain_timeout",
             camera=self.camera,
             waited_s=_DRAIN_TIMEOUT_S,
             stop_s=round(ending.at_s, 3),
-            newest_frame_s=round(self._newest_shown_s, 3),
+            newest_frame_s=round(newest, 3) if math.isfinite(newest) else None,  # None: no frame
         )
         self._cut_at_s, self._late_frames = ending.at_s, 0
         self._finish_ending()

@@ -293,6 +293,22 @@ def test_a_stop_whose_frames_do_not_come_closes_after_the_timeout_and_counts_the
     assert len(owed) + recorder.frames_late_for_stop == STOP_FRAME
 
 
+def test_a_stop_with_no_frame_in_its_segment_closes_after_the_timeout(
+    recorder: CameraRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import capture.recording as recording
+
+    monkeypatch.setattr(recording, "_DRAIN_TIMEOUT_S", 0.1)
+    for p in x264_order(10):  # the camera delivered, then was lost before the recording began
+        recorder.write(p)
+    seg = MemorySegmenter()
+    recorder.begin(cast(Segmenter, seg), with_preroll=False)
+    with capture_logs() as logs:
+        assert recorder.end(at_s=5.0, timeout=3.0)
+    assert seg.closed and seg.packets == []
+    assert [(e["event"], e["newest_frame_s"]) for e in logs] == [("stop_drain_timeout", None)]
+
+
 def test_a_discard_does_not_wait_for_what_x264_still_holds(recorder: CameraRecorder) -> None:
     packets = x264_order(90)
     seg = MemorySegmenter()

@@ -168,10 +168,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     export.set_defaults(handler=_cmd_export)
 
-    # These four also work with the recorder down: on the storage directly, under its lock.
-    sessions = sub.add_parser(
-        "sessions", help="list the sessions stored here, when each is deleted, and what keeps it"
-    )
+    sessions = sub.add_parser("sessions", help="list the sessions stored here, and when each is deleted")
     sessions.add_argument("--json", action="store_true", help="machine-readable output")
     delete = sub.add_parser(
         "delete", help="consent withdrawn after the recording: destroy a stored session (audited)"
@@ -186,8 +183,8 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     sessions.set_defaults(handler=_cmd_sessions)
     delete.set_defaults(handler=_cmd_delete)
-    hold.set_defaults(handler=_cmd_hold)
-    release.set_defaults(handler=_cmd_release)
+    hold.set_defaults(handler=lambda a: _cmd_keeper(a, "hold"))
+    release.set_defaults(handler=lambda a: _cmd_keeper(a, "release"))
 
     demo = sub.add_parser(
         "demo", help="record from synthetic sources with the real daemon, then export it"
@@ -318,18 +315,10 @@ def _cmd_sessions(args: argparse.Namespace) -> int:
 
 
 def _cmd_delete(args: argparse.Namespace) -> int:
-    return _keeper_order(args, "delete")
+    return _cmd_keeper(args, "delete")
 
 
-def _cmd_hold(args: argparse.Namespace) -> int:
-    return _keeper_order(args, "hold")
-
-
-def _cmd_release(args: argparse.Namespace) -> int:
-    return _keeper_order(args, "release")
-
-
-def _keeper_order(args: argparse.Namespace, cmd: str) -> int:
+def _cmd_keeper(args: argparse.Namespace, cmd: str) -> int:
     reply = _keeper_request(args, cmd, session=args.session)
     if reply.get("ok"):
         print(reply["note"])
@@ -339,70 +328,36 @@ def _keeper_order(args: argparse.Namespace, cmd: str) -> int:
 
 
 def _keeper_request(args: argparse.Namespace, cmd: str, **fields: Any) -> dict[str, Any]:
-    """Ask the running recorder; when none answers, do it on the storage directly."""
+    """Ask the running recorder; when none answers, do it on the storage directly, under the
+    storage's lock (so a recorder starting meanwhile waits its turn)."""
     try:
         return request(_socket_path(args), cmd, by="command line", **fields)
     except ControlError as unreachable:
+        from session.audit import AuditLog
+        from session.lock import StorageBusy, StorageLock
+        from session.retention import SessionKeeper
+
+        storage = load_config(args.config).storage
         try:
-            storage = load_config(args.config).storage
-        except ConfigError as exc:
-            detail = f"working on the storage directly needs the config: {exc}"
-            raise ControlError(f"{unreachable}\n{detail}") from None
-        print(f"the recorder does not answer: working on {storage.directory} directly", file=sys.stderr)
+            lock = StorageLock.acquire(storage.directory, holder=f"neoflix-capture {cmd}")
+        except StorageBusy as exc:
+            raise ControlError(f"{unreachable}; and the storage is held: {exc}") from exc
         try:
-            return _keeper_direct(
-                cmd,
-                fields,
-                storage=storage.directory,
-                retention_days=storage.retention_days,
+            audit = AuditLog(audit_log_path(storage.directory, storage.audit_log))
+            keeper = SessionKeeper(
+                storage.directory,
+                storage.retention_days,
+                lambda: None,  # no recorder runs: nothing is being recorded
+                audit=audit,
                 delete_uncollected=storage.delete_uncollected,
-                audit_path=audit_log_path(storage.directory, storage.audit_log),
             )
-        except ControlError as exc:
-            raise ControlError(f"{unreachable}\n{exc}") from None
-        except OSError as exc:
-            raise ControlError(
-                f"{unreachable}\nand the storage cannot be used directly: {exc} (run this as the "
-                "recorder's user, e.g. sudo -u neoflix)"
-            ) from None
-
-
-def _keeper_direct(
-    cmd: str,
-    fields: dict[str, Any],
-    *,
-    storage: Path,
-    retention_days: int,
-    delete_uncollected: bool,
-    audit_path: Path,
-) -> dict[str, Any]:
-    """``cmd`` on the stored sessions, with no recorder running. A change is made under the
-    storage's lock, which a running recorder holds: so nothing is being recorded (the keeper is
-    told so), and a recorder starting meanwhile waits its turn. A listing only reads."""
-    from session.audit import AuditLog
-    from session.lock import StorageBusy, StorageLock
-    from session.retention import SessionKeeper
-
-    def keeper(audit: AuditLog | None) -> SessionKeeper:
-        return SessionKeeper(
-            storage, retention_days, lambda: None, audit=audit, delete_uncollected=delete_uncollected
-        )
-
-    if cmd == "sessions":
-        listed = keeper(None)
-        return {"ok": True, "retention_days": listed.retention_days, "sessions": listed.sessions()}
-    try:
-        lock = StorageLock.acquire(storage, holder=f"neoflix-capture {cmd}")
-    except StorageBusy as exc:
-        raise ControlError(f"the storage is in use: {exc}") from exc
-    try:
-        with AuditLog(audit_path) as audit:
-            session = str(fields["session"])
+            if cmd == "sessions":
+                return {"ok": True, "retention_days": keeper.retention_days, "sessions": keeper.sessions()}
             if cmd == "delete":
-                return keeper(audit).delete(session, by="command line")
-            return keeper(audit).hold(session, by="command line", on=cmd == "hold")
-    finally:
-        lock.release()
+                return keeper.delete(str(fields["session"]), by="command line")
+            return keeper.hold(str(fields["session"]), by="command line", on=cmd == "hold")
+        finally:
+            lock.release()
 
 
 def _human_status(reply: dict[str, Any]) -> str:

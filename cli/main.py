@@ -149,23 +149,17 @@ def _parser() -> argparse.ArgumentParser:
     audit.set_defaults(handler=_cmd_audit)
 
     check = sub.add_parser(
-        "verify",
-        help="check a session against its manifest and the files' own authentication (no plaintext); "
-        "exit 0 whole, 1 not whole, 2 cannot check (identity, folder)",
+        "verify", help="check a session against its manifest and the files' own authentication (no plaintext)"
     )
     check.add_argument("session_dir", type=Path)
     check.add_argument("--identity", type=Path, required=True, help="the review key (age identity file)")
     check.add_argument("--json", action="store_true", help="machine-readable report")
     check.set_defaults(handler=_cmd_verify)
 
-    export = sub.add_parser(
-        "export",
-        help="verify a session, then decrypt what verified into playable MP4s, vitals.csv and the "
-        "report; exit 0 whole, 1 exported but not whole (see report.txt), 2 nothing exported",
-    )
+    export = sub.add_parser("export", help="decrypt a session into playable MP4s and vitals.csv")
     export.add_argument("session_dir", type=Path)
     export.add_argument("--identity", type=Path, required=True, help="age identity file")
-    export.add_argument("--out", type=Path, required=True, help="a folder for this session's export only")
+    export.add_argument("--out", type=Path, required=True)
     export.add_argument(
         "--audit-log",
         type=Path,
@@ -523,49 +517,33 @@ def _audit_anchors(where: Path, identity: Path) -> list[tuple[str, int, str]]:
 def _cmd_verify(args: argparse.Namespace) -> int:
     """Exit 0 when the session is whole, 1 when it is not, 2 when it cannot be checked."""
     from review.verify import verify_session
-    from store.errors import NoIdentityError
-
-    identities = _review_identities(args.identity)
-    if identities is None:
-        return 2
-    if not args.session_dir.is_dir():
-        print(f"{args.session_dir}: not a session directory", file=sys.stderr)
-        return 2
-    try:
-        report = verify_session(args.session_dir, identities)
-    except NoIdentityError as exc:  # the wrong key: nothing in the session opens with it
-        print(f"{args.identity}: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"{args.session_dir}: cannot be read: {exc.strerror or exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(report.to_json(), indent=1) if args.json else report.plain())
-    return 0 if report.whole else 1
-
-
-def _review_identities(path: Path) -> list[Any] | None:
-    """The review key for verify and export, or None after saying in one line why it cannot be used."""
     from store.errors import KeyFormatError
     from store.keys import load_identities
 
     try:
-        return list(load_identities(path))
-    except (OSError, KeyFormatError, ValueError) as exc:
-        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-        print(f"{path}: cannot use this identity: {str(why).removeprefix(f'{path}: ')}", file=sys.stderr)
-        return None
+        identities = load_identities(args.identity)
+    except (OSError, KeyFormatError) as exc:
+        print(f"{args.identity}: cannot use this identity: {exc}", file=sys.stderr)
+        return 2
+    if not args.session_dir.is_dir():
+        print(f"{args.session_dir}: not a session directory", file=sys.stderr)
+        return 2
+    report = verify_session(args.session_dir, identities)
+    print(json.dumps(report.to_json(), indent=1) if args.json else report.plain())
+    return 0 if report.whole else 1
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    """Exit 0 when the session is whole, 1 when what verified was exported but it is not whole,
-    2 when nothing was exported (identity, folder)."""
     from review.export import ExportError, export_session
     from session.audit import AuditLog
-    from store.errors import NoIdentityError
+    from store.errors import KeyFormatError
+    from store.keys import load_identities
 
-    identities = _review_identities(args.identity)
-    if identities is None:
-        return 2
+    try:
+        identities = load_identities(args.identity)
+    except (OSError, KeyFormatError) as exc:
+        print(f"{args.identity}: cannot use this identity: {exc}", file=sys.stderr)
+        return 1
     audit = None
     audit_path = audit_log_path(args.session_dir.parent, args.audit_log)
     if args.audit_log is not None or audit_path.exists():
@@ -574,7 +552,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             audit = AuditLog(audit_path)
         except OSError as exc:
             print(f"{audit_path}: cannot record the export in the audit log: {exc}", file=sys.stderr)
-            return 2
+            return 1
     try:
         result = export_session(args.session_dir, identities, args.out)
         if audit is not None:
@@ -585,12 +563,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
                 cameras=sorted(result.videos),
                 files=sum(1 for _ in args.out.iterdir()),
             )
-    except NoIdentityError as exc:
-        print(f"{args.identity}: {exc}", file=sys.stderr)
-        return 2
-    except (ExportError, OSError) as exc:  # nothing was left behind (review.export_folder)
-        print(str(exc) if isinstance(exc, ExportError) else f"export failed: {exc}", file=sys.stderr)
-        return 2
+    except ExportError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
     finally:
         if audit is not None:
             audit.close()
@@ -600,10 +575,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
         print(f"vitals: {result.vitals_csv} ({result.vitals_rows} samples)")
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    report = result.report
-    if report is not None:
-        print(report.plain())  # also in report.txt and report.json beside the media
-    return 0 if report is not None and report.whole else 1
+    if result.report is not None:
+        print(result.report.plain())  # also in report.txt and report.json beside the media
+    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

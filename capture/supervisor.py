@@ -16,7 +16,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
-from supervision.health import Backoff, DeviceHealth
+from supervision.backoff import Backoff
+from supervision.health import DeviceHealth
 from supervision.supervisor import Supervisor
 
 T = TypeVar("T")

@@ -30,7 +30,8 @@ import serial
 import structlog
 
 from control.gestures import Gesture, GestureRecognizer
-from supervision.health import Backoff, DeviceHealth
+from supervision.backoff import Backoff
+from supervision.health import DeviceHealth
 from supervision.supervisor import Supervisor, describe_error
 
 ModemInput = Literal["CTS", "DSR", "CD", "RI"]

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 from structlog.testing import capture_logs
 
-from supervision.health import Backoff
+from supervision.backoff import Backoff
 from supervision.supervisor import Supervisor
 
 

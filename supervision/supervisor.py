@@ -28,8 +28,7 @@ from typing import Protocol
 
 import structlog
 
-from supervision.backoff import Backoff
-from supervision.health import DeviceHealth, DeviceState
+from supervision.health import Backoff, DeviceHealth, DeviceState
 
 
 class Connection(Protocol):

@@ -35,8 +35,7 @@ from typing import Any
 
 import serial
 
-from supervision.backoff import Backoff
-from supervision.health import DeviceHealth
+from supervision.health import Backoff, DeviceHealth
 from supervision.supervisor import Supervisor
 from vitals.parser import MonitorParser, ParserStats
 from vitals.sample import VitalSample

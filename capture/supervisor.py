@@ -2,8 +2,8 @@
 
 The connection here opens the source, reads items, stamps each with the clock right after
 ``read`` returns, and hands it to ``deliver``; a read that raises or returns None ends the
-connection (lost), and the supervisor backs off and opens the source again. Camera and audio
-readers are this with a different source and callback.
+connection (lost; a raising read's words are the reason), and the supervisor backs off and
+opens the source again. Camera and audio readers are this with a different source and callback.
 
 Threads: everything runs on the reader's own thread (sources are not thread-safe) except
 ``health``/``lost_since``, which read the supervisor's published state.
@@ -16,8 +16,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
-from supervision.health import Backoff, DeviceHealth
-from supervision.supervisor import Supervisor, describe_error
+from supervision.backoff import Backoff
+from supervision.health import DeviceHealth
+from supervision.supervisor import Supervisor
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -46,10 +47,7 @@ class _SourceConnection(Generic[T]):
 
     def serve(self, device: Supervisor) -> str:
         while not device.stopping.is_set():
-            try:
-                item = self._source.read()
-            except Exception as exc:  # broad: OpenCV, PyAV and ALSA fail in their own words
-                return describe_error(exc)
+            item = self._source.read()  # a read that raises is the supervisor's: a loss, its reason
             t_ns = self._clock_ns()  # the capture time: right after the read returned
             if item is None:
                 return "source ended"

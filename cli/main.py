@@ -149,17 +149,23 @@ def _parser() -> argparse.ArgumentParser:
     audit.set_defaults(handler=_cmd_audit)
 
     check = sub.add_parser(
-        "verify", help="check a session against its manifest and the files' own authentication (no plaintext)"
+        "verify",
+        help="check a session against its manifest and the files' own authentication (no plaintext); "
+        "exit 0 whole, 1 not whole, 2 cannot check (identity, folder)",
     )
     check.add_argument("session_dir", type=Path)
     check.add_argument("--identity", type=Path, required=True, help="the review key (age identity file)")
     check.add_argument("--json", action="store_true", help="machine-readable report")
     check.set_defaults(handler=_cmd_verify)
 
-    export = sub.add_parser("export", help="decrypt a session into playable MP4s and vitals.csv")
+    export = sub.add_parser(
+        "export",
+        help="verify a session, then decrypt what verified into playable MP4s, vitals.csv and the "
+        "report; exit 0 whole, 1 exported but not whole (see report.txt), 2 nothing exported",
+    )
     export.add_argument("session_dir", type=Path)
     export.add_argument("--identity", type=Path, required=True, help="age identity file")
-    export.add_argument("--out", type=Path, required=True)
+    export.add_argument("--out", type=Path, required=True, help="a folder for this session's export only")
     export.add_argument(
         "--audit-log",
         type=Path,
@@ -168,7 +174,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     export.set_defaults(handler=_cmd_export)
 
-    sessions = sub.add_parser("sessions", help="list the sessions stored here, and when each is deleted")
+    # These four also work with the recorder down: on the storage directly, under its lock.
+    sessions = sub.add_parser(
+        "sessions", help="list the sessions stored here, when each is deleted, and what keeps it"
+    )
     sessions.add_argument("--json", action="store_true", help="machine-readable output")
     delete = sub.add_parser(
         "delete", help="consent withdrawn after the recording: destroy a stored session (audited)"
@@ -183,8 +192,8 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     sessions.set_defaults(handler=_cmd_sessions)
     delete.set_defaults(handler=_cmd_delete)
-    hold.set_defaults(handler=lambda a: _cmd_keeper(a, "hold"))
-    release.set_defaults(handler=lambda a: _cmd_keeper(a, "release"))
+    hold.set_defaults(handler=_cmd_hold)
+    release.set_defaults(handler=_cmd_release)
 
     demo = sub.add_parser(
         "demo", help="record from synthetic sources with the real daemon, then export it"
@@ -315,10 +324,18 @@ def _cmd_sessions(args: argparse.Namespace) -> int:
 
 
 def _cmd_delete(args: argparse.Namespace) -> int:
-    return _cmd_keeper(args, "delete")
+    return _keeper_order(args, "delete")
 
 
-def _cmd_keeper(args: argparse.Namespace, cmd: str) -> int:
+def _cmd_hold(args: argparse.Namespace) -> int:
+    return _keeper_order(args, "hold")
+
+
+def _cmd_release(args: argparse.Namespace) -> int:
+    return _keeper_order(args, "release")
+
+
+def _keeper_order(args: argparse.Namespace, cmd: str) -> int:
     reply = _keeper_request(args, cmd, session=args.session)
     if reply.get("ok"):
         print(reply["note"])
@@ -328,36 +345,70 @@ def _cmd_keeper(args: argparse.Namespace, cmd: str) -> int:
 
 
 def _keeper_request(args: argparse.Namespace, cmd: str, **fields: Any) -> dict[str, Any]:
-    """Ask the running recorder; when none answers, do it on the storage directly, under the
-    storage's lock (so a recorder starting meanwhile waits its turn)."""
+    """Ask the running recorder; when none answers, do it on the storage directly."""
     try:
         return request(_socket_path(args), cmd, by="command line", **fields)
     except ControlError as unreachable:
-        from session.audit import AuditLog
-        from session.lock import StorageBusy, StorageLock
-        from session.retention import SessionKeeper
-
-        storage = load_config(args.config).storage
         try:
-            lock = StorageLock.acquire(storage.directory, holder=f"neoflix-capture {cmd}")
-        except StorageBusy as exc:
-            raise ControlError(f"{unreachable}; and the storage is held: {exc}") from exc
+            storage = load_config(args.config).storage
+        except ConfigError as exc:
+            detail = f"working on the storage directly needs the config: {exc}"
+            raise ControlError(f"{unreachable}\n{detail}") from None
+        print(f"the recorder does not answer: working on {storage.directory} directly", file=sys.stderr)
         try:
-            audit = AuditLog(audit_log_path(storage.directory, storage.audit_log))
-            keeper = SessionKeeper(
-                storage.directory,
-                storage.retention_days,
-                lambda: None,  # no recorder runs: nothing is being recorded
-                audit=audit,
+            return _keeper_direct(
+                cmd,
+                fields,
+                storage=storage.directory,
+                retention_days=storage.retention_days,
                 delete_uncollected=storage.delete_uncollected,
+                audit_path=audit_log_path(storage.directory, storage.audit_log),
             )
-            if cmd == "sessions":
-                return {"ok": True, "retention_days": keeper.retention_days, "sessions": keeper.sessions()}
+        except ControlError as exc:
+            raise ControlError(f"{unreachable}\n{exc}") from None
+        except OSError as exc:
+            raise ControlError(
+                f"{unreachable}\nand the storage cannot be used directly: {exc} (run this as the "
+                "recorder's user, e.g. sudo -u neoflix)"
+            ) from None
+
+
+def _keeper_direct(
+    cmd: str,
+    fields: dict[str, Any],
+    *,
+    storage: Path,
+    retention_days: int,
+    delete_uncollected: bool,
+    audit_path: Path,
+) -> dict[str, Any]:
+    """``cmd`` on the stored sessions, with no recorder running. A change is made under the
+    storage's lock, which a running recorder holds: so nothing is being recorded (the keeper is
+    told so), and a recorder starting meanwhile waits its turn. A listing only reads."""
+    from session.audit import AuditLog
+    from session.lock import StorageBusy, StorageLock
+    from session.retention import SessionKeeper
+
+    def keeper(audit: AuditLog | None) -> SessionKeeper:
+        return SessionKeeper(
+            storage, retention_days, lambda: None, audit=audit, delete_uncollected=delete_uncollected
+        )
+
+    if cmd == "sessions":
+        listed = keeper(None)
+        return {"ok": True, "retention_days": listed.retention_days, "sessions": listed.sessions()}
+    try:
+        lock = StorageLock.acquire(storage, holder=f"neoflix-capture {cmd}")
+    except StorageBusy as exc:
+        raise ControlError(f"the storage is in use: {exc}") from exc
+    try:
+        with AuditLog(audit_path) as audit:
+            session = str(fields["session"])
             if cmd == "delete":
-                return keeper.delete(str(fields["session"]), by="command line")
-            return keeper.hold(str(fields["session"]), by="command line", on=cmd == "hold")
-        finally:
-            lock.release()
+                return keeper(audit).delete(session, by="command line")
+            return keeper(audit).hold(session, by="command line", on=cmd == "hold")
+    finally:
+        lock.release()
 
 
 def _human_status(reply: dict[str, Any]) -> str:
@@ -517,33 +568,49 @@ def _audit_anchors(where: Path, identity: Path) -> list[tuple[str, int, str]]:
 def _cmd_verify(args: argparse.Namespace) -> int:
     """Exit 0 when the session is whole, 1 when it is not, 2 when it cannot be checked."""
     from review.verify import verify_session
-    from store.errors import KeyFormatError
-    from store.keys import load_identities
+    from store.errors import NoIdentityError
 
-    try:
-        identities = load_identities(args.identity)
-    except (OSError, KeyFormatError) as exc:
-        print(f"{args.identity}: cannot use this identity: {exc}", file=sys.stderr)
+    identities = _review_identities(args.identity)
+    if identities is None:
         return 2
     if not args.session_dir.is_dir():
         print(f"{args.session_dir}: not a session directory", file=sys.stderr)
         return 2
-    report = verify_session(args.session_dir, identities)
+    try:
+        report = verify_session(args.session_dir, identities)
+    except NoIdentityError as exc:  # the wrong key: nothing in the session opens with it
+        print(f"{args.identity}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"{args.session_dir}: cannot be read: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     print(json.dumps(report.to_json(), indent=1) if args.json else report.plain())
     return 0 if report.whole else 1
 
 
-def _cmd_export(args: argparse.Namespace) -> int:
-    from review.export import ExportError, export_session
-    from session.audit import AuditLog
+def _review_identities(path: Path) -> list[Any] | None:
+    """The review key for verify and export, or None after saying in one line why it cannot be used."""
     from store.errors import KeyFormatError
     from store.keys import load_identities
 
     try:
-        identities = load_identities(args.identity)
-    except (OSError, KeyFormatError) as exc:
-        print(f"{args.identity}: cannot use this identity: {exc}", file=sys.stderr)
-        return 1
+        return list(load_identities(path))
+    except (OSError, KeyFormatError, ValueError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        print(f"{path}: cannot use this identity: {str(why).removeprefix(f'{path}: ')}", file=sys.stderr)
+        return None
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    """Exit 0 when the session is whole, 1 when what verified was exported but it is not whole,
+    2 when nothing was exported (identity, folder)."""
+    from review.export import ExportError, export_session
+    from session.audit import AuditLog
+    from store.errors import NoIdentityError
+
+    identities = _review_identities(args.identity)
+    if identities is None:
+        return 2
     audit = None
     audit_path = audit_log_path(args.session_dir.parent, args.audit_log)
     if args.audit_log is not None or audit_path.exists():
@@ -552,7 +619,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             audit = AuditLog(audit_path)
         except OSError as exc:
             print(f"{audit_path}: cannot record the export in the audit log: {exc}", file=sys.stderr)
-            return 1
+            return 2
     try:
         result = export_session(args.session_dir, identities, args.out)
         if audit is not None:
@@ -563,9 +630,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
                 cameras=sorted(result.videos),
                 files=sum(1 for _ in args.out.iterdir()),
             )
-    except ExportError as exc:
-        print(str(exc), file=sys.stderr)
-        return 1
+    except NoIdentityError as exc:
+        print(f"{args.identity}: {exc}", file=sys.stderr)
+        return 2
+    except (ExportError, OSError) as exc:  # nothing was left behind (review.export_folder)
+        print(str(exc) if isinstance(exc, ExportError) else f"export failed: {exc}", file=sys.stderr)
+        return 2
     finally:
         if audit is not None:
             audit.close()
@@ -575,9 +645,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
         print(f"vitals: {result.vitals_csv} ({result.vitals_rows} samples)")
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    if result.report is not None:
-        print(result.report.plain())  # also in report.txt and report.json beside the media
-    return 0
+    report = result.report
+    if report is not None:
+        print(report.plain())  # also in report.txt and report.json beside the media
+    return 0 if report is not None and report.whole else 1
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

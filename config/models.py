@@ -299,9 +299,10 @@ class StorageConfig(_Section):
     )
     delete_uncollected: bool = Field(
         default=False,
-        description="Let retention destroy a session the archive has not confirmed (no 'collected' "
-        "mark from the collector). Off: such a session is kept past its time and listed as a "
-        "warning, so nothing is lost because collection failed.",
+        description="Retention may destroy a session that has not been confirmed in the archive. "
+        "Off: such a session is kept past its time and listed as a warning ('past retention, "
+        "kept: not collected'), so nothing is lost because collection failed. Collection does "
+        "not exist yet, so off means retention destroys nothing until it does.",
     )
     reserve_minutes: float = Field(
         default=30,

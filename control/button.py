@@ -30,7 +30,8 @@ import serial
 import structlog
 
 from control.gestures import Gesture, GestureRecognizer
-from supervision.health import Backoff, DeviceHealth
+from supervision.backoff import Backoff
+from supervision.health import DeviceHealth
 from supervision.supervisor import Supervisor, describe_error
 
 ModemInput = Literal["CTS", "DSR", "CD", "RI"]
@@ -375,6 +376,10 @@ class ButtonController:
         return self._supervisor.stop(timeout_s)
 
     @property
+    def running(self) -> bool:
+        return self._supervisor.running
+
+    @property
     def source(self) -> ButtonSource:
         return self._source
 
@@ -398,36 +403,34 @@ class ButtonController:
         self._source.close()
 
     def serve(self, device: Supervisor) -> str:
-        """Poll until the button cannot be read; gestures out, the lamp kept as ``lamp`` says."""
+        """Poll until the button cannot be read; gestures out, the lamp kept as ``lamp`` says.
+        A read that raises is the supervisor's to report (a loss, with its words)."""
         t = self._clock_ns()  # one reading per poll: an injected clock sees the rhythm
         # A press that began before the first reading is nobody's gesture (held, or stuck).
         self._deliver(device, self._recognizer.resync(t), t)
         lit: bool | None = None  # unknown until set: the first poll always sets it
-        error = "the button cannot be read"
-        while not device.stopping.is_set():
-            try:
+        try:
+            while not device.stopping.is_set():
                 pressed = self._source.pressed()
-            except Exception as exc:  # broad: serial, evdev and scripts fail in their own words
-                error = describe_error(exc)
-                break
-            if pressed is None:
-                break
-            device.delivered(t)  # live once it has been read, not merely opened
-            self._deliver(device, self._recognizer.edge(pressed, t), t)
-            want = self._lamp_wanted(device, t, lit)
-            if want != lit:
-                try:
-                    self._source.set_lamp(want)
-                except Exception as exc:  # broad: as above, for the lamp's output line
-                    error = f"lamp: {describe_error(exc)}"
+                if pressed is None:
+                    return "the button cannot be read"
+                device.delivered(t)  # live once it has been read, not merely opened
+                self._deliver(device, self._recognizer.edge(pressed, t), t)
+                want = self._lamp_wanted(device, t, lit)
+                if want != lit:
+                    try:
+                        self._source.set_lamp(want)
+                    except Exception as exc:  # broad: serial, evdev and scripts fail in their own words
+                        return f"lamp: {describe_error(exc)}"  # the reason names the lamp, not the contact
+                    lit = want
+                if device.stopping.wait(self._poll_s):
                     break
-                lit = want
-            if device.stopping.wait(self._poll_s):
-                return "stopped"
-            t = self._clock_ns()
-        # Lost: an armed discard must not stay armed (nor be confirmed) while we cannot see.
-        self._deliver(device, self._recognizer.resync(t), t)
-        return error
+                t = self._clock_ns()
+            return "stopped"
+        finally:
+            if not device.stopping.is_set():
+                # Lost: an armed discard must not stay armed (nor be confirmed) while we cannot see.
+                self._deliver(device, self._recognizer.resync(t), t)
 
     def _lamp_wanted(self, device: Supervisor, t: int, lit: bool | None) -> bool:
         try:

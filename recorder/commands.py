@@ -1,8 +1,9 @@
 """What the control socket's commands do: one request in, one reply out.
 
 ``neoflix-capture start|stop|status|mark|discard|...`` send one JSON object naming a command; this
-module turns it into a session-control event (``session.controller``), a marker, a question to
-the session keeper (``sessions``, ``delete``) or the daemon's status, and says what happened.
+module turns it into a session-control event (``session.controller``), a marker, a question or
+order to the session keeper (``sessions``, ``delete``, ``hold``, ``release``) or the daemon's
+status, and says what happened.
 Who asked (``by``) is recorded only as one of a few known client names, never as free text.
 
 Threads: ``handle`` runs on a control-socket thread per connection; session control carries out

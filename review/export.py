@@ -1,19 +1,19 @@
 """Export a recorded session for review: one playable MP4 per camera and the vitals as CSV.
 
-Runs on the review workstation, which holds the identity (secret key). Segments are joined
-without re-encoding: their packets are copied into one MP4 per camera, so the export is fast and
-loses nothing. A segment cut short by a crash contributes everything up to its last complete
-chunk; what was lost is reported, never hidden.
+Runs on the review workstation, which holds the identity (secret key). The session is verified
+first (``review.verify``) and only what verified is exported, in the manifest's order: a missing,
+damaged or foreign stretch stays a gap in the MP4's timestamps, never a splice of later frames
+into it, and a bad file never ends the export. Segments are joined without re-encoding: their
+packets are copied into one MP4 per camera. The report goes beside the media (``report.json``,
+``report.txt``), and the output is built privately and all or nothing (``review.export_folder``).
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,14 +22,18 @@ from typing import Any
 import av
 import structlog
 
+from review.export_folder import REPORT_JSON, REPORT_TXT, SUMMARY, ExportError, ExportFolder
+from review.report import FileReport, Piece, SessionReport
 from review.trends import write_trends_svg
-from review.verify import SessionReport, verify_session
-from session.layout import MANIFEST, MARKERS, PARTIAL, VITALS, parse_segment_name
+from review.verify import verify_session
+from session.layout import MANIFEST, MARKERS, PARTIAL, VITALS
 from store.age_reader import AgeReader
 from store.errors import AgeError, TruncatedError
 from store.keys import Identity
 
 log = structlog.get_logger()
+
+__all__ = ["ExportError", "ExportResult", "decrypt", "export_session"]
 
 VITALS_COLUMNS = (
     "utc",
@@ -62,10 +66,6 @@ class ExportResult:
     report: SessionReport | None = None  # what the export was checked against (review.verify)
 
 
-class ExportError(Exception):
-    """The session cannot be exported (and says why)."""
-
-
 def decrypt(path: Path, identities: Sequence[Identity]) -> tuple[bytes, bool]:
     """The plaintext of an age file, and whether it was complete."""
     out = bytearray()
@@ -79,96 +79,65 @@ def decrypt(path: Path, identities: Sequence[Identity]) -> tuple[bytes, bool]:
     return bytes(out), True
 
 
-def export_session(
-    session_dir: Path, identities: Sequence[Identity], out_dir: Path
-) -> ExportResult:
-    """Verify the session (``review.verify``), then export what verified into ``out_dir``.
+def export_session(session_dir: Path, identities: Sequence[Identity], out_dir: Path) -> ExportResult:
+    """Verify the session, then export what verified into ``out_dir`` (see the module docstring).
 
-    The output is private and all or nothing: it is built in a temporary folder (0700, files
-    0600, whatever the umask) beside ``out_dir`` and moved into it only once whole; a failure
-    leaves no plaintext behind. ``out_dir`` holds one session: the export of another is refused.
+    Raises ``ExportError`` for a folder that cannot take this export, and
+    ``review.verify.WrongIdentityError`` when nothing in the session opens with ``identities``;
+    either way nothing is written.
     """
     if not session_dir.is_dir():
         raise ExportError(f"{session_dir}: not a session directory")
+    if out_dir.resolve().is_relative_to(session_dir.resolve()):
+        raise ExportError(f"{out_dir}: inside the session directory; export it somewhere else")
     report = verify_session(session_dir, identities)
-    _refuse_another_session(out_dir, report.session)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))  # mode 0700
-    try:
-        result = _export(session_dir, identities, work, report)
-        (work / "report.json").write_text(json.dumps(report.to_json(), indent=1))
-        (work / "report.txt").write_text(report.plain() + "\n")
-        out_dir.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(out_dir, 0o700)
-        for stale in out_dir.iterdir():  # the same session exported again: replaced whole
-            if stale.is_file() and not stale.is_symlink():
-                stale.unlink()
-        for made in sorted(work.iterdir()):
-            os.chmod(made, 0o600)
-            os.replace(made, out_dir / made.name)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    result.report = report
-    result.videos = {k: out_dir / v.name for k, v in result.videos.items()}
-    for name in ("vitals_csv", "markers_csv", "trends_svg"):
-        made_path = getattr(result, name)
-        if made_path is not None:
-            setattr(result, name, out_dir / made_path.name)
+    with ExportFolder(out_dir, report.session) as folder:
+        result = _export(session_dir, identities, folder, report)
+        folder.commit()
     return result
 
 
-def _refuse_another_session(out_dir: Path, session: str) -> None:
-    summary = out_dir / "session.json"
-    if out_dir.is_dir() and any(out_dir.iterdir()):
-        try:
-            other = json.loads(summary.read_text()).get("session")
-        except (OSError, ValueError):
-            other = None
-        if other != session:
-            raise ExportError(
-                f"{out_dir}: already holds "
-                + (f"the export of session {other}" if other else "other files")
-                + "; export each session into a folder of its own"
-            )
-
-
 def _export(
-    session_dir: Path, identities: Sequence[Identity], out_dir: Path, report: SessionReport
+    session_dir: Path, identities: Sequence[Identity], folder: ExportFolder, report: SessionReport
 ) -> ExportResult:
-    manifest = _read_manifest(session_dir, identities)
-    result = ExportResult(session=report.session)
-    segments = _segment_files(session_dir)
-    cameras = [c["name"] for c in manifest.get("cameras", [])] or sorted(segments)
+    manifest = {} if report.fallback else _read_manifest(session_dir, identities)
+    result = ExportResult(session=report.session, report=report)
     starts: list[float] = []
-    for camera in cameras:
-        if manifest.get("segments"):
-            # What verified, in the manifest's order: a missing or bad stretch stays a gap.
-            files = [session_dir / name for name in report.trusted_segments(camera)]
-        else:  # no manifest to go by: the files in name order, each checked as it is read
-            files = [path for _index, path in sorted(segments.get(camera, []))]
-        if not files:
-            result.warnings.append(f"camera {camera}: no segments")
+    for camera, verified in report.cameras.items():
+        if not verified.pieces:
+            result.warnings.append(f"camera {camera}: nothing verified to export")
             continue
-        target = out_dir / f"{camera}.mp4"
-        first_s, seconds = _join_segments(files, identities, target, result.warnings)
-        if first_s is not None:
-            starts.append(first_s)
-            result.videos[camera] = target
-            result.video_seconds[camera] = seconds
+        name = f"{camera}.mp4"
+        first_s, seconds = _join_pieces(
+            session_dir, verified.pieces, identities, folder.new_file(name), result.warnings
+        )
+        if first_s is None:
+            folder.drop(name)
+            result.warnings.append(f"camera {camera}: nothing readable to export")
+            continue
+        starts.append(first_s)
+        result.videos[camera] = folder.final(name)
+        result.video_seconds[camera] = seconds
     start_s = min(starts) if starts else 0.0
-    result.markers = _read_jsonl(session_dir, MARKERS, identities, result.warnings)
+    verdicts = {f.file: f for f in report.files}
+    result.markers = _read_jsonl(session_dir, MARKERS, identities, result.warnings, verdicts)
     births = [m["t"] for m in result.markers if m["label"].lower() == "birth"]
     birth_s = births[-1] if births else None
     if result.markers:
-        result.markers_csv = out_dir / "markers.csv"
-        _write_markers_csv(result.markers, result.markers_csv, start_s, birth_s)
-    vitals = _read_jsonl(session_dir, VITALS, identities, result.warnings)
+        _write_markers_csv(result.markers, folder.new_file("markers.csv"), start_s, birth_s)
+        result.markers_csv = folder.final("markers.csv")
+    vitals = _read_jsonl(session_dir, VITALS, identities, result.warnings, verdicts)
     if vitals:
-        result.vitals_csv = out_dir / "vitals.csv"
-        result.vitals_rows = _write_vitals_csv(vitals, result.vitals_csv, start_s, birth_s)
-        result.trends_svg = _write_trends(vitals, result, out_dir, manifest, start_s, birth_s)
+        result.vitals_rows = _write_vitals_csv(vitals, folder.new_file("vitals.csv"), start_s, birth_s)
+        result.vitals_csv = folder.final("vitals.csv")
+        if _write_trends(vitals, result, folder.new_file("trends.svg"), manifest, start_s, birth_s):
+            result.trends_svg = folder.final("trends.svg")
+        else:
+            folder.drop("trends.svg")
     else:
         result.warnings.append("no vitals in this session")
+    folder.new_file(REPORT_JSON).write_text(json.dumps(report.to_json(), indent=1))
+    folder.new_file(REPORT_TXT).write_text(report.plain() + "\n")
     summary = {
         "session": result.session,
         "table": manifest.get("table"),
@@ -184,27 +153,27 @@ def _export(
         "trends": result.trends_svg.name if result.trends_svg else None,
         "segments": manifest.get("segments", []),
         "warnings": result.warnings,
+        "integrity": {"whole": report.whole, "manifest": report.manifest, "report": REPORT_JSON},
     }
-    summary["integrity"] = {"whole": report.whole, "manifest": report.manifest}
-    (out_dir / "session.json").write_text(json.dumps(summary, indent=1))
+    folder.new_file(SUMMARY).write_text(json.dumps(summary, indent=1))
     return result
 
 
 def _write_trends(
     vitals: list[dict[str, Any]],
     result: ExportResult,
-    out_dir: Path,
+    target: Path,
     manifest: dict[str, Any],
     start_s: float,
     birth_s: float | None,
-) -> Path | None:
+) -> bool:
     end_s = start_s + max(result.video_seconds.values()) if result.video_seconds else None
     table = manifest.get("table")
     try:
         trends = write_trends_svg(
             vitals,
             result.markers,
-            out_dir / "trends.svg",
+            target,
             start_s=start_s,
             birth_s=birth_s,
             end_s=end_s,
@@ -216,39 +185,41 @@ def _write_trends(
         # cost the reviewer the session summary or the rest of the export.
         log.exception("trend plot failed")
         result.warnings.append(f"trend plot not written: {exc}")
-        return None
+        return False
     if trends is None:
         result.warnings.append("no valid vitals to plot; trends.svg not written")
-        return None
-    return trends.path
-
-
-def _segment_files(session_dir: Path) -> dict[str, list[tuple[int, Path]]]:
-    """Each camera's segment files with their index, by exact camera name."""
-    out: dict[str, list[tuple[int, Path]]] = {}
-    for path in session_dir.iterdir():
-        name = parse_segment_name(path.name)
-        if name is not None:
-            out.setdefault(name.camera, []).append((name.index, path))
-    return out
+        return False
+    return True
 
 
 def _read_manifest(session_dir: Path, identities: Sequence[Identity]) -> dict[str, Any]:
-    path = session_dir / MANIFEST
-    if not path.exists():
-        return {}
+    """The manifest's fields for the summary; the report says whether it can be trusted."""
     try:
-        data, complete = decrypt(path, identities)
+        data, complete = decrypt(session_dir / MANIFEST, identities)
         manifest = json.loads(data) if complete else None
-    except (AgeError, ValueError):  # the report says what is wrong with it
+    except (OSError, AgeError, ValueError):
         return {}
     return manifest if isinstance(manifest, dict) else {}
 
 
-def _join_segments(
-    files: list[Path], identities: Sequence[Identity], target: Path, warnings: list[str]
+def _authenticated(path: Path, identities: Sequence[Identity]) -> tuple[bytes, bool, str]:
+    """What of an age file authenticates (in memory), whether that is all of it, and the SHA-256
+    of its ciphertext: the bytes verified are the bytes exported, or none are."""
+    data = path.read_bytes()
+    out = bytearray()
+    try:
+        for chunk in AgeReader(io.BytesIO(data), identities, name=path.name).iter_chunks():
+            out += chunk
+    except AgeError:
+        return bytes(out), False, hashlib.sha256(data).hexdigest()
+    return bytes(out), True, hashlib.sha256(data).hexdigest()
+
+
+def _join_pieces(
+    session_dir: Path, pieces: list[Piece], identities: Sequence[Identity], target: Path, warnings: list[str]
 ) -> tuple[float | None, float]:
-    """Copy every segment's packets into one MP4. Returns (first media time, seconds)."""
+    """Copy the packets of every verified piece, in order, into one MP4, each at its own media
+    time: a stretch that did not verify stays a gap. Returns (first media time, seconds)."""
     output = av.open(str(target), "w", format="mp4", options={"movflags": "+faststart"})
     out_streams: dict[str, Any] = {}
     last_dts: dict[str, int] = {}
@@ -256,19 +227,21 @@ def _join_segments(
     offset: dict[str, int] = {}
     end_s = 0.0
     try:
-        for path in files:
+        for piece in pieces:
             try:
-                data, complete = decrypt(path, identities)
-            except AgeError as exc:  # a bad file never ends the export: it stays a gap
-                warnings.append(f"{path.name}: not exported: {exc}")
+                data, complete, digest = _authenticated(session_dir / piece.file, identities)
+            except OSError as exc:
+                warnings.append(f"{piece.file}: not exported: {exc.strerror or exc}")
+                continue
+            if digest != piece.sha256:
+                warnings.append(f"{piece.file}: changed since it was verified; not exported")
                 continue
             if not data:
-                if not complete:
-                    warnings.append(f"{path.name}: cut short before its first complete chunk; skipped")
                 continue
-            # A segment cut short ends mid-packet: the demuxer hands that last packet over as if
-            # whole, and a player would show it as a smeared frame (or a click). So each stream's
-            # newest packet is held back until the next one proves it complete.
+            cut = not (piece.whole and complete)
+            # A segment cut short (or damaged) ends mid-packet: the demuxer hands that last packet
+            # over as if whole, and a player would show it as a smeared frame (or a click). So each
+            # stream's newest packet is held back until the next one proves it complete.
             held: dict[str, Any] = {}
             with av.open(io.BytesIO(data), "r", format="mpegts") as seg:
                 for stream in seg.streams:
@@ -280,7 +253,7 @@ def _join_segments(
                     if kind not in out_streams or arrived.dts is None or arrived.pts is None:
                         continue
                     packet = arrived
-                    if not complete:
+                    if cut:
                         previous, held[kind] = held.get(kind), arrived
                         if previous is None:
                             continue
@@ -293,7 +266,8 @@ def _join_segments(
                         first_s = start
                     if kind not in offset:
                         offset[kind] = int(first_s / tb)
-                    # Both streams are shifted by the same media time, so A/V sync is kept.
+                    # Both streams are shifted by the same media time, so A/V sync is kept, and so
+                    # is every gap between pieces.
                     packet.dts -= offset[kind]
                     packet.pts -= offset[kind]
                     if kind in last_dts and packet.dts <= last_dts[kind]:
@@ -302,10 +276,10 @@ def _join_segments(
                     end_s = max(end_s, float((packet.pts + (packet.duration or 0)) * tb))
                     packet.stream = out_streams[kind]
                     output.mux(packet)
-            if not complete:
+            if cut:
                 warnings.append(
-                    f"{path.name}: cut short; exported its first {len(data)} bytes up to its last "
-                    f"complete chunk, less the packet it ended in ({', '.join(sorted(held)) or 'none'})"
+                    f"{piece.file}: cut short or damaged: exported to its last authenticated chunk "
+                    f"({piece.end_s - piece.start_s:.1f} s), less the packet it ended in"
                 )
     finally:
         output.close()
@@ -313,26 +287,36 @@ def _join_segments(
 
 
 def _read_jsonl(
-    session_dir: Path, name: str, identities: Sequence[Identity], warnings: list[str]
+    session_dir: Path,
+    name: str,
+    identities: Sequence[Identity],
+    warnings: list[str],
+    verdicts: dict[str, FileReport],
 ) -> list[dict[str, Any]]:
     path = session_dir / name
     if not path.exists():
         path = session_dir / (name + PARTIAL)
         if not path.exists():
             return []
+    verdict = verdicts.get(path.name)
+    if verdict is not None and verdict.kind not in ("complete", "truncated", "tampered"):
+        warnings.append(f"{path.name}: not exported: {verdict.kind.replace('_', ' ')}: {verdict.detail}")
+        return []
     try:
-        data, complete = decrypt(path, identities)
-    except AgeError as exc:  # tampered or another key's: the report says which; no records
-        warnings.append(f"{name}: not exported: {exc}")
+        data, complete, _digest = _authenticated(path, identities)
+    except OSError as exc:
+        warnings.append(f"{name}: not exported: {exc.strerror or exc}")
         return []
     if not complete:
-        warnings.append(f"{name} cut short; exported what was complete")
+        warnings.append(f"{path.name}: cut short or damaged: exported what authenticated")
     records = []
     for line in data.decode("utf-8", errors="replace").splitlines():
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except ValueError:
             continue  # the last line of a log cut mid-write
+        if isinstance(record, dict):
+            records.append(record)
     return records
 
 

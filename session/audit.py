@@ -61,6 +61,9 @@ FIELDS = frozenset(
         "by",  # who or what asked: one of BY
         "trigger",  # what started a recording: one of TRIGGERS
         "files",  # how many files
+        # how many entries the recorder did not write were left in a deleted session's folder
+        # (deletion counts only its own files; the folder then stays)
+        "entries_left",
         "bytes",  # how many bytes
         "duration_s",  # how long, in seconds
         "segments",  # how many segments

@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import os
+import stat
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -54,13 +55,14 @@ log = structlog.get_logger()
 
 def destroy_session_files(path: Path) -> int:
     """Truncate every file of a session directory that the recorder wrote, then remove it, and
-    the directory once empty.
+    the directory once empty. Returns how many files were destroyed, for the audit log.
 
     Truncated first (and fsynced) so the ciphertext's blocks are released even where something
-    still holds the file open. Only regular files with the layout's names are touched, opened
-    without following links: a link or a foreign file planted in a session directory is left
-    where it is (and the directory with it), never followed out of storage. Returns how many
-    files were destroyed, for the audit log.
+    still holds the file open. Deletion counts only its own files: a name the layout does not
+    define, a link, anything but a regular file, and a file with a second hard link (its data is
+    also somewhere else) are left where they are, and the directory with them; so nothing is
+    ever followed out of storage. What is opened is checked again on the open descriptor, so an
+    entry swapped in after the first look is not truncated either.
     """
     destroyed = 0
     left = 0
@@ -69,8 +71,14 @@ def destroy_session_files(path: Path) -> int:
             left += 1
             continue
         try:
-            fd = os.open(entry, os.O_WRONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+            # O_NONBLOCK: a FIFO swapped in must not hang the caller (it is refused below).
+            flags = os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+            fd = os.open(entry, flags)
             try:
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+                    left += 1
+                    continue
                 os.ftruncate(fd, 0)
                 os.fsync(fd)
             finally:

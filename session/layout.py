@@ -1,9 +1,10 @@
 """The session's format on disk: the one definition the edge and the review side both read.
 
 A session is a directory named by its id under the storage directory; everything in it is an age
-file. The recorder writes it (``session.directory``), retention counts and destroys it
-(``session.retention``), the review side reads it (``review``). None of them spells a file name,
-a suffix or a manifest field itself: they take them from here, so the format changes in one place.
+file, but for two small plain marks that hold no patient data. The recorder writes it
+(``session.directory``), retention counts and destroys it (``session.retention``), the review
+side reads it (``review``). None of them spells a file name, a suffix or a manifest field
+itself: they take them from here, so the format changes in one place.
 
 ::
 
@@ -15,7 +16,11 @@ a suffix or a manifest field itself: they take them from here, so the format cha
         markers.jsonl.age               every marker, one JSON object a line
         manifest.json.age               the ``Manifest`` below, rewritten whole after each segment
         recovery.json.age               only after a crash: the files closed at the next start
+        legal-hold                      plain: when and by whom a legal hold was set (no deletion)
+        collected                       plain, from the collector: the archive has every file
     <storage>/../audit.jsonl            the audit log (plain text, no patient data), by default
+    <storage>.seen.json                 when this recorder first saw each session (retention)
+    <storage>.lock                      held by the one recorder or tool using the storage
 
 This module imports nothing but the store's suffix for files being written: the review
 workstation loads it without the edge daemon's packages.
@@ -106,14 +111,16 @@ def audit_log_path(storage_dir: Path, configured: Path | None = None) -> Path:
     return configured if configured is not None else storage_dir.parent / AUDIT_LOG
 
 
-# In a session directory, plain files with no patient data: a legal hold stops every deletion;
-# "collected" is the archive's confirmation that every file arrived (written by the collector).
+# In a session directory, plain files with no patient data: a legal hold stops every deletion
+# (it holds ``{"set_utc", "by"}`` only, ``by`` a word of the audit log's BY); "collected" is the
+# archive's confirmation that every file arrived, written by the collector (which does not exist
+# yet: until it does, nothing writes it; ``session.retention.is_collected`` reads it).
 LEGAL_HOLD = "legal-hold"
 COLLECTED = "collected"
 
 
 def retention_state_path(storage_dir: Path) -> Path:
-    """When this recorder first saw each session (``session.retention``): beside the storage
+    """When this recorder first saw each session (``session.first_seen``): beside the storage
     directory, which holds sessions only."""
     return storage_dir.parent / f"{storage_dir.name}.seen.json"
 

@@ -1,4 +1,4 @@
-"""What every supervised device reports, in one vocabulary, and how long it waits between tries.
+"""What every supervised device reports, in one vocabulary.
 
 A device is in one of four states, the same words in status, doctor and the logs:
 
@@ -38,25 +38,3 @@ class DeviceHealth:
     delivered: int  # items handed over since start: frames, sound chunks, byte bursts, polls
     rate: float  # items per second over the last few seconds; 0.0 when nothing arrived
     callback_errors: int  # deliveries the receiving side failed on (counted, logged sparingly)
-
-
-class Backoff:
-    """Waits between tries: ``initial`` doubling up to ``maximum``; back to ``initial`` after a
-    connection that delivered, so a device that opens and dies at once is not hammered while
-    one that worked for a while is retried promptly."""
-
-    def __init__(self, initial_s: float = 0.5, maximum_s: float = 10.0) -> None:
-        if initial_s <= 0 or maximum_s < initial_s:
-            raise ValueError("need 0 < initial_s <= maximum_s")
-        self.initial_s = initial_s
-        self.maximum_s = maximum_s
-        self._next = initial_s
-
-    def next(self) -> float:
-        """The wait before the next try; the one after it is twice as long (capped)."""
-        wait = self._next
-        self._next = min(self._next * 2, self.maximum_s)
-        return wait
-
-    def reset(self) -> None:
-        self._next = self.initial_s

@@ -28,7 +28,8 @@ from typing import Protocol
 
 import structlog
 
-from supervision.health import Backoff, DeviceHealth, DeviceState
+from supervision.backoff import Backoff
+from supervision.health import DeviceHealth, DeviceState
 
 
 class Connection(Protocol):

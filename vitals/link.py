@@ -35,7 +35,8 @@ from typing import Any
 
 import serial
 
-from supervision.health import Backoff, DeviceHealth
+from supervision.backoff import Backoff
+from supervision.health import DeviceHealth
 from supervision.supervisor import Supervisor
 from vitals.parser import MonitorParser, ParserStats
 from vitals.sample import VitalSample

@@ -477,6 +477,44 @@ def test_evdev_button_with_the_controller(fake_evdev: FakeEvdev) -> None:
     assert device.closed
 
 
+def test_a_button_that_fails_mid_read_is_lost_once_with_its_words(fake_evdev: FakeEvdev) -> None:
+    device = fake_evdev.plug("/dev/input/event3")
+    button = EvdevButton("/dev/input/event3")
+    controller = ButtonController(button, lambda g: None, lamp=lambda t: False, **FAST)
+    with capture_logs() as logs:
+        controller.start()
+        try:
+            assert wait_for(lambda: controller.health().state == "live")
+            device.gone = True  # opens again, fails at every read: retried, quietly
+            assert wait_for(lambda: controller.health().state == "lost")
+            time.sleep(0.05)
+            assert controller.health().last_error == "OSError: [Errno 19] No such device"
+            device.gone = False
+            assert wait_for(lambda: controller.health().state == "live")
+        finally:
+            controller.stop()
+    names = [e["event"] for e in logs if e["event"].startswith("button_")]
+    assert names == ["button_live", "button_lost", "button_recovered"]
+
+
+class LamplessButton(ScriptedButton):
+    """Reads fine; its lamp's output line fails."""
+
+    def set_lamp(self, on: bool) -> None:
+        raise OSError("lamp line")
+
+
+def test_a_failing_lamp_line_is_a_loss_that_says_so() -> None:
+    controller = ButtonController(LamplessButton([]), lambda g: None, lamp=lambda t: True, **FAST)
+    controller.start()
+    try:
+        assert wait_for(lambda: controller.health().last_error is not None)
+        assert controller.health().last_error == "lamp: OSError: lamp line"
+        assert controller.running
+    finally:
+        controller.stop()
+
+
 def test_evdev_missing_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "evdev", None)  # as if not installed
     with pytest.raises(RuntimeError, match=r"pip install neoflix-capture\[hid\]"):

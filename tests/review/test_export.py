@@ -106,6 +106,8 @@ def test_a_segment_cut_short_by_a_crash_is_exported_up_to_its_last_complete_chun
     if shutil.which("ffmpeg"):  # what was exported decodes without an error
         decoded = subprocess.run(
             ["ffmpeg", "-v", "error", "-i", str(video), "-f", "null", "-"],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         assert decoded.stderr == ""

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 from structlog.testing import capture_logs
 
-from supervision.health import Backoff
+from supervision.backoff import Backoff
 from supervision.supervisor import Supervisor
 
 
@@ -128,3 +128,147 @@ def test_stop_is_prompt_during_a_long_backoff() -> None:
     assert time.monotonic() - t < 0.5
     with pytest.raises(RuntimeError):
         sup.start()  # runs once
+
+
+class FakeClock:
+    """Monotonic nanoseconds that move only when a test (or the back-off below) moves them."""
+
+    def __init__(self, start_s: float = 1000.0) -> None:
+        self.ns = int(start_s * 1e9)
+
+    def __call__(self) -> int:
+        return self.ns
+
+    def advance(self, seconds: float) -> None:
+        self.ns += round(seconds * 1e9)
+
+
+class PolicyTime(Backoff):
+    """The policy's waits, recorded and passed on the fake clock instead of slept."""
+
+    def __init__(self, clock: FakeClock, initial_s: float, maximum_s: float) -> None:
+        super().__init__(initial_s, maximum_s)
+        self.clock = clock
+        self.waits: list[float] = []
+
+    def next(self) -> float:
+        wait = super().next()
+        self.waits.append(wait)
+        self.clock.advance(wait)
+        return 0.0
+
+
+class ScriptedDevice:
+    """One script entry per connection: an exception fails the open; a number is how many items
+    the connection delivers (0.1 s apart on the fake clock) before it runs dry. After the script
+    the device opens and stays silent until stopped."""
+
+    def __init__(self, clock: FakeClock, script: list[int | Exception]) -> None:
+        self.clock = clock
+        self.script = list(script)
+        self.current: int | Exception | None = None
+        self.done = threading.Event()
+        self.closes = 0
+
+    def describe(self) -> str:
+        return "a scripted device"
+
+    def open(self) -> None:
+        self.current = self.script.pop(0) if self.script else None
+        if isinstance(self.current, Exception):
+            raise self.current
+
+    def serve(self, device: Supervisor) -> str:
+        if self.current is None:
+            self.done.set()
+            device.stopping.wait()
+            return "stopped"
+        assert isinstance(self.current, int)
+        for _ in range(self.current):
+            self.clock.advance(0.1)
+            device.delivered(self.clock())
+        return "ran dry"
+
+    def close(self) -> None:
+        self.closes += 1
+
+
+def test_backoff_doubles_while_retries_fail_and_starts_again_after_a_recovery() -> None:
+    clock = FakeClock()
+    unplugged = OSError("unplugged")
+    dev = ScriptedDevice(clock, [unplugged, unplugged, unplugged, 5, unplugged, unplugged, 3])
+    policy = PolicyTime(clock, 1.0, 4.0)
+    with capture_logs() as logs:
+        sup = Supervisor("monitor", "ox", dev, clock_ns=clock, backoff=policy)
+        sup.start()
+        assert dev.done.wait(3.0)
+        health = sup.health()
+        assert sup.stop()
+    # 1, 2, 4 while the open fails; back to 1 after the connection that delivered; and again.
+    assert policy.waits == [1.0, 2.0, 4.0, 1.0, 2.0, 4.0, 1.0]
+    # Each change of state is one line; the failed retries in between are none.
+    assert [e["event"] for e in logs] == [
+        "monitor_lost",
+        "monitor_live",
+        "monitor_lost",
+        "monitor_recovered",
+        "monitor_lost",
+    ]
+    recovered = next(e for e in logs if e["event"] == "monitor_recovered")
+    assert recovered["lost_for_s"] == 7.1  # waits 1 + 2 + 4, then the first item 0.1 s in
+    assert recovered["reconnects"] == 1 and recovered["monitor"] == "ox"
+    assert health.state == "lost" and health.last_error == "ran dry"  # the last one fell silent
+    assert health.delivered == 8 and health.reconnects == 1
+    assert health.lost_since_ns == health.since_ns == clock.ns - int(1e9)  # lost, then waited 1 s
+    assert health.rate == 10.0  # the last connection's three items, 0.1 s apart
+    assert dev.closes == 8  # every connection closed, the failed opens too
+    assert sup.health().state == "stopped" and not sup.running
+
+
+def test_rate_counts_only_recent_items() -> None:
+    clock = FakeClock()
+    dev = ScriptedDevice(clock, [4])
+    sup = Supervisor("camera", "cam", dev, clock_ns=clock, backoff=PolicyTime(clock, 10.0, 10.0))
+    sup.start()
+    assert dev.done.wait(3.0)
+    assert sup.health().rate == 0.0  # the four items are 10 s old: nothing arrives now
+    sup.stop()
+
+
+class Breaking(Device):
+    """Delivers once, then raises from the read; its close fails too."""
+
+    def serve(self, device: Supervisor) -> str:
+        device.delivered(time.monotonic_ns())
+        raise ValueError("bad frame")
+
+    def close(self) -> None:
+        self.closes += 1
+        raise OSError("gone")
+
+
+def test_a_device_that_raises_is_lost_with_its_words_and_retried() -> None:
+    dev = Breaking()
+    with capture_logs() as logs:
+        sup = Supervisor("camera", "cam", dev, backoff=Backoff(0.01, 0.01))
+        sup.start()
+        assert wait_for(lambda: len(dev.opens) >= 3)
+        health = sup.health()
+        assert sup.stop()
+    assert health.last_error == "ValueError: bad frame"
+    assert health.reconnects >= 1  # each connection delivered, so each reopen is a recovery
+    assert any(e["event"] == "camera_close_failed" and e["error"] == "OSError: gone" for e in logs)
+    assert dev.closes >= 3
+
+
+def test_every_device_reports_the_same_fields_under_the_same_names() -> None:
+    from dataclasses import fields
+
+    from control.button import ButtonHealth
+    from supervision.health import STATES, DeviceHealth
+    from vitals.link import LinkHealth
+
+    common = [f.name for f in fields(DeviceHealth)]
+    for extended in (LinkHealth, ButtonHealth):
+        assert [f.name for f in fields(extended)][: len(common)] == common
+    assert STATES == ("connecting", "live", "lost", "stopped")

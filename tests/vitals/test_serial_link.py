@@ -168,7 +168,7 @@ def test_a_silent_port_is_reopened_and_logged_once(collector: Collector) -> None
     assert collector.count() == 0
 
 
-def test_a_silent_port_counts_as_connected_once_the_monitor_talks(collector: Collector, logs: Logs) -> None:
+def test_a_silent_port_counts_as_live_once_the_monitor_talks(collector: Collector, logs: Logs) -> None:
     server = MonitorServer(silent=True)
     server.start()
     link = make_link(server.url, collector, silence_timeout_s=0.3)
@@ -350,7 +350,7 @@ def test_port_opens_with_the_parsers_settings_unless_overridden(
     port_opens: list[dict[str, Any]], overrides: dict[str, Any], expected: dict[str, Any]
 ) -> None:
     with running(SerialLink("pox", "loop://", MasimoParser("pox"), lambda s: None, **overrides)):
-        pass  # connected: the port is open
+        pass  # opened: the settings are what it opened with
     assert port_opens and expected.items() <= port_opens[0].items()
     assert port_opens[0]["timeout"] is not None  # reads never block forever
 

@@ -474,6 +474,53 @@ class StationConfig(_Section):
     )
 
 
+class CollectionConfig(_Section):
+    """Where closed files go: an S3-compatible bucket that this table may only write to.
+
+    The object keys are ``<site>/<table>/<session>/<file>``; ``site`` and ``table`` are slugs so
+    a key never depends on how the overlay spells the table's name.
+    """
+
+    enabled: bool = Field(default=False, description="Upload every closed file to the archive.")
+    endpoint: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+        max_length=255,
+        description="The S3 endpoint URL (https://s3.hospital.example, http://127.0.0.1:8333).",
+    )
+    bucket: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+        description="The archive bucket (S3 bucket naming rules).",
+    )
+    region: str = Field(
+        default="us-east-1", min_length=1, max_length=64, description="The bucket's region."
+    )
+    site: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$",
+        description="The unit or hospital: the first part of every object key (a slug).",
+    )
+    table: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$",
+        description="This table: the second part of every object key (a slug, unique in the site).",
+    )
+    credentials_file: FilePath = Field(
+        default=Path("/etc/neoflix-capture/collection.credentials"),
+        description="AWS shared-credentials file ([default] aws_access_key_id, "
+        "aws_secret_access_key), readable by the service user only; write-only keys.",
+    )
+
+    @model_validator(mode="after")
+    def _complete_when_enabled(self) -> CollectionConfig:
+        if self.enabled:
+            for name in ("endpoint", "bucket", "site", "table"):
+                if getattr(self, name) is None:
+                    raise field_error((name,), f"collection is enabled but {name} is not set", None)
+        return self
+
+
 class LoggingConfig(_Section):
     format: Literal["auto", "json", "console"] = Field(
         default="auto", description="auto = console on a terminal, JSON lines otherwise."
@@ -496,6 +543,9 @@ class Config(_Section):
     triggers: TriggerConfig = Field(default_factory=TriggerConfig, description="Automatic start/stop.")
     button: ButtonConfig = Field(default_factory=ButtonConfig, description="The bedside button.")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Log output.")
+    collection: CollectionConfig = Field(
+        default_factory=CollectionConfig, description="Collection into the archive (S3)."
+    )
 
     @model_validator(mode="after")
     def _names_unique(self) -> Config:

@@ -3,7 +3,8 @@
 Reviewers watch a stabilisation weeks later and must read, on the picture itself, what the
 monitors showed at that moment: HR and SpO2 large, the ventilation parameters smaller, stale
 values greyed with their age, missing values as dashes (never a fake 0), alarms marked. A status
-strip says whether the camera records, the UTC time, the table and the time since birth.
+strip says whether the camera records (or what it draws is pre-roll), the local time and UTC, the
+table and the time since birth.
 
 Layout: one semi-transparent dark column in the top-right corner. The cameras look down at the
 infant in the middle of a 16:9 picture, so a narrow column at the side hides the least of the
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 import cv2
 import numpy as np
@@ -94,6 +95,12 @@ class OverlayState:
     # Why nothing is being saved, in a few words ("DISK FULL"): drawn in red where REC or
     # STANDBY would be, so the bedside never trusts a recording that is not being written.
     alert: str | None = None
+    # Not recording, and this frame goes into the pre-roll ring: the only way a reviewer ever
+    # sees it is as the pre-roll of a recording that starts within the next pre-roll seconds.
+    # The overlay is burned in before anyone knows whether that start comes, so the frame says
+    # what it will be if it is seen at all: PRE-ROLL (grey, never red, so it cannot pass for
+    # REC). False (no pre-roll kept: "do not record", or none configured) draws STANDBY.
+    kept_as_preroll: bool = False
 
     def __post_init__(self) -> None:
         # A naive time would be drawn as UTC whatever it meant: refuse it where it is made.
@@ -109,6 +116,17 @@ class OverlayState:
 def format_clock(t: datetime) -> str:
     """hh:mm:ss in UTC, truncated to the second like a wall clock."""
     return t.astimezone(UTC).strftime("%H:%M:%S")
+
+
+def zone_names(zone: tzinfo | None, year: int) -> tuple[tuple[str, float], ...]:
+    """(abbreviation, UTC offset in hours) of ``zone`` in January and July of ``year``: its
+    winter and summer time. ``None`` is the system's local time, as the C library gives it."""
+    out = []
+    for month in (1, 7):
+        local = datetime(year, month, 1, 12, tzinfo=UTC).astimezone(zone)
+        offset = local.utcoffset()
+        out.append((local.tzname() or "", offset.total_seconds() / 3600 if offset is not None else 0.0))
+    return tuple(out)
 
 
 def format_duration(seconds: float) -> str:
@@ -152,15 +170,19 @@ class _View:
 
     table: str
     camera: str
-    date: str
-    clock: str
+    date: str  # the local date (UTC's where the local zone is UTC all year)
+    clock: str  # local hh:mm:ss
+    zone: str  # "CET", "CEST", "UTC"
+    utc_clock: str | None  # hh:mm:ss UTC on a line of its own; None where local time is UTC
     recording: bool
+    preroll: bool
     elapsed: str | None
     birth: str | None
     no_signal: str | None
     alert: str | None
     big: tuple[_ValueView, ...]
     rows: tuple[_ValueView, ...]
+    more: int  # values beyond the configured maximum: counted in "+N more", never drawn
 
 
 def _value_view(v: ShownValue, big: bool) -> _ValueView:
@@ -185,20 +207,31 @@ def _birth(seconds: float | None) -> str | None:
     return f"T{text}" if text.startswith("-") else f"T+{text}"
 
 
-def _view(state: OverlayState, with_vitals: bool) -> _View:
+def _view(state: OverlayState, with_vitals: bool, zone: tzinfo | None, max_values: int | None) -> _View:
+    """``zone`` None: the system's local time; ``zone`` UTC: one UTC clock line only."""
     utc = state.utc.astimezone(UTC)
+    local = utc if zone is UTC else utc.astimezone(zone)
     big: list[_ValueView] = []
     rows: list[_ValueView] = []
+    more = 0
     if with_vitals:
-        for v in state.values:
+        # The big ones first, so a cap keeps HR and SpO2; beyond it, values are only counted.
+        shown = sorted(state.values, key=lambda v: v.label.upper() not in _BIG_LABELS)
+        if max_values is not None and len(shown) > max_values:
+            more = len(shown) - max_values
+            shown = shown[:max_values]
+        for v in shown:
             is_big = v.label.upper() in _BIG_LABELS
             (big if is_big else rows).append(_value_view(v, is_big))
     return _View(
         table=state.table,
         camera=state.camera,
-        date=utc.strftime("%Y-%m-%d"),
-        clock=utc.strftime("%H:%M:%S"),
+        date=local.strftime("%Y-%m-%d"),
+        clock=local.strftime("%H:%M:%S"),
+        zone="UTC" if zone is UTC else (local.tzname() or ""),
+        utc_clock=None if zone is UTC else utc.strftime("%H:%M:%S"),
         recording=state.recording,
+        preroll=state.kept_as_preroll and not state.recording,
         elapsed=(
             format_duration(state.elapsed_s) if state.recording and state.elapsed_s is not None else None
         ),
@@ -207,6 +240,7 @@ def _view(state: OverlayState, with_vitals: bool) -> _View:
         alert=state.alert,
         big=tuple(big),
         rows=tuple(rows),
+        more=more,
     )
 
 
@@ -299,16 +333,38 @@ class OverlayRenderer:
 
     Not thread-safe by design: each camera thread owns its renderer, and with it its cache.
     ``renders`` counts how often the column was re-rendered (the rest only blends the cache);
-    ``panel_rect`` is (x, y, width, height) of the column last drawn, in frame pixels.
+    ``panel_rect`` is (x, y, width, height) of the column last drawn, in frame pixels;
+    ``values_left_out`` how many of the values last drawn the "+N more" note stood for.
+
+    ``local_zone`` is the zone of the clock the team reads (``None``: the system's local time);
+    UTC is shown beside it, on its own line, unless the zone is UTC all year. ``max_values``
+    caps how many values are drawn (HR and SpO2 count, and are kept first).
     """
 
-    def __init__(self, width: int, height: int, *, enabled_panel: bool = True) -> None:
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        *,
+        enabled_panel: bool = True,
+        local_zone: tzinfo | None = None,
+        max_values: int | None = None,
+    ) -> None:
         if width < 160 or height < 120:
             raise ValueError(f"frame {width}x{height} is too small for the overlay")
+        if max_values is not None and max_values < 1:
+            raise ValueError(f"max_values must be at least 1, got {max_values}")
         self.width = width
         self.height = height
         self.enabled_panel = enabled_panel
+        self.max_values = max_values
         self.renders = 0
+        self.values_left_out = 0
+        # The layout is fixed here, for the zone's winter and summer time alike, so the column
+        # neither grows nor drops the date when the clocks change.
+        names = zone_names(local_zone, datetime.now(UTC).year)
+        self._zone: tzinfo | None = UTC if all(offset == 0 for _n, offset in names) else local_zone
+        zone_labels = ("UTC",) if self._zone is UTC else ("UTC", *(n for n, _o in names))
 
         s = height / 720  # everything scales with the frame height
         self._s = s
@@ -333,8 +389,10 @@ class OverlayRenderer:
             self._big_digits_w + self._gap + self._big_unit_w,
             self._row_label_w + self._row_value_w + self._row_unit_w + self._row_age_w + 3 * self._gap,
             _width("REC 0:00:00", self._status) + self._status.cap + self._gap,
-            # The clock line: time, "UTC" and the date.
-            _width("00:00:00", self._mid) + _width("UTC", self._small) + _width("0000-00-00", self._small)
+            # The clock line: local time, its zone and the date (UTC has a line of its own).
+            _width("00:00:00", self._mid)
+            + max(_width(z, self._small) for z in zone_labels)
+            + _width("0000-00-00", self._small)
             + 2 * self._gap,
             _width("Resus table 1", self._label) + _width("close-up", self._small) + 2 * self._gap,
         )
@@ -363,7 +421,7 @@ class OverlayRenderer:
                 f"expected a {self.width}x{self.height} BGR uint8 frame, "
                 f"got shape {frame.shape} {frame.dtype}"
             )
-        view = _view(state, self.enabled_panel)
+        view = _view(state, self.enabled_panel, self._zone, self.max_values)
         if view != self._view:
             self._render(view)
             self._view = view
@@ -401,7 +459,9 @@ class OverlayRenderer:
             for v in view.big:
                 y = self._render_big(c, v, y)
             above = view.big[-1].monitor if view.big else ""
-            y = self._render_rows(c, view.rows, y, above)
+            y = self._render_rows(c, view.rows, y, above, view.more)
+        else:
+            self.values_left_out = view.more
         used = min(c.bgr.shape[0], y + self._pad - self._gap)
         self._set_panel(c.bgr[:used], c.mask[:used])
 
@@ -422,19 +482,25 @@ class OverlayRenderer:
                 c.text(view.elapsed, tx + self._gap, y, st, _WHITE)
         else:
             # Discreet, but on the same line height so nothing below jumps when REC starts.
-            c.text("STANDBY", x, y + (st.cap - self._label.cap) // 2, self._label, _DIM)
+            idle = "PRE-ROLL" if view.preroll else "STANDBY"
+            c.text(idle, x, y + (st.cap - self._label.cap) // 2, self._label, _DIM)
         y += st.cap + 2 * self._gap
 
         # The clock with the date on its right; then the table, whole, with the camera on the
         # right: a reviewer must be able to tell tables apart, so the table name is never cut
         # while the camera name is the one that gives way.
+        # Local time first, large: it is the time the team spoke and wrote down; UTC below it,
+        # small, for matching other systems' logs.
         clock_w = c.text(view.clock, x, y, self._mid, _WHITE)
-        utc_x = x + clock_w + self._gap
-        utc_w = c.text("UTC", utc_x, y + self._mid.cap - self._small.cap, self._small, _DIM)
+        zone_x = x + clock_w + self._gap
+        zone_w = c.text(view.zone, zone_x, y + self._mid.cap - self._small.cap, self._small, _DIM)
         date_w = _width(view.date, self._small)
-        if utc_x + utc_w + self._gap + date_w <= right:
+        if zone_x + zone_w + self._gap + date_w <= right:
             c.text(view.date, right - date_w, y + self._mid.cap - self._small.cap, self._small, _DIM)
         y += self._mid.cap + 2 * self._gap
+        if view.utc_clock is not None:
+            c.text(f"{view.utc_clock} UTC", x, y, self._small, _DIM)
+            y += self._small.cap + 2 * self._gap
 
         small_top = y + self._label.cap - self._small.cap
         table = _fit(view.table, self._label, right - x)
@@ -499,26 +565,33 @@ class OverlayRenderer:
             c.text(v.age, ux, y + big.cap - small.cap, small, _STALE)
         return y + big.cap + 3 * self._gap
 
-    def _render_rows(self, c: _Canvas, rows: tuple[_ValueView, ...], y: int, above: str) -> int:
-        """The smaller rows; a monitor's name heads its rows only where it differs from above."""
+    def _render_rows(
+        self, c: _Canvas, rows: tuple[_ValueView, ...], y: int, above: str, more: int
+    ) -> int:
+        """The smaller rows; a monitor's name heads its rows only where it differs from above.
+        ``more`` values were left out before these (the configured maximum)."""
         g = self._gap
         row_h = self._mid.cap + 2 * g + g // 2
         heading_h = self._small.cap + 2 * g + g // 2
         limit = c.bgr.shape[0] - self._pad
         monitor = above
+        self.values_left_out = more
         for i, v in enumerate(rows):
             heading = bool(v.monitor) and v.monitor != monitor
             need = row_h + (heading_h if heading else 0)
-            if i < len(rows) - 1:
+            if i < len(rows) - 1 or more:
                 need += self._small.cap + g  # room for the note below, should the next not fit
             if y + need > limit:
                 # The column is full: say so rather than silently dropping parameters.
-                c.text(f"+{len(rows) - i} more", self._pad, y, self._small, _DIM)
-                return y + self._small.cap + g
+                self.values_left_out = len(rows) - i + more
+                break
             if heading:
                 y = self._render_monitor_heading(c, v.monitor, y)
             monitor = v.monitor
             y = self._render_row(c, v, y)
+        if self.values_left_out:
+            c.text(f"+{self.values_left_out} more", self._pad, y, self._small, _DIM)
+            return y + self._small.cap + g
         return y
 
     def _render_monitor_heading(self, c: _Canvas, monitor: str, y: int) -> int:

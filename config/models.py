@@ -6,11 +6,23 @@ in a field name is an error that names the field, not a setting silently ignored
 
 from __future__ import annotations
 
+from datetime import tzinfo
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from vitals.sample import Parameter
 
 
 class _Section(BaseModel):
@@ -521,6 +533,85 @@ class CollectionConfig(_Section):
         return self
 
 
+# The overlay's default panel, in the order a resuscitation is run: heart rate and saturation,
+# then what the team sets on the ventilator and what it delivers, then everything else a monitor
+# may send. Every parameter is listed, so by default nothing a monitor reports is hidden; what does
+# not fit is counted in "+N more".
+OVERLAY_PARAMETERS: tuple[str, ...] = (
+    "HR", "SpO2", "FiO2", "PIP", "PEEP", "RR", "MV", "VTE", "MAP_AW", "VTI", "LEAK",
+    "ETCO2", "FICO2", "ETO2", "PR", "PI", "TEMP", "NBP_SYS", "NBP_DIA", "NBP_MEAN",
+    "IBP_SYS", "IBP_DIA", "IBP_MEAN", "SpCO", "SpMet", "SpHb", "PVI",
+)  # fmt: skip
+_PARAMETER_NAMES = {p.value.lower(): p.value for p in Parameter}
+
+
+class OverlayConfig(_Section):
+    """What the vitals column burned into the picture shows, the same for the whole recording."""
+
+    timezone: str = Field(
+        default="localtime",
+        min_length=1,
+        max_length=64,
+        description="Zone of the local time shown beside UTC: an IANA name such as "
+        "'Europe/Amsterdam', or 'localtime' for the system's own.",
+    )
+    pressure_unit: Literal["cmH2O", "mbar"] = Field(
+        default="cmH2O",
+        description="Unit of the airway pressures (PIP, PEEP, mean airway pressure) on the "
+        "picture, whichever unit each monitor sends; the vitals log keeps the monitor's own.",
+    )
+    parameters: list[str] = Field(
+        default_factory=lambda: list(OVERLAY_PARAMETERS),
+        min_length=1,
+        max_length=len(Parameter),
+        description="The parameters shown, in this order (HR, PR and SpO2 are drawn large, "
+        "first); one not listed is not shown. Names as in vitals.csv, any case.",
+    )
+    max_parameters: int = Field(
+        default=10,
+        ge=1,
+        le=len(Parameter),
+        description="At most this many parameters are drawn; the rest with a value are "
+        "counted as '+N more'.",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        if name != "localtime":
+            try:
+                ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError, OSError):
+                raise ValueError(
+                    f"{name!r} is not a time zone this system knows: an IANA name such as "
+                    "'Europe/Amsterdam', or 'localtime'"
+                ) from None
+        return name
+
+    @field_validator("parameters")
+    @classmethod
+    def _known_parameters(cls, names: list[str]) -> list[str]:
+        out: list[str] = []
+        for name in names:
+            known = _PARAMETER_NAMES.get(name.lower())
+            if known is None:
+                raise ValueError(
+                    f"{name!r} is not a parameter the recorder knows "
+                    f"({', '.join(_PARAMETER_NAMES.values())})"
+                )
+            if known in out:
+                raise ValueError(f"{name!r} is listed more than once")
+            out.append(known)
+        return out
+
+    def zone(self) -> tzinfo | None:
+        """The local zone to show; None: the system's local time, as the C library has it."""
+        return None if self.timezone == "localtime" else ZoneInfo(self.timezone)
+
+    def shown_parameters(self) -> tuple[Parameter, ...]:
+        return tuple(Parameter(name) for name in self.parameters)
+
+
 class LoggingConfig(_Section):
     format: Literal["auto", "json", "console"] = Field(
         default="auto", description="auto = console on a terminal, JSON lines otherwise."
@@ -545,6 +636,9 @@ class Config(_Section):
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Log output.")
     collection: CollectionConfig = Field(
         default_factory=CollectionConfig, description="Collection into the archive (S3)."
+    )
+    overlay: OverlayConfig = Field(
+        default_factory=OverlayConfig, description="The vitals column burned into the picture."
     )
 
     @model_validator(mode="after")

@@ -188,7 +188,13 @@ class Daemon:
                 keyframe_interval_s=cfg.encoding.keyframe_interval_s,
                 threads=cfg.encoding.threads,
             )
-            overlay = OverlayRenderer(cam.width, cam.height, enabled_panel=cam.overlay)
+            overlay = OverlayRenderer(
+                cam.width,
+                cam.height,
+                enabled_panel=cam.overlay,
+                local_zone=cfg.overlay.zone(),
+                max_values=cfg.overlay.max_parameters,
+            )
             holder: list[CameraReader] = []
 
             def lost_since(holder: list[CameraReader] = holder) -> datetime | None:
@@ -230,21 +236,32 @@ class Daemon:
     ) -> Any:
         table = self.config.station.table
         shown_for = max(self.config.session.preroll_s, _SHOWN_FOR_AT_LEAST_S)
+        parameters = self.config.overlay.shown_parameters()
+        pressure_unit = self.config.overlay.pressure_unit
+        has_preroll = self.config.session.preroll_s > 0
 
         def state_at(t_ns: int) -> OverlayState:
             since = self.controller.recording_since_ns
-            elapsed = (t_ns - since) / 1e9 if since is not None else None
+            # By the frame's capture time: a frame captured before the start but drawn after it
+            # is pre-roll in the recording, and says so.
+            recording = since is not None and t_ns >= since
+            elapsed = (t_ns - since) / 1e9 if since is not None and recording else None
             return OverlayState(
                 table=table,
                 camera=camera,
                 utc=self._anchor.current.utc_at(t_ns),
-                recording=since is not None,
+                recording=recording,
                 elapsed_s=max(0.0, elapsed) if elapsed is not None else None,
                 since_birth_s=self.controller.since_birth_s(t_ns),
                 # Older than the pre-roll: dashes, not a greyed number (it may be another baby's).
-                values=shown_values(self.board.as_of(t_ns, self._stale_after, max_age_s=shown_for)),
+                values=shown_values(
+                    self.board.as_of(t_ns, self._stale_after, max_age_s=shown_for),
+                    parameters=parameters,
+                    pressure_unit=pressure_unit,
+                ),
                 no_signal_since=lost_since(),
                 alert=self.controller.alert,
+                kept_as_preroll=has_preroll and not self.controller.state.do_not_record,
             )
 
         return state_at

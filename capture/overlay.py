@@ -30,12 +30,15 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "LocalClock",
     "OverlayRenderer",
     "OverlayState",
     "ShownValue",
     "format_age",
     "format_clock",
     "format_duration",
+    "local_clock",
+    "zone_names",
 ]
 
 Image = npt.NDArray[np.uint8]
@@ -118,6 +121,28 @@ def format_clock(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%H:%M:%S")
 
 
+@dataclass(frozen=True, slots=True)
+class LocalClock:
+    """The clock lines as drawn: "14:03:12 CET 2024-05-01", then "13:03:12 UTC"."""
+
+    clock: str  # local hh:mm:ss
+    zone: str  # its abbreviation: "CET", "CEST"; "UTC" where local time is UTC
+    date: str  # the local date
+    utc_clock: str | None  # hh:mm:ss UTC; None where local time is UTC (one line says it all)
+
+
+def local_clock(t: datetime, zone: tzinfo | None) -> LocalClock:
+    """``t`` as the overlay's clock shows it in ``zone`` (``None``: the system's local time;
+    ``UTC`` itself: the UTC clock alone). Truncated to the second like a wall clock."""
+    utc = t.astimezone(UTC)
+    if zone is UTC:
+        return LocalClock(utc.strftime("%H:%M:%S"), "UTC", utc.strftime("%Y-%m-%d"), None)
+    local = utc.astimezone(zone)
+    return LocalClock(
+        local.strftime("%H:%M:%S"), local.tzname() or "", local.strftime("%Y-%m-%d"), utc.strftime("%H:%M:%S")
+    )
+
+
 def zone_names(zone: tzinfo | None, year: int) -> tuple[tuple[str, float], ...]:
     """(abbreviation, UTC offset in hours) of ``zone`` in January and July of ``year``: its
     winter and summer time. ``None`` is the system's local time, as the C library gives it."""
@@ -170,10 +195,7 @@ class _View:
 
     table: str
     camera: str
-    date: str  # the local date (UTC's where the local zone is UTC all year)
-    clock: str  # local hh:mm:ss
-    zone: str  # "CET", "CEST", "UTC"
-    utc_clock: str | None  # hh:mm:ss UTC on a line of its own; None where local time is UTC
+    clock: LocalClock
     recording: bool
     preroll: bool
     elapsed: str | None
@@ -209,8 +231,6 @@ def _birth(seconds: float | None) -> str | None:
 
 def _view(state: OverlayState, with_vitals: bool, zone: tzinfo | None, max_values: int | None) -> _View:
     """``zone`` None: the system's local time; ``zone`` UTC: one UTC clock line only."""
-    utc = state.utc.astimezone(UTC)
-    local = utc if zone is UTC else utc.astimezone(zone)
     big: list[_ValueView] = []
     rows: list[_ValueView] = []
     more = 0
@@ -226,10 +246,7 @@ def _view(state: OverlayState, with_vitals: bool, zone: tzinfo | None, max_value
     return _View(
         table=state.table,
         camera=state.camera,
-        date=local.strftime("%Y-%m-%d"),
-        clock=local.strftime("%H:%M:%S"),
-        zone="UTC" if zone is UTC else (local.tzname() or ""),
-        utc_clock=None if zone is UTC else utc.strftime("%H:%M:%S"),
+        clock=local_clock(state.utc, zone),
         recording=state.recording,
         preroll=state.kept_as_preroll and not state.recording,
         elapsed=(
@@ -491,15 +508,16 @@ class OverlayRenderer:
         # while the camera name is the one that gives way.
         # Local time first, large: it is the time the team spoke and wrote down; UTC below it,
         # small, for matching other systems' logs.
-        clock_w = c.text(view.clock, x, y, self._mid, _WHITE)
+        clock = view.clock
+        clock_w = c.text(clock.clock, x, y, self._mid, _WHITE)
         zone_x = x + clock_w + self._gap
-        zone_w = c.text(view.zone, zone_x, y + self._mid.cap - self._small.cap, self._small, _DIM)
-        date_w = _width(view.date, self._small)
+        zone_w = c.text(clock.zone, zone_x, y + self._mid.cap - self._small.cap, self._small, _DIM)
+        date_w = _width(clock.date, self._small)
         if zone_x + zone_w + self._gap + date_w <= right:
-            c.text(view.date, right - date_w, y + self._mid.cap - self._small.cap, self._small, _DIM)
+            c.text(clock.date, right - date_w, y + self._mid.cap - self._small.cap, self._small, _DIM)
         y += self._mid.cap + 2 * self._gap
-        if view.utc_clock is not None:
-            c.text(f"{view.utc_clock} UTC", x, y, self._small, _DIM)
+        if clock.utc_clock is not None:
+            c.text(f"{clock.utc_clock} UTC", x, y, self._small, _DIM)
             y += self._small.cap + 2 * self._gap
 
         small_top = y + self._label.cap - self._small.cap

@@ -42,7 +42,7 @@ from control.gestures import GestureRecognizer
 from control.socket import ControlServer
 from recorder.commands import ControlCommands
 from recorder.monitor_link import link_for
-from recorder.overlay_view import shown_values
+from recorder.overlay_view import frame_status, shown_values
 from recorder.service import ServiceLoop
 from recorder.source_factory import make_audio_source, make_frame_source
 from recorder.status import CameraStatus, MonitorStatus, RecorderStatus, ServiceVerdict
@@ -241,17 +241,17 @@ class Daemon:
         has_preroll = self.config.session.preroll_s > 0
 
         def state_at(t_ns: int) -> OverlayState:
-            since = self.controller.recording_since_ns
-            # By the frame's capture time: a frame captured before the start but drawn after it
-            # is pre-roll in the recording, and says so.
-            recording = since is not None and t_ns >= since
-            elapsed = (t_ns - since) / 1e9 if since is not None and recording else None
+            status = frame_status(
+                t_ns,
+                self.controller.recording_since_ns,
+                keeps_preroll=has_preroll and not self.controller.state.do_not_record,
+            )
             return OverlayState(
                 table=table,
                 camera=camera,
                 utc=self._anchor.current.utc_at(t_ns),
-                recording=recording,
-                elapsed_s=max(0.0, elapsed) if elapsed is not None else None,
+                recording=status.recording,
+                elapsed_s=status.elapsed_s,
                 since_birth_s=self.controller.since_birth_s(t_ns),
                 # Older than the pre-roll: dashes, not a greyed number (it may be another baby's).
                 values=shown_values(
@@ -261,7 +261,7 @@ class Daemon:
                 ),
                 no_signal_since=lost_since(),
                 alert=self.controller.alert,
-                kept_as_preroll=has_preroll and not self.controller.state.do_not_record,
+                kept_as_preroll=status.kept_as_preroll,
             )
 
         return state_at

@@ -175,3 +175,22 @@ def shown_values(
             continue
         out.append(_shown(known, display, display.label, parameter in _SHOW_SOURCE, pressure_unit))
     return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class FrameStatus:
+    """What the status line says of one frame: REC and its elapsed time, PRE-ROLL or STANDBY."""
+
+    recording: bool
+    elapsed_s: float | None  # from the start; None unless recording
+    kept_as_preroll: bool  # idle, and the pre-roll ring keeps it (see OverlayState)
+
+
+def frame_status(t_ns: int, recording_since_ns: int | None, *, keeps_preroll: bool) -> FrameStatus:
+    """The status of a frame captured at ``t_ns``, judged by its capture time, not by when it is
+    drawn: a frame captured just before the start but drawn after it is pre-roll in the
+    recording, and says PRE-ROLL rather than REC 00:00. ``keeps_preroll`` is False under "do
+    not record" or without a pre-roll: such an idle frame is never kept, and says STANDBY."""
+    if recording_since_ns is not None and t_ns >= recording_since_ns:
+        return FrameStatus(True, (t_ns - recording_since_ns) / 1e9, False)
+    return FrameStatus(False, None, keeps_preroll)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import cv2
 import numpy as np
@@ -13,12 +15,14 @@ import numpy.typing as npt
 import pytest
 
 from capture.overlay import (
+    LocalClock,
     OverlayRenderer,
     OverlayState,
     ShownValue,
     format_age,
     format_clock,
     format_duration,
+    local_clock,
 )
 
 Image = npt.NDArray[np.uint8]
@@ -379,3 +383,126 @@ def test_a_full_column_says_how_many_values_it_left_out() -> None:
     more = drawn(r, state(values=(HR, SPO2, *rows)))
     assert r.panel_rect[3] == h
     assert not np.array_equal(some, more), "the count of values left out is drawn"
+
+
+# --- local time beside UTC ----------------------------------------------------------------------
+
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+
+
+@pytest.mark.parametrize(
+    ("utc", "clock", "zone", "date", "utc_clock"),
+    [
+        (datetime(2024, 1, 15, 13, 3, 12, 900_000, tzinfo=UTC), "14:03:12", "CET", "2024-01-15", "13:03:12"),
+        (datetime(2024, 7, 15, 13, 3, 12, tzinfo=UTC), "15:03:12", "CEST", "2024-07-15", "13:03:12"),
+        # Local midnight has passed, UTC's has not: the date is the one the team lived.
+        (datetime(2024, 7, 15, 22, 30, 0, tzinfo=UTC), "00:30:00", "CEST", "2024-07-16", "22:30:00"),
+    ],
+)
+def test_local_clock_in_a_named_zone(utc: datetime, clock: str, zone: str, date: str, utc_clock: str) -> None:
+    assert local_clock(utc, AMSTERDAM) == LocalClock(clock, zone, date, utc_clock)
+
+
+def test_local_clock_in_utc_is_one_line() -> None:
+    assert local_clock(T0, UTC) == LocalClock("14:03:27", "UTC", "2024-05-01", None)
+
+
+def test_local_clock_of_the_system_follows_tz(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "Europe/Amsterdam")
+    time.tzset()
+    try:
+        assert local_clock(T0, None) == local_clock(T0, AMSTERDAM)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def changed_rows(a: Image, b: Image) -> npt.NDArray[np.intp]:
+    return np.flatnonzero((a != b).any(axis=(1, 2)))
+
+
+def test_local_time_is_the_clock_line_and_utc_the_line_below() -> None:
+    """Judged on pixels: two zones with the same name and different offsets. At the same UTC
+    instant only the local clock may differ; at the same local time only the UTC line."""
+    plus2 = OverlayRenderer(1280, 720, local_zone=timezone(timedelta(hours=2), "CEST"))
+    plus3 = OverlayRenderer(1280, 720, local_zone=timezone(timedelta(hours=3), "CEST"))
+    at_t0 = drawn(plus2, quiet(()))
+    local_differs = changed_rows(at_t0, drawn(plus3, quiet(())))
+    utc_differs = changed_rows(at_t0, drawn(plus3, replace(quiet(()), utc=T0 - timedelta(hours=1))))
+    assert local_differs.size and utc_differs.size
+    assert utc_differs.min() > local_differs.max(), "UTC is drawn below the local clock"
+    # The local clock is the larger text: its line is the taller.
+    assert np.ptp(local_differs) > np.ptp(utc_differs)
+
+
+def test_a_zone_that_is_utc_all_year_draws_the_utc_clock_alone() -> None:
+    alone = OverlayRenderer(1280, 720, local_zone=UTC)
+    utc_only = drawn(alone, state())
+    etc_utc = OverlayRenderer(1280, 720, local_zone=ZoneInfo("Etc/UTC"))
+    assert np.array_equal(drawn(etc_utc, state()), utc_only)
+    zoned = OverlayRenderer(1280, 720, local_zone=AMSTERDAM)
+    assert not np.array_equal(drawn(zoned, state()), utc_only)
+    assert zoned.panel_rect[3] > alone.panel_rect[3], "a zone beside UTC takes a line of its own"
+
+
+def test_the_column_keeps_its_size_when_the_clocks_change() -> None:
+    r = OverlayRenderer(1280, 720, local_zone=AMSTERDAM)
+    drawn(r, state(utc=datetime(2024, 1, 15, 13, 3, 12, tzinfo=UTC)))
+    winter = r.panel_rect
+    drawn(r, state(utc=datetime(2024, 7, 15, 13, 3, 12, tzinfo=UTC)))
+    assert r.panel_rect == winter
+
+
+# --- pre-roll -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_an_idle_frame_kept_as_pre_roll_says_so_and_never_in_red(width: int, height: int) -> None:
+    r = OverlayRenderer(width, height)
+    standby = drawn(r, quiet(()))
+    preroll = drawn(r, replace(quiet(()), kept_as_preroll=True))
+    assert not np.array_equal(standby, preroll), "PRE-ROLL is not STANDBY"
+    assert red_pixels(preroll) == 0 and saturation(panel(r, preroll)).max() <= 6
+    # Only the status word changes: the rows below it do not move.
+    rows = changed_rows(standby, preroll)
+    assert rows.max() < r.panel_rect[1] + 40 * height / 720
+    # Once it records, the same frame says REC, whatever the pre-roll flag.
+    assert np.array_equal(drawn(r, state(kept_as_preroll=True)), drawn(r, state()))
+
+
+# --- how many values ------------------------------------------------------------------------------
+
+FIO2 = ShownValue("FiO2", "30", "%", monitor="SLE6000")
+PIP = ShownValue("PIP", "25", "cmH2O", monitor="SLE6000")
+PEEP = ShownValue("PEEP", "5", "cmH2O", monitor="SLE6000")
+
+
+def test_values_beyond_the_maximum_are_counted_never_drawn() -> None:
+    r = OverlayRenderer(1280, 720, max_values=3)
+    with_pip = drawn(r, quiet((HR, SPO2, FIO2, PIP)))
+    assert r.values_left_out == 1
+    assert np.array_equal(with_pip, drawn(r, quiet((HR, SPO2, FIO2, PEEP)))), "the fourth is not drawn"
+    assert not np.array_equal(with_pip, drawn(r, quiet((HR, SPO2, FIO2)))), "+1 more is drawn"
+    assert r.values_left_out == 0
+    assert not np.array_equal(with_pip, drawn(r, quiet((HR, SPO2, FIO2, PIP, PEEP)))), "+2 more"
+    assert r.values_left_out == 2
+
+
+def test_the_maximum_keeps_hr_and_spo2_whatever_the_order() -> None:
+    r = OverlayRenderer(1280, 720, max_values=2)
+    assert np.array_equal(drawn(r, quiet((FIO2, PIP, HR, SPO2))), drawn(r, quiet((HR, SPO2, PEEP, FIO2))))
+    assert r.values_left_out == 2
+
+
+def test_the_note_counts_values_beyond_the_maximum_and_beyond_the_column() -> None:
+    values = (HR, SPO2, *(ShownValue(f"P{i}", str(i), "cmH2O") for i in range(30)))
+    capped, uncapped = OverlayRenderer(1280, 720, max_values=25), OverlayRenderer(1280, 720)
+    # The column holds fewer than 23 rows at 720p: the cap and the column's end both leave
+    # values out, and the one note counts them all.
+    assert np.array_equal(drawn(capped, state(values=values)), drawn(uncapped, state(values=values)))
+    assert capped.values_left_out == uncapped.values_left_out > 32 - 25
+
+
+def test_max_values_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_values"):
+        OverlayRenderer(1280, 720, max_values=0)

@@ -235,8 +235,9 @@ def _view(state: OverlayState, with_vitals: bool, zone: tzinfo | None, max_value
     rows: list[_ValueView] = []
     more = 0
     if with_vitals:
-        # The big ones first, so a cap keeps HR and SpO2; beyond it, values are only counted.
-        shown = sorted(state.values, key=lambda v: v.label.upper() not in _BIG_LABELS)
+        # The cap follows the order given (the configured panel's priority); beyond it values
+        # are only counted. Of those kept, HR and SpO2 are drawn first and large.
+        shown = state.values
         if max_values is not None and len(shown) > max_values:
             more = len(shown) - max_values
             shown = shown[:max_values]
@@ -355,7 +356,7 @@ class OverlayRenderer:
 
     ``local_zone`` is the zone of the clock the team reads (``None``: the system's local time);
     UTC is shown beside it, on its own line, unless the zone is UTC all year. ``max_values``
-    caps how many values are drawn (HR and SpO2 count, and are kept first).
+    caps how many values are drawn, the first ones given (HR and SpO2 count).
     """
 
     def __init__(
@@ -583,9 +584,7 @@ class OverlayRenderer:
             c.text(v.age, ux, y + big.cap - small.cap, small, _STALE)
         return y + big.cap + 3 * self._gap
 
-    def _render_rows(
-        self, c: _Canvas, rows: tuple[_ValueView, ...], y: int, above: str, more: int
-    ) -> int:
+    def _render_rows(self, c: _Canvas, rows: tuple[_ValueView, ...], y: int, above: str, more: int) -> int:
         """The smaller rows; a monitor's name heads its rows only where it differs from above.
         ``more`` values were left out before these (the configured maximum)."""
         g = self._gap

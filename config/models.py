@@ -567,8 +567,10 @@ class OverlayConfig(_Section):
         description="The parameters shown, in this order (HR, PR and SpO2 are drawn large, "
         "first); one not listed is not shown. Names as in vitals.csv, any case.",
     )
+    # Eight: HR and SpO2 and six rows (FiO2, PIP, PEEP, RR, MV, Vte by default) fit a 720p
+    # column with the UTC line, the time since birth and two monitors' headings.
     max_parameters: int = Field(
-        default=10,
+        default=8,
         ge=1,
         le=len(Parameter),
         description="At most this many parameters are drawn; the rest with a value are "

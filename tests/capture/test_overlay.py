@@ -488,9 +488,10 @@ def test_values_beyond_the_maximum_are_counted_never_drawn() -> None:
     assert r.values_left_out == 2
 
 
-def test_the_maximum_keeps_hr_and_spo2_whatever_the_order() -> None:
+def test_the_maximum_keeps_the_first_values_given_and_draws_hr_first() -> None:
     r = OverlayRenderer(1280, 720, max_values=2)
-    assert np.array_equal(drawn(r, quiet((FIO2, PIP, HR, SPO2))), drawn(r, quiet((HR, SPO2, PEEP, FIO2))))
+    # The configured order decides what is kept; the big digits still come first.
+    assert np.array_equal(drawn(r, quiet((FIO2, HR, SPO2, PIP))), drawn(r, quiet((HR, FIO2, PEEP, PIP))))
     assert r.values_left_out == 2
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -91,3 +92,21 @@ def test_example_toml_shows_the_default_panel() -> None:
     assert block is not None
     listed = tomllib.loads(re.sub(r"^#\s*", "", block.group(1), flags=re.MULTILINE))["parameters"]
     assert tuple(listed) == OVERLAY_PARAMETERS
+
+
+def test_zones_are_known_without_the_systems_zone_files(tmp_path: Path) -> None:
+    """A minimal Debian may lack /usr/share/zoneinfo: the tzdata package stands in for it."""
+    path = tmp_path / "amsterdam.toml"
+    path.write_text(overlay('timezone = "Europe/Amsterdam"'))
+    load = "import sys; from pathlib import Path; from config.loading import load_config; "
+    load += "print(load_config(Path(sys.argv[1])).overlay.zone())"
+    result = subprocess.run(
+        [sys.executable, "-c", load, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parents[2],
+        env={**os.environ, "PYTHONTZPATH": ""},  # no system zone files at all
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "Europe/Amsterdam"

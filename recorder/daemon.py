@@ -245,6 +245,7 @@ class Daemon:
                 t_ns,
                 self.controller.recording_since_ns,
                 keeps_preroll=has_preroll and not self.controller.state.do_not_record,
+                recording_until_ns=self.controller.recording_until_ns,
             )
             return OverlayState(
                 table=table,

@@ -186,11 +186,21 @@ class FrameStatus:
     kept_as_preroll: bool  # idle, and the pre-roll ring keeps it (see OverlayState)
 
 
-def frame_status(t_ns: int, recording_since_ns: int | None, *, keeps_preroll: bool) -> FrameStatus:
+def frame_status(
+    t_ns: int,
+    recording_since_ns: int | None,
+    *,
+    keeps_preroll: bool,
+    recording_until_ns: int | None = None,
+) -> FrameStatus:
     """The status of a frame captured at ``t_ns``, judged by its capture time, not by when it is
     drawn: a frame captured just before the start but drawn after it is pre-roll in the
     recording, and says PRE-ROLL rather than REC 00:00. ``keeps_preroll`` is False under "do
-    not record" or without a pre-roll: such an idle frame is never kept, and says STANDBY."""
-    if recording_since_ns is not None and t_ns >= recording_since_ns:
+    not record" or without a pre-roll: such an idle frame is never kept, and says STANDBY.
+    ``recording_until_ns`` is a stop being carried out: a frame captured after it is not in
+    the recording (the cameras write only what came before the stop) and waits in the pre-roll
+    ring like any idle frame."""
+    stopped = recording_until_ns is not None and t_ns >= recording_until_ns
+    if recording_since_ns is not None and t_ns >= recording_since_ns and not stopped:
         return FrameStatus(True, (t_ns - recording_since_ns) / 1e9, False)
     return FrameStatus(False, None, keeps_preroll)

@@ -169,6 +169,9 @@ class SessionController:
         self.state: SessionState = IDLE
         self._session: SessionDirectory | None = None
         self.recording_since_ns: int | None = None
+        # The stop's instant, published before the cameras drain: frames captured after it are
+        # not part of this recording (they go to the pre-roll ring) and must not read REC.
+        self.recording_until_ns: int | None = None
         self._quiet_since_ns: int | None = None
         self.reason: str | None = None
         self.birth_ns: int | None = None
@@ -606,6 +609,7 @@ class SessionController:
             self._undo_begin(session, begun)
             raise
         self._dropped_at_start = self._frames_dropped()
+        self.recording_until_ns = None
         self.recording_since_ns = self._now()
         self.reason = reason
         self.last_start = {
@@ -636,6 +640,7 @@ class SessionController:
         # The stop's media time: each camera writes every frame captured before it (x264 and
         # the interleaver still hold some) before its last segment closes.
         stopped_ns = self._now()
+        self.recording_until_ns = stopped_ns
         stop_s = self._clock.seconds(stopped_ns)
         for cam in self._cameras:
             if not cam.recorder.end(discard=discard, at_s=stop_s):

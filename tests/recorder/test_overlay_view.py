@@ -235,18 +235,28 @@ def test_three_monitors_at_720p_keep_rr_and_mv_on_the_panel() -> None:
 
 
 @pytest.mark.parametrize(
-    ("t_s", "since_s", "keeps", "expected"),
+    ("t_s", "since_s", "keeps", "expected", "until_s"),
     [
-        (9.9, None, True, (False, None, True)),  # idle: goes into the pre-roll ring
-        (9.9, None, False, (False, None, False)),  # do not record: never kept
-        (9.9, 10.0, True, (False, None, True)),  # captured before the start, drawn after it
-        (10.0, 10.0, True, (True, 0.0, False)),
-        (75.5, 10.0, True, (True, 65.5, False)),
+        (9.9, None, True, (False, None, True), None),  # idle: goes into the pre-roll ring
+        (9.9, None, False, (False, None, False), None),  # do not record: never kept
+        (9.9, 10.0, True, (False, None, True), None),  # captured before the start, drawn after it
+        (10.0, 10.0, True, (True, 0.0, False), None),
+        (75.5, 10.0, True, (True, 65.5, False), None),
+        # A stop at 80 s being carried out: what came before it is still the recording's.
+        (79.9, 10.0, True, (True, 69.9, False), 80.0),
+        # Captured after the stop, while the cameras drain: the pre-roll of a next recording.
+        (80.0, 10.0, True, (False, None, True), 80.0),
+        (80.5, 10.0, False, (False, None, False), 80.0),
     ],
 )
 def test_frame_status_by_capture_time(
-    t_s: float, since_s: float | None, keeps: bool, expected: tuple[bool, float | None, bool]
+    t_s: float,
+    since_s: float | None,
+    keeps: bool,
+    expected: tuple[bool, float | None, bool],
+    until_s: float | None,
 ) -> None:
     since = None if since_s is None else int(since_s * S)
-    status = frame_status(int(t_s * S), since, keeps_preroll=keeps)
+    until = None if until_s is None else int(until_s * S)
+    status = frame_status(int(t_s * S), since, keeps_preroll=keeps, recording_until_ns=until)
     assert (status.recording, status.elapsed_s, status.kept_as_preroll) == pytest.approx(expected)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import shutil
 import subprocess
@@ -151,3 +152,40 @@ def test_udev_rules_template_is_well_formed() -> None:
     assert links == [
         "neoflix/camera-0", "neoflix/camera-1", "neoflix/monitor-0", "neoflix/monitor-1", "neoflix/button-0"
     ]  # fmt: skip
+
+
+def _rule_matches(rule: str, node: dict[str, str]) -> bool:
+    """Whether a rule's match keys (==, !=, with udev's * glob) all hold for a node's properties
+    (keys as the rule writes them: SUBSYSTEM, KERNEL, ENV{...}, ATTRS{...})."""
+    for part in (p.strip() for p in rule.split(", ")):
+        m = _RULE_PART.match(part)
+        assert m, part
+        if m.group("op") not in ("==", "!="):
+            continue
+        found = fnmatch.fnmatchcase(node.get(m.group("key"), ""), m.group("value"))
+        if found != (m.group("op") == "=="):
+            return False
+    return True
+
+
+def test_the_button_rule_names_a_foot_switchs_keyboard_node_not_its_mouse() -> None:
+    rule = next(
+        line for line in (SYSTEMD / "99-neoflix.rules").read_text().splitlines()
+        if not line.startswith("#") and "neoflix/button-0" in line
+    )  # fmt: skip
+    filled = rule.replace('ATTRS{idVendor}=="XXXX"', 'ATTRS{idVendor}=="3553"').replace(
+        'ATTRS{idProduct}=="XXXX"', 'ATTRS{idProduct}=="b001"'
+    )
+    usb = {"SUBSYSTEM": "input", "ATTRS{idVendor}": "3553", "ATTRS{idProduct}": "b001"}
+    # One foot switch as the kernel and 60-input-id.rules present it: interface 0 a keyboard,
+    # interface 1 a mouse, each with an event node and the mouse with a legacy node too.
+    keyboard = {**usb, "KERNEL": "event5", "ENV{ID_INPUT}": "1", "ENV{ID_INPUT_KEY}": "1",
+                "ENV{ID_INPUT_KEYBOARD}": "1"}  # fmt: skip
+    mouse = {**usb, "KERNEL": "event6", "ENV{ID_INPUT}": "1", "ENV{ID_INPUT_MOUSE}": "1"}
+    legacy_mouse = {**mouse, "KERNEL": "mouse2"}
+    keyboard_parent = {**usb, "KERNEL": "input17", "ENV{ID_INPUT_KEYBOARD}": "1"}  # no node to read
+    assert _rule_matches(filled, keyboard)
+    assert not _rule_matches(filled, mouse)
+    assert not _rule_matches(filled, legacy_mouse)
+    assert not _rule_matches(filled, keyboard_parent)
+    assert not _rule_matches(rule, keyboard)  # the template's placeholders match nothing

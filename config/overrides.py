@@ -218,3 +218,29 @@ def _string(text: str) -> str:
         else:
             out.append(ch)
     return '"' + "".join(out) + '"'
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m config.overrides TEMPLATE --set KEY=VALUE ...``: for the installer, which
+    renders with the system's Python before the program (and pydantic) is installed. The schema
+    is checked afterwards by the installed program's check-config."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m config.overrides")
+    parser.add_argument("template")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--header", default="", help="comment lines for the top of the file")
+    args = parser.parse_args(argv)
+    try:
+        with open(args.template, encoding="utf-8") as f:
+            text = render(f.read(), args.overrides, header=args.header)
+    except (OSError, OverrideError) as exc:
+        print(f"{args.template}: {exc}", file=sys.stderr)
+        return 78  # EX_CONFIG, as the loader's
+    sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -400,6 +400,7 @@ def test_a_table_of_many_gets_its_own_settings_and_keys(
         (["--site", "St Elsewhere"], "--site 'St Elsewhere': a slug is 1 to 40 characters"),
         (["--table", "resus-3-"], "--table 'resus-3-': a slug"),
         (["--collect-endpoint", "s3.hospital.example"], "an http:// or https:// URL"),
+        (["--collect-bucket", "Neoflix_Recordings"], "S3 bucket naming rules"),
         (["--set", "storage.retention_days"], "--set storage.retention_days: KEY=VALUE"),
         (["--set", "cameras[2].fps=15"], "cameras[2].fps: the template has only 1 entries there"),
         (["--upgrade", "--table", "resus-3"], "--upgrade and --uninstall never change the config"),

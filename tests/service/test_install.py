@@ -385,6 +385,13 @@ def test_a_table_of_many_gets_its_own_settings_and_keys(
     assert beside["station"]["table"] == "Resus 3 (east)"
     assert "--replace-config" in kept.stdout and "diff -u" in kept.stdout
 
+    # A replacement the program refuses leaves the config as it was.
+    refused = run(*changed, "--set", "cameras[0].fps=120", "--replace-config")
+    assert refused.returncode == 78
+    assert "cameras[0].fps: Input should be less than or equal to 60" in refused.stdout + refused.stderr
+    assert "the config and keys stay as they were" in refused.stderr
+    assert config.read_text() == text and installed_keys.read_bytes() == keys.read_bytes()
+
     replaced = run(*changed, "--replace-config")
     assert replaced.returncode == 0, replaced.stderr
     assert tomllib.loads(config.read_text())["station"]["table"] == "Resus 3 (east)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 import shutil
 import subprocess
@@ -189,3 +190,32 @@ def test_the_button_rule_names_a_foot_switchs_keyboard_node_not_its_mouse() -> N
     assert not _rule_matches(filled, legacy_mouse)
     assert not _rule_matches(filled, keyboard_parent)
     assert not _rule_matches(rule, keyboard)  # the template's placeholders match nothing
+
+
+def _private_mounts_work() -> bool:
+    if os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("udevadm") is None:
+        return False
+    done = subprocess.run(["unshare", "-m", "true"], capture_output=True, timeout=30, check=False)
+    return done.returncode == 0 and Path("/sys/class/net/lo").exists()
+
+
+@pytest.mark.skipif(
+    not _private_mounts_work(), reason="needs root, unshare and udevadm (to parse the rules as udev does)"
+)
+def test_udev_itself_reads_every_rule_of_the_template(tmp_path: Path) -> None:
+    # udev's own parser, on the template with its placeholders filled in, seen in place of
+    # /etc/udev/rules.d in a mount namespace of its own (the machine's rules stay untouched).
+    # systemd 252 has no "udevadm verify"; "udevadm test" reads every rules file and names each
+    # line it cannot use.
+    rules = tmp_path / "rules.d"
+    rules.mkdir()
+    text = (SYSTEMD / "99-neoflix.rules").read_text().replace('"XXXX"', '"3553"')
+    (rules / "99-neoflix.rules").write_text(text.replace("\n#SUBSYSTEM", "\nSUBSYSTEM"))  # the variants too
+    (rules / "98-broken.rules").write_text('SUBSYSTEM=="input", ENV{ID_INPUT_KEYBOARD}=="1" BROKEN\n')
+    script = f"mount --bind {rules} /etc/udev/rules.d && udevadm test --action=add /sys/class/net/lo"
+    done = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=60,
+                          check=False)  # fmt: skip
+    out = done.stdout + done.stderr
+    assert "Reading rules file: /etc/udev/rules.d/99-neoflix.rules" in out, out
+    assert "98-broken.rules:1" in out  # the parser does name a bad line
+    assert [line for line in out.splitlines() if "99-neoflix.rules:" in line] == []

@@ -27,9 +27,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 # A bare TOML key; anything else is written quoted.
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")  # fullmatch: "$" would let a final newline through
 # One step of an override's key: a name, then any number of [index].
-_STEP = re.compile(r"^([A-Za-z0-9_-]+)((?:\[\d+\])*)$")
+_STEP = re.compile(r"([A-Za-z0-9_-]+)((?:\[\d+\])*)")
 
 
 class OverrideError(ValueError):
@@ -51,7 +51,7 @@ def parse_override(text: str) -> tuple[list[str | int], Any]:
 def parse_key(key: str) -> list[str | int]:
     path: list[str | int] = []
     for step in key.split("."):
-        match = _STEP.match(step)
+        match = _STEP.fullmatch(step)
         if match is None:
             raise OverrideError(
                 f"{key}: not a config key (write it as the errors name fields: section.field, cameras[0].fps)"
@@ -182,7 +182,7 @@ def _is_array_of_tables(value: Any) -> bool:
 
 
 def _key(key: str) -> str:
-    return key if _BARE_KEY.match(key) else _string(key)
+    return key if _BARE_KEY.fullmatch(key) else _string(key)
 
 
 def _value(value: Any) -> str:

@@ -128,3 +128,10 @@ def test_a_misspelt_override_is_caught_by_the_loader_naming_the_field() -> None:
     text = render(EXAMPLE, ["storage.retention_dayz=14"])
     with pytest.raises(ConfigError, match=r"storage\.retention_dayz: unknown field"):
         parse_config(text)
+
+
+def test_a_key_with_a_final_newline_is_quoted_not_written_bare() -> None:
+    # Found by the property test: a regex "$" also matches before a final newline.
+    assert tomllib.loads(dumps({"0\n": {}, "a\n": 1})) == {"0\n": {}, "a\n": 1}
+    with pytest.raises(OverrideError, match="not a config key"):
+        parse_override("station\n.table=x")

@@ -702,6 +702,8 @@ def _port_advice(error: str, held: bool) -> str:
 
 def _check_button(report: Report, config: Config) -> None:
     button = config.button
+    if button.kind == "hid":
+        _check_hid_library(report)
     if button.kind == "hid" and button.device:
         device = Path(button.device)
         if not device.exists():
@@ -714,6 +716,34 @@ def _check_button(report: Report, config: Config) -> None:
     elif button.kind == "serial" and button.port and button.port.startswith("/"):
         level: Level = "OK" if Path(button.port).exists() else "WARN"
         report.line(level, "button", f"{button.port} {'present' if level == 'OK' else 'does not exist'}")
+
+
+def _check_hid_library(report: Report) -> None:
+    """A USB button is read through evdev, an optional extra: without it the button is dead."""
+    import importlib
+    import importlib.metadata
+    import platform
+
+    try:
+        importlib.import_module("evdev")
+    except (ImportError, OSError) as exc:
+        # The same evdev, as a wheel (x86_64) or built from source (needs a compiler).
+        package = "evdev-binary" if platform.machine() == "x86_64" else "evdev"
+        build = ""
+        if package == "evdev":
+            build = " (it builds from source: gcc, python3-dev, linux-libc-dev)"
+        report.line(
+            "FAIL", "button library", f"evdev does not import ({exc}): the USB button cannot work",
+            f"Install the package {package} into the program's virtualenv{build}:\n"
+            f"/opt/neoflix-capture/venv/bin/python -m pip install {package}\n"
+            "or run scripts/install --upgrade, which installs it when button.kind = \"hid\".",
+        )  # fmt: skip
+        return
+    versions = []
+    for dist in ("evdev-binary", "evdev"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            versions.append(f"{dist} {importlib.metadata.version(dist)}")
+    report.line("OK", "button library", f"evdev imports ({', '.join(versions) or 'version unknown'})")
 
 
 # --- the clock ---------------------------------------------------------------------------------------

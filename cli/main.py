@@ -63,6 +63,21 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("path", type=Path, nargs="?", default=DEFAULT_CONFIG)
     check.set_defaults(handler=_cmd_check_config)
 
+    render = sub.add_parser(
+        "config-render",
+        help="a table's config from the unit's template and per-table overrides, checked, on stdout",
+    )
+    render.add_argument("template", type=Path, help="the config template shared by the tables")
+    render.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help='e.g. --set station.table="Resus 3" --set collection.table=resus-3 (repeatable)',
+    )
+    render.set_defaults(handler=_cmd_config_render)
+
     keygen = sub.add_parser(
         "keygen", help="create a review-side identity (secret key) and print its recipient"
     )
@@ -253,6 +268,28 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
         f"{args.path}: OK: {len(config.cameras)} camera(s), {len(config.monitors)} monitor(s), "
         f"audio {'on' if config.audio else 'off'}, {len(recipients)} recipient(s)"
     )
+    return 0
+
+
+def _cmd_config_render(args: argparse.Namespace) -> int:
+    from config.loading import parse_config
+    from config.overrides import OverrideError, render
+
+    try:
+        template = args.template.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{args.template}: cannot read the template: {exc.strerror or exc}") from exc
+    header = f"Rendered by neoflix-capture config-render from {args.template.name}"
+    if args.overrides:
+        header += " with:\n" + "\n".join(f"  --set {o}" for o in args.overrides)
+    header += "\nEdit the template and render again rather than this file."
+    try:
+        text = render(template, args.overrides, header=header)
+    except OverrideError as exc:
+        raise ConfigError(f"{args.template}: {exc}") from exc
+    # The schema, as check-config reads it; paths and keys are checked on the table itself.
+    parse_config(text, source=f"{args.template} with the overrides")
+    sys.stdout.write(text)
     return 0
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import platform
 import re
 import shutil
+import sys
 import tempfile
 import termios
 import threading
@@ -344,3 +346,25 @@ def test_a_key_file_under_home_is_hidden_from_the_service(tmp_path: Path) -> Non
         shutil.rmtree(home)
     assert levels(text)["recipients"] == "FAIL"
     assert f"storage.recipients_file {keys} is under /home, which the service's sandbox hides" in text
+
+
+def test_a_usb_button_needs_its_library_and_doctor_names_the_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("evdev", reason="the hid extra (evdev-binary) is in the dev extra on x86_64")
+    config = station(tmp_path, port="/nonexistent/ttyUSB0")
+    node = tmp_path / "usb-footswitch-event-kbd"
+    node.touch()
+    config.write_text(config.read_text() + f'\n[button]\nkind = "hid"\ndevice = "{node}"\n')
+
+    _, text = doctor(config, timeout_s=0.5)
+    assert levels(text)["button library"] == "OK"
+    assert re.search(r"OK   button library: evdev imports \(evdev(-binary)? [\d.]+", text)
+
+    monkeypatch.setitem(sys.modules, "evdev", None)  # as on a PC installed without the extra
+    code, text = doctor(config, timeout_s=0.5)
+    assert code == 1
+    assert levels(text)["button library"] == "FAIL"
+    package = "evdev-binary" if platform.machine() == "x86_64" else "evdev"
+    assert f"/opt/neoflix-capture/venv/bin/python -m pip install {package}\n" in text
+    assert levels(text)["button"] == "OK"  # the device is there; only its library is missing

@@ -14,7 +14,7 @@ import stat
 import subprocess
 import sys
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
 
@@ -37,19 +37,29 @@ pytestmark = [
 ]
 
 
+def hid_library() -> metadata.Distribution | None:
+    """The USB-button library's wheel distribution, where this virtualenv has it (the dev extra
+    brings it on x86_64): the wheelhouse then offers it, as one made for such PCs does."""
+    try:
+        return metadata.distribution("evdev-binary")
+    except metadata.PackageNotFoundError:
+        return None
+
+
 @pytest.fixture(scope="module")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheelhouse")
     for dist in runtime_distributions():
         repack_wheel(dist, out)
+    hid = hid_library()
+    if hid is not None:
+        repack_wheel(hid, out)
     project_wheel(CHECKOUT, out)
     return out
 
 
-@pytest.fixture
-def run_install(tmp_path: Path, wheelhouse: Path) -> Iterator[tuple[Path, object]]:
-    """(staging root, run(*args) → CompletedProcess) with an environment that cannot go online."""
-    root = tmp_path / "root"
+def installer(root: Path, wheelhouse: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """run(*args) → CompletedProcess, staged in root, with an environment that cannot go online."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
     env["PIP_CONFIG_FILE"] = os.devnull  # no site index, no extra find-links, no constraints
     python = getattr(sys, "_base_executable", sys.executable)  # the Python the wheels were built for
@@ -64,7 +74,14 @@ def run_install(tmp_path: Path, wheelhouse: Path) -> Iterator[tuple[Path, object
         print(f"$ install {' '.join(args)}\n{done.stdout}{done.stderr}")
         return done
 
-    yield root, run
+    return run
+
+
+@pytest.fixture
+def run_install(tmp_path: Path, wheelhouse: Path) -> Iterator[tuple[Path, object]]:
+    """(staging root, run(*args) → CompletedProcess) with an environment that cannot go online."""
+    root = tmp_path / "root"
+    yield root, installer(root, wheelhouse)
 
 
 def snapshot(root: Path) -> dict[str, tuple[object, ...]]:
@@ -130,6 +147,9 @@ def test_install_is_idempotent_and_keeps_config_and_recordings(
     assert (root / "etc/udev/rules.d/99-neoflix.rules").is_file()
     program = root / "opt/neoflix-capture/venv/bin/neoflix-capture"
     assert os.access(program, os.X_OK)
+    if hid_library() is not None:  # offered as a wheel: installed, so a button added later works
+        venv_python = root / "opt/neoflix-capture/venv/bin/python"
+        assert subprocess.run([str(venv_python), "-c", "import evdev"], check=False).returncode == 0
     cli_link = os.readlink(root / "usr/local/bin/neoflix-capture")
     assert cli_link == "/opt/neoflix-capture/venv/bin/neoflix-capture"
 
@@ -266,6 +286,9 @@ def test_a_wheelhouse_from_the_checkout_installs_offline(tmp_path: Path, wheelho
         if not whl.name.startswith("neoflix_capture-"):
             shutil.copy(whl, index)
     repack_wheel(backend, index)
+    hid = hid_library()
+    if hid is not None:
+        repack_wheel(hid, index)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
     env["PIP_CONFIG_FILE"] = os.devnull
     python = getattr(sys, "_base_executable", sys.executable)
@@ -281,6 +304,7 @@ def test_a_wheelhouse_from_the_checkout_installs_offline(tmp_path: Path, wheelho
     assert done.returncode == 0, done.stderr
     names = {p.name.split("-")[0].lower() for p in made.glob("*.whl")}
     assert {"neoflix_capture", "setuptools", "numpy", "pyserial"} <= names
+    assert ("evdev_binary" in names) == (hid is not None)  # the hid extra goes in where it can
 
     # The offline PC: the program built from the checkout, with that wheelhouse and nothing else.
     root = tmp_path / "root"
@@ -299,3 +323,156 @@ def test_a_wheelhouse_from_the_checkout_installs_offline(tmp_path: Path, wheelho
     assert probe.returncode == 0, probe.stderr
     assert probe.stdout.startswith(str(root / "opt/neoflix-capture/venv/"))  # installed, not the checkout
     assert (CHECKOUT / "build").exists() == had_build  # pip built in a copy, not in the checkout
+
+
+def credentials_file(path: Path, key_id: str) -> Path:
+    path.write_text(f"[default]\naws_access_key_id = {key_id}\naws_secret_access_key = secret-{key_id}\n")
+    path.chmod(0o600)
+    return path
+
+
+def test_a_table_of_many_gets_its_own_settings_and_keys(
+    run_install: tuple[Path, object], tmp_path: Path
+) -> None:
+    root, run = run_install
+    assert callable(run)
+    recipient = str(Identity.generate().recipient)
+    template = tmp_path / "unit.toml"  # the unit's template: everything the tables share
+    example = (CHECKOUT / "config/example.toml").read_text()
+    template.write_text(example.replace("recipients = []", f'recipients = ["{recipient}"]'))
+    keys = credentials_file(tmp_path / "resus-3.ini", "AKIARESUS3")
+    table = [
+        "--config", str(template), "--table-name", "Resus 3", "--site", "st-elsewhere-nicu",
+        "--table", "resus-3", "--collect-endpoint", "https://s3.hospital.example",
+        "--collect-bucket", "neoflix-recordings", "--collect-credentials", str(keys),
+        "--set", "storage.retention_days=14",
+    ]  # fmt: skip
+    first = run(*table)
+    assert first.returncode == 0, first.stderr
+    assert "1 recipient(s)" in first.stdout and "NOT STARTED" not in first.stdout  # check-config passed
+    config = root / "etc/neoflix-capture/config.toml"
+    text = config.read_text()
+    assert text.startswith("# Rendered by scripts/install from unit.toml with:\n")
+    data = tomllib.loads(text)
+    assert data["station"]["table"] == "Resus 3"
+    assert data["storage"]["retention_days"] == 14
+    assert data["storage"]["recipients"] == [recipient]
+    assert data["collection"] == {
+        "enabled": True, "site": "st-elsewhere-nicu", "table": "resus-3",
+        "endpoint": "https://s3.hospital.example", "bucket": "neoflix-recordings",
+        "credentials_file": "/etc/neoflix-capture/collection.credentials",
+    }  # fmt: skip
+    installed_keys = root / "etc/neoflix-capture/collection.credentials"
+    st = installed_keys.stat()
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o640, 0, ids(root, "group", "neoflix"))
+    assert installed_keys.read_bytes() == keys.read_bytes()
+
+    # The same loop run again: nothing changes.
+    before = snapshot(root)
+    again = run(*table)
+    assert again.returncode == 0, again.stderr
+    assert "already as these settings make it" in again.stdout
+    assert snapshot(root) == before
+
+    # Other settings, other keys, on a table that has its config: nothing is replaced unasked.
+    new_keys = credentials_file(tmp_path / "resus-3-new.ini", "AKIAROTATED")
+    changed = [*table[:3], "Resus 3 (east)", *table[4:]]
+    changed[changed.index(str(keys))] = str(new_keys)
+    kept = run(*changed)
+    assert kept.returncode == 0, kept.stderr
+    assert config.read_text() == text and installed_keys.read_bytes() == keys.read_bytes()
+    beside = tomllib.loads((config.parent / "config.toml.new").read_text())
+    assert beside["station"]["table"] == "Resus 3 (east)"
+    assert "--replace-config" in kept.stdout and "diff -u" in kept.stdout
+
+    # A replacement the program refuses leaves the config as it was.
+    refused = run(*changed, "--set", "cameras[0].fps=120", "--replace-config")
+    assert refused.returncode == 78
+    assert "cameras[0].fps: Input should be less than or equal to 60" in refused.stdout + refused.stderr
+    assert "the config and keys stay as they were" in refused.stderr
+    assert config.read_text() == text and installed_keys.read_bytes() == keys.read_bytes()
+
+    replaced = run(*changed, "--replace-config")
+    assert replaced.returncode == 0, replaced.stderr
+    assert tomllib.loads(config.read_text())["station"]["table"] == "Resus 3 (east)"
+    assert (config.parent / "config.toml.old").read_text() == text
+    assert not (config.parent / "config.toml.new").exists()
+    assert installed_keys.read_bytes() == new_keys.read_bytes()
+    assert stat.S_IMODE(installed_keys.stat().st_mode) == 0o640
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--site", "St Elsewhere"], "--site 'St Elsewhere': a slug is 1 to 40 characters"),
+        (["--table", "resus-3-"], "--table 'resus-3-': a slug"),
+        (["--collect-endpoint", "s3.hospital.example"], "an http:// or https:// URL"),
+        (["--collect-bucket", "Neoflix_Recordings"], "S3 bucket naming rules"),
+        (["--set", "storage.retention_days"], "--set storage.retention_days: KEY=VALUE"),
+        (["--set", "cameras[2].fps=15"], "cameras[2].fps: the template has only 1 entries there"),
+        (["--upgrade", "--table", "resus-3"], "--upgrade and --uninstall never change the config"),
+    ],
+)
+def test_bad_settings_are_refused_before_anything_is_installed(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    root = tmp_path / "root"
+    done = subprocess.run(
+        [str(INSTALL), "--root", str(root), *args], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 1
+    assert message in done.stderr
+    assert not root.exists() or not any(root.iterdir())
+
+
+@pytest.mark.parametrize("problem", ["world-writable", "group-writable", "symlink", "not keys"])
+def test_a_credentials_file_others_could_have_written_is_refused(tmp_path: Path, problem: str) -> None:
+    keys = credentials_file(tmp_path / "keys.ini", "AKIA")
+    given = keys
+    if problem == "world-writable":
+        keys.chmod(0o602)
+    elif problem == "group-writable":
+        keys.chmod(0o620)
+    elif problem == "symlink":
+        given = tmp_path / "link.ini"
+        given.symlink_to(keys)
+    else:
+        keys.write_text("[default]\nkey = value\n")
+    root = tmp_path / "root"
+    done = subprocess.run(
+        [str(INSTALL), "--root", str(root), "--collect-credentials", str(given)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    expected = {
+        "world-writable": "group- or world-writable (mode 602)",
+        "group-writable": "group- or world-writable (mode 620)",
+        "symlink": "is a symlink",
+        "not keys": "not an AWS shared-credentials file",
+    }[problem]
+    assert expected in done.stderr
+    assert not root.exists() or not any(root.iterdir())
+
+
+def test_a_usb_button_config_without_its_library_stops_the_install(
+    tmp_path: Path, wheelhouse: Path
+) -> None:
+    # A wheelhouse made without the USB-button library, for a table whose config has a button.
+    bare = tmp_path / "wheelhouse"
+    bare.mkdir()
+    for whl in wheelhouse.glob("*.whl"):
+        if not whl.name.startswith(("evdev_binary-", "evdev-")):
+            (bare / whl.name).symlink_to(whl)
+    recipient = str(Identity.generate().recipient)
+    station = tmp_path / "station.toml"
+    station.write_text(
+        (CHECKOUT / "config/example.toml").read_text()
+        .replace("recipients = []", f'recipients = ["{recipient}"]')
+        .replace('kind = "none"', 'kind = "hid"\ndevice = "/dev/neoflix/button-0"')
+    )  # fmt: skip
+    root = tmp_path / "root"
+    done = installer(root, bare)("--config", str(station))
+    assert done.returncode == 1
+    assert 'the config says button.kind = "hid", but the USB-button library' in done.stderr
+    assert not (root / "etc/neoflix-capture/config.toml").exists()
+    assert not (root / "opt/neoflix-capture/venv").exists()

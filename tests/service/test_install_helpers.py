@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -142,3 +143,19 @@ def test_the_config_is_checked_as_the_service_user(open_folder: Path) -> None:
     assert run_helpers(prefix, script).stdout.split() == ["nobody", "refused"]
     config.chmod(0o644)
     assert run_helpers(prefix, script).stdout.split() == ["nobody", "passed"]
+
+
+def test_the_table_options_render_as_strings_whatever_they_look_like(tmp_path: Path) -> None:
+    # A table slug "3" or an overlay name "true" must not become a number or a boolean.
+    harness = f"""
+source {INSTALL} --table-name 'Resus "3" \\ east' --site 7 --table 3 --set storage.retention_days=14
+config={tmp_path}/none.toml
+out="$(render_config)"; cat "$out"; rm -f "$out"
+"""
+    done = subprocess.run(["bash", "-c", harness], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    data = tomllib.loads(done.stdout)
+    assert data["station"]["table"] == 'Resus "3" \\ east'
+    assert (data["collection"]["site"], data["collection"]["table"]) == ("7", "3")
+    assert data["storage"]["retention_days"] == 14
+    assert data["cameras"][0]["name"] == "closeup"  # the rest is the example's

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fnmatch
+import os
 import re
 import shutil
 import subprocess
@@ -151,3 +153,69 @@ def test_udev_rules_template_is_well_formed() -> None:
     assert links == [
         "neoflix/camera-0", "neoflix/camera-1", "neoflix/monitor-0", "neoflix/monitor-1", "neoflix/button-0"
     ]  # fmt: skip
+
+
+def _rule_matches(rule: str, node: dict[str, str]) -> bool:
+    """Whether a rule's match keys (==, !=, with udev's * glob) all hold for a node's properties
+    (keys as the rule writes them: SUBSYSTEM, KERNEL, ENV{...}, ATTRS{...})."""
+    for part in (p.strip() for p in rule.split(", ")):
+        m = _RULE_PART.match(part)
+        assert m, part
+        if m.group("op") not in ("==", "!="):
+            continue
+        found = fnmatch.fnmatchcase(node.get(m.group("key"), ""), m.group("value"))
+        if found != (m.group("op") == "=="):
+            return False
+    return True
+
+
+def test_the_button_rule_names_a_foot_switchs_keyboard_node_not_its_mouse() -> None:
+    rule = next(
+        line for line in (SYSTEMD / "99-neoflix.rules").read_text().splitlines()
+        if not line.startswith("#") and "neoflix/button-0" in line
+    )  # fmt: skip
+    filled = rule.replace('ATTRS{idVendor}=="XXXX"', 'ATTRS{idVendor}=="3553"').replace(
+        'ATTRS{idProduct}=="XXXX"', 'ATTRS{idProduct}=="b001"'
+    )
+    usb = {"SUBSYSTEM": "input", "ATTRS{idVendor}": "3553", "ATTRS{idProduct}": "b001"}
+    # One foot switch as the kernel and 60-input-id.rules present it: interface 0 a keyboard,
+    # interface 1 a mouse, each with an event node and the mouse with a legacy node too.
+    keyboard = {**usb, "KERNEL": "event5", "ENV{ID_INPUT}": "1", "ENV{ID_INPUT_KEY}": "1",
+                "ENV{ID_INPUT_KEYBOARD}": "1"}  # fmt: skip
+    mouse = {**usb, "KERNEL": "event6", "ENV{ID_INPUT}": "1", "ENV{ID_INPUT_MOUSE}": "1"}
+    legacy_mouse = {**mouse, "KERNEL": "mouse2"}
+    keyboard_parent = {**usb, "KERNEL": "input17", "ENV{ID_INPUT_KEYBOARD}": "1"}  # no node to read
+    assert _rule_matches(filled, keyboard)
+    assert not _rule_matches(filled, mouse)
+    assert not _rule_matches(filled, legacy_mouse)
+    assert not _rule_matches(filled, keyboard_parent)
+    assert not _rule_matches(rule, keyboard)  # the template's placeholders match nothing
+
+
+def _private_mounts_work() -> bool:
+    if os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("udevadm") is None:
+        return False
+    done = subprocess.run(["unshare", "-m", "true"], capture_output=True, timeout=30, check=False)
+    return done.returncode == 0 and Path("/sys/class/net/lo").exists()
+
+
+@pytest.mark.skipif(
+    not _private_mounts_work(), reason="needs root, unshare and udevadm (to parse the rules as udev does)"
+)
+def test_udev_itself_reads_every_rule_of_the_template(tmp_path: Path) -> None:
+    # udev's own parser, on the template with its placeholders filled in, seen in place of
+    # /etc/udev/rules.d in a mount namespace of its own (the machine's rules stay untouched).
+    # systemd 252 has no "udevadm verify"; "udevadm test" reads every rules file and names each
+    # line it cannot use.
+    rules = tmp_path / "rules.d"
+    rules.mkdir()
+    text = (SYSTEMD / "99-neoflix.rules").read_text().replace('"XXXX"', '"3553"')
+    (rules / "99-neoflix.rules").write_text(text.replace("\n#SUBSYSTEM", "\nSUBSYSTEM"))  # the variants too
+    (rules / "98-broken.rules").write_text('SUBSYSTEM=="input", ENV{ID_INPUT_KEYBOARD}=="1" BROKEN\n')
+    script = f"mount --bind {rules} /etc/udev/rules.d && udevadm test --action=add /sys/class/net/lo"
+    done = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=60,
+                          check=False)  # fmt: skip
+    out = done.stdout + done.stderr
+    assert "Reading rules file: /etc/udev/rules.d/99-neoflix.rules" in out, out
+    assert "98-broken.rules:1" in out  # the parser does name a bad line
+    assert [line for line in out.splitlines() if "99-neoflix.rules:" in line] == []

@@ -350,7 +350,8 @@ def _keeper_request(args: argparse.Namespace, cmd: str, **fields: Any) -> dict[s
         return request(_socket_path(args), cmd, by="command line", **fields)
     except ControlError as unreachable:
         try:
-            storage = load_config(args.config).storage
+            config = load_config(args.config)
+            storage = config.storage
         except ConfigError as exc:
             detail = f"working on the storage directly needs the config: {exc}"
             raise ControlError(f"{unreachable}\n{detail}") from None
@@ -361,8 +362,9 @@ def _keeper_request(args: argparse.Namespace, cmd: str, **fields: Any) -> dict[s
                 fields,
                 storage=storage.directory,
                 retention_days=storage.retention_days,
-                delete_uncollected=storage.delete_uncollected,
+                delete_uncollected=storage.delete_uncollected and not config.collection.enabled,
                 audit_path=audit_log_path(storage.directory, storage.audit_log),
+                deletion_requests=config.collection.enabled,
             )
         except ControlError as exc:
             raise ControlError(f"{unreachable}\n{exc}") from None
@@ -381,6 +383,7 @@ def _keeper_direct(
     retention_days: int,
     delete_uncollected: bool,
     audit_path: Path,
+    deletion_requests: bool = False,
 ) -> dict[str, Any]:
     """``cmd`` on the stored sessions, with no recorder running. A change is made under the
     storage's lock, which a running recorder holds: so nothing is being recorded (the keeper is
@@ -391,7 +394,12 @@ def _keeper_direct(
 
     def keeper(audit: AuditLog | None) -> SessionKeeper:
         return SessionKeeper(
-            storage, retention_days, lambda: None, audit=audit, delete_uncollected=delete_uncollected
+            storage,
+            retention_days,
+            lambda: None,
+            audit=audit,
+            delete_uncollected=delete_uncollected,
+            deletion_requests=deletion_requests,
         )
 
     if cmd == "sessions":
@@ -455,6 +463,10 @@ def _human_status(reply: dict[str, Any]) -> str:
         if button.state == "lost" and button.last_error:
             line += f" ({button.last_error})"
         lines.append(line)
+    if status.collection is not None:
+        from recorder.service import collection_note
+
+        lines.append(f"  {collection_note(status)}")
     return "\n".join(lines)
 
 

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from collect.archive import ArchiveUnavailable, make_client, read_keys
-from collect.queue import Record, UploadQueue, safe_name
+from collect.queue import Backlog, Record, UploadQueue, safe_name
 from collect.uploader import Stored, UploadFailed, put_file, still_matches
 from config.models import CollectionConfig
 from session.collected import Audit, mark_collected, write_deletion_request
@@ -121,13 +121,12 @@ class Collector:
         self._utc_now = utc_now
         self._backoff = backoff or Backoff(1.0, 300.0)
         self._bytes_per_s = bandwidth_mbit_s * 1e6 / 8
-        self.queue = UploadQueue(collect_queue_path(storage_dir))
+        self._queue: UploadQueue | None = None  # opened by ``start``, under the storage's lock
         self._inbox: queue.SimpleQueue[tuple[str, Path, str]] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        # Only the sessions already on the disk are rescanned: one begun after this is told about.
-        self._at_start = [s.path for s in stored_sessions(storage_dir) if not s.collected]
+        self._at_start: list[Path] = []
         self._lock = threading.Lock()
         self.uploaded_files = 0
         self.uploaded_bytes = 0
@@ -160,7 +159,17 @@ class Collector:
 
     # --- the thread ----------------------------------------------------------------------------
 
+    @property
+    def queue(self) -> UploadQueue:
+        assert self._queue is not None, "the collector is not started"
+        return self._queue
+
     def start(self) -> None:
+        """Open the queue and start the thread; call it holding the storage's lock, before
+        anything records."""
+        self._queue = UploadQueue(collect_queue_path(self._storage))
+        # Only the sessions on the disk now are rescanned: one begun later is told about.
+        self._at_start = [s.path for s in stored_sessions(self._storage) if not s.collected]
         self._thread = threading.Thread(target=self._run, name="collector", daemon=True)
         self._thread.start()
 
@@ -397,7 +406,7 @@ class Collector:
     # --- status --------------------------------------------------------------------------------
 
     def stats(self) -> CollectorStats:
-        backlog = self.queue.backlog
+        backlog = self._queue.backlog if self._queue is not None else Backlog(0, 0, None)
         try:
             waiting = sum(1 for _ in deletion_requests_path(self._storage).glob("*.json"))
         except OSError:

@@ -195,6 +195,12 @@ def _parser() -> argparse.ArgumentParser:
     hold.set_defaults(handler=_cmd_hold)
     release.set_defaults(handler=_cmd_release)
 
+    from cli.archive import add_connection_flags
+    from cli.archive import add_parser as add_archive_parser
+
+    add_archive_parser(sub)
+    add_connection_flags(export)  # for an export straight from the archive: s3://BUCKET/SITE/TABLE/SESSION
+
     demo = sub.add_parser(
         "demo", help="record from synthetic sources with the real daemon, then export it"
     )
@@ -623,6 +629,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     identities = _review_identities(args.identity)
     if identities is None:
         return 2
+    if str(args.session_dir).startswith("s3:"):
+        return _export_from_archive(args)
     audit = None
     audit_path = audit_log_path(args.session_dir.parent, args.audit_log)
     if args.audit_log is not None or audit_path.exists():
@@ -661,6 +669,27 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if report is not None:
         print(report.plain())  # also in report.txt and report.json beside the media
     return 0 if report is not None and report.whole else 1
+
+
+def _export_from_archive(args: argparse.Namespace) -> int:
+    """Fetch the session (each file checked against the archive's SHA-256) into a temporary
+    folder, export it from there (verified, as any export), and remove the fetched copy."""
+    import tempfile
+
+    from cli.archive import ArchiveError, connect, fetch, parse_location
+
+    bucket, where = parse_location(str(args.session_dir), args.bucket)
+    with tempfile.TemporaryDirectory(prefix="neoflix-fetch-") as folder:
+        try:
+            fetched = fetch(connect(args, bucket), where, Path(folder))
+        except ArchiveError as exc:
+            print(f"archive: {exc}", file=sys.stderr)
+            return 2
+        except Exception as exc:  # botocore's errors: the endpoint, the keys, the bucket
+            print(f"archive: {exc}", file=sys.stderr)
+            return 2
+        args.session_dir = fetched
+        return _cmd_export(args)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

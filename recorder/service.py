@@ -320,7 +320,8 @@ def collection_note(
     if c.last_success_utc:
         text += f", last upload {c.last_success_utc}"
     if c.last_error and (not c.last_success_utc or (c.last_error_utc or "") > c.last_success_utc):
-        text += f", last error {c.last_error_utc}: {c.last_error}"
+        when = f" {c.last_error_utc}" if c.last_error_utc else ""
+        text += f", last error{when}: {c.last_error}"
     return text
 
 

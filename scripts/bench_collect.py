@@ -9,7 +9,8 @@
    measured in part 1, in 10 s segments, as random bytes: ciphertext is opaque to the
    collector) written as closed sessions, then the collector started as the daemon starts it
    (a rescan that hashes every file, then uploads at nice 19); reported: time to drain, MB/s,
-   files/s. The daemon is not recording during this drain.
+   files/s, with nothing else running; then again through the daemon, which drains it while
+   recording 720p30 (frames dropped, drain time from the daemon's start).
 
 Usage: scripts/bench collect [--seconds 40] [--outage-hours 1] [--json FILE]
 """
@@ -72,28 +73,42 @@ class ArchiveWatcher:
 
     def _run(self) -> None:
         while not self._stop.wait(0.1):
-            now = time.time()
             try:
                 keys = self._seaweed.keys_under(self._prefix)
             except Exception:
                 continue
+            now = time.time()  # after the answer: an upper bound of when each key arrived
             for key in keys:
                 self.first_seen.setdefault(key, now)
 
 
-def record_720p(seaweed: Seaweed, folder: Path, seconds: float, collect: bool) -> dict[str, Any]:
+def record_720p(
+    seaweed: Seaweed, folder: Path, seconds: float, collect: bool, backlog: tuple[float, float] | None = None
+) -> dict[str, Any]:
+    """One recording; with ``backlog`` (bytes/s, hours) an outage's backlog waits in storage
+    before the daemon starts, so its collector drains it while the recording runs."""
     keys = seaweed.write_credentials(folder / "keys")
     extra = seaweed.collection_toml(keys) if collect else ""
     station = Station(folder, width=1280, height=720, fps=30, extra_config=extra)
     watcher = ArchiveWatcher(seaweed, f"{seaweed.site}/{seaweed.table}/")
+    waiting: list[Path] = []
+    drained_at: list[float] = []
+    if backlog is not None:
+        files, total = synthetic_backlog(station.recordings, *backlog)
+        waiting = sorted(station.recordings.iterdir())
     try:
+        t_start = time.monotonic()
         station.start()
         assert station.process is not None
         pid = station.process.pid
         watcher.start()
         cpu0, t0 = process_cpu_s(pid), time.monotonic()
         session = str(request(station.socket, "start", by="command line")["session"])
-        time.sleep(seconds)
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if waiting and not drained_at and all((s / COLLECTED).exists() for s in waiting):
+                drained_at.append(time.monotonic())
+            time.sleep(0.1)
         request(station.socket, "stop", by="command line")
         cpu1, t1 = process_cpu_s(pid), time.monotonic()
         status = request(station.socket, "status")
@@ -133,21 +148,34 @@ def record_720p(seaweed: Seaweed, folder: Path, seconds: float, collect: bool) -
                     "max": round(max(delays), 2),
                 },
             )
+        if backlog is not None:
+            if not drained_at:
+                wait_for("the backlog drained", lambda: all((s / COLLECTED).exists() for s in waiting), 3600)
+                drained_at.append(time.monotonic())
+            took = drained_at[0] - t_start
+            result["backlog_drained_while_recording"] = {
+                "outage_hours": backlog[1],
+                "files": files,
+                "bytes": total,
+                "drain_s_from_daemon_start": round(took, 1),
+                "drain_mb_s": round(total / 1e6 / took, 1),
+                "drained_before_the_recording_ended": took < t1 - t_start,
+            }
         return result
     finally:
         watcher.stop()
         station.close()
 
 
-def drain(seaweed: Seaweed, folder: Path, bytes_per_s: float, hours: float) -> dict[str, Any]:
-    storage = folder / "recordings"
+def synthetic_backlog(storage: Path, bytes_per_s: float, hours: float) -> tuple[int, int]:
+    """``hours`` of closed sessions at ``bytes_per_s`` in 10 s segments (random bytes: ciphertext
+    is opaque to the collector), one session per 10 minutes; (files, bytes)."""
     segment_s = 10
     segments = int(hours * 3600 / segment_s)
     per_segment = int(bytes_per_s * segment_s)
     # One session per 10 minutes, as a busy table might record.
     per_session = 60
     files = total = 0
-    written = time.monotonic()
     for start in range(0, segments, per_session):
         session = storage / new_session_id(datetime.now(UTC))
         while session.exists():
@@ -161,6 +189,13 @@ def drain(seaweed: Seaweed, folder: Path, bytes_per_s: float, hours: float) -> d
             (session / name).write_bytes(os.urandom(size))
             files += 1
             total += size
+    return files, total
+
+
+def drain(seaweed: Seaweed, folder: Path, bytes_per_s: float, hours: float) -> dict[str, Any]:
+    storage = folder / "recordings"
+    written = time.monotonic()
+    files, total = synthetic_backlog(storage, bytes_per_s, hours)
     written_s = time.monotonic() - written
     config = CollectionConfig(
         enabled=True,
@@ -219,6 +254,11 @@ def main() -> int:
             print(f"draining a {args.outage_hours} h backlog ...", file=sys.stderr)
             (folder / "drain").mkdir()
             results["backlog_drain"] = drain(seaweed, folder / "drain", rate, args.outage_hours)
+            print(f"720p30 while the daemon drains a {args.outage_hours} h backlog ...", file=sys.stderr)
+            (folder / "both").mkdir()
+            results["recording_while_draining"] = record_720p(
+                seaweed, folder / "both", args.seconds, collect=True, backlog=(rate, args.outage_hours)
+            )
         finally:
             seaweed.stop()
     results["machine"] = {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg()}

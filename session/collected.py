@@ -26,11 +26,16 @@ class Audit(Protocol):
 
 def write_atomically(path: Path, body: bytes, *, exclusive: bool = False) -> bool:
     """Write ``path`` whole, durably; never through a link. With ``exclusive`` an existing
-    ``path`` is left as it is and False returned."""
+    ``path`` is left as it is and False returned.
+
+    One writer per folder (the storage's lock holder): the temporary name is fixed, so one a
+    kill left behind is simply written over by the next call."""
     if exclusive and os.path.lexists(path):
         return False
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)  # never write through whatever is there
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         view = memoryview(body)
         while view:
@@ -39,14 +44,7 @@ def write_atomically(path: Path, body: bytes, *, exclusive: bool = False) -> boo
     finally:
         os.close(fd)
     try:
-        if exclusive:
-            os.link(tmp, path)  # fails if another writer got there first
-            os.unlink(tmp)
-        else:
-            os.replace(tmp, path)
-    except FileExistsError:
-        os.unlink(tmp)
-        return False
+        os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

@@ -105,6 +105,16 @@ def test_a_recorded_session_arrives_whole_verifies_and_the_table_cannot_read_or_
     status = _status(station)["collection"]
     assert status["backlog_files"] == 0 and status["last_success_utc"], status
     verify_from_archive(station, seaweed, session, tmp_path)
+    # Straight from the archive to a verified export, in one command.
+    url = f"s3://{seaweed.bucket}/{seaweed.site}/{seaweed.table}/{session}"
+    exported = cli(
+        "export", url, "--identity", str(tmp_path / "identity.txt"), "--out", str(tmp_path / "export"),
+        *archive_flags(seaweed, tmp_path),
+    )  # fmt: skip
+    assert exported.returncode == 0, exported.stdout + exported.stderr
+    assert (tmp_path / "export" / "closeup.mp4").stat().st_size > 0
+    report = (tmp_path / "export" / "report.txt").read_text()
+    assert "whole: every file is the one the manifest lists" in report
 
     # The table's own keys: write-only. Nothing it sent can be read back, listed or deleted.
     table = seaweed.table_client()
@@ -171,7 +181,7 @@ def test_kill_9_while_the_backlog_drains_resumes_after_the_restart(
     station = Station(tmp_path, extra_config=seaweed.collection_toml(keys, bandwidth_mbit_s=0.5))
     try:
         station.start()
-        session = record(station, 6.0)
+        session = record(station, 4.0)
         wait_for(
             "some files sent and some waiting",
             lambda: (c := _status(station)["collection"])["uploaded_files"] >= 1 and c["backlog_files"] >= 1,

@@ -252,13 +252,7 @@ def _check_retention(report: Report, config: Config, *, service_running: bool) -
         )  # fmt: skip
         return
     # A pass runs at start and every few minutes: a day past due means no recorder has run.
-    overdue = due_for_deletion(
-        stored,
-        datetime.now(UTC) - timedelta(days=1),
-        days,
-        recording=None,
-        delete_uncollected=config.storage.delete_uncollected and not config.collection.enabled,
-    )
+    overdue = due_for_deletion(stored, datetime.now(UTC) - timedelta(days=1), days, recording=None)
     detail = f"sessions are deleted {days} days after they start; {held}"
     if overdue:
         advice = (

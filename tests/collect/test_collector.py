@@ -92,3 +92,62 @@ def test_damaged_bytes_are_refused_by_the_server_and_sent_again_then_retention_k
     assert not first.exists() and second.exists()
     [listed] = keeper.sessions()
     assert listed["session"] == second.name and listed["warning"] == "past retention, kept: not collected"
+
+
+def test_with_collection_on_an_uncollected_session_is_kept_and_a_delete_by_hand_queues_a_request(
+    tmp_path: Path,
+) -> None:
+    """With the recorder down, on the storage directly: ``delete_uncollected`` does not apply
+    while collection is enabled, and ``delete`` leaves a deletion request for the archive."""
+    import json
+    import subprocess
+    import sys
+
+    from fault_kit import ROOT
+
+    from session.layout import deletion_requests_path
+    from store.keys import Identity
+
+    storage = tmp_path / "recordings"
+    kept, deleted = old_session(storage, "cccccc"), old_session(storage, "dddddd")
+    long_ago = datetime.now(UTC) - timedelta(days=400)
+    write_first_seen(retention_state_path(storage), {kept.name: long_ago, deleted.name: long_ago})
+    config = tmp_path / "station.toml"
+    config.write_text(
+        f"""
+[station]
+control_socket = "{tmp_path / 'control.sock'}"
+[[cameras]]
+name = "closeup"
+source = {{ kind = "test_pattern" }}
+[storage]
+directory = "{storage}"
+audit_log = "{tmp_path / 'audit.jsonl'}"
+recipients = ["{Identity.generate().recipient}"]
+delete_uncollected = true
+[collection]
+enabled = true
+endpoint = "http://127.0.0.1:9"
+bucket = "archive"
+site = "unit"
+table = "table-1"
+"""
+    )
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cli.main", *args, "--config", str(config)],
+            cwd=ROOT, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    listed = cli("sessions", "--json")
+    assert listed.returncode == 0, listed.stderr
+    verdicts = {s["session"]: s["retention"] for s in json.loads(listed.stdout)["sessions"]}
+    assert verdicts == {kept.name: "not_collected", deleted.name: "not_collected"}
+
+    gone = cli("delete", deleted.name)
+    assert gone.returncode == 0, gone.stderr
+    assert "deletion request for the archive is queued" in gone.stdout
+    assert not deleted.exists() and kept.exists()
+    request = json.loads((deletion_requests_path(storage) / f"{deleted.name}.json").read_text())
+    assert request["session"] == deleted.name and request["by"] == "command line"

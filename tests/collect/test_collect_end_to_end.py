@@ -159,7 +159,15 @@ def test_a_deletion_request_reaches_the_archive_and_the_review_side_applies_it(
     assert deleted["ok"], deleted
     assert not (station.recordings / session).exists()
     wait_for("the deletion request in the archive", lambda: DELETION_REQUEST in keys_of(seaweed, session))
+
+    # Consent refused during a recording whose first segment has left already: a discard asks too.
+    discarded = str(request(station.socket, "start", by="command line")["session"])
+    wait_for("a segment of it in the archive", lambda: keys_of(seaweed, discarded))
+    assert request(station.socket, "discard", by="command line")["ok"]
+    wait_for("its deletion request", lambda: DELETION_REQUEST in keys_of(seaweed, discarded))
     assert not list(deletion_requests_path(station.recordings).iterdir())
+    request(station.socket, "allow-recording", by="command line")
+    left_by_discard = len(keys_of(seaweed, discarded)) - 1
 
     flags = archive_flags(seaweed, tmp_path)
     listed = cli("archive", "list", "--json", *flags)
@@ -169,8 +177,9 @@ def test_a_deletion_request_reaches_the_archive_and_the_review_side_applies_it(
     applied = cli("archive", "apply-deletions", "--json", *flags)
     assert applied.returncode == 0, applied.stderr
     report = json.loads(applied.stdout)
-    assert [(r["session"].rsplit("/", 1)[1], r["objects_deleted"]) for r in report] == [(session, sent)]
-    assert keys_of(seaweed, session) == []
+    removed = {r["session"].rsplit("/", 1)[1]: r["objects_deleted"] for r in report}
+    assert removed == {session: sent, discarded: left_by_discard}
+    assert keys_of(seaweed, session) == [] and keys_of(seaweed, discarded) == []
 
 
 def test_kill_9_while_the_backlog_drains_resumes_after_the_restart(

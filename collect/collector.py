@@ -39,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import structlog
 
@@ -280,7 +280,9 @@ class Collector:
     def _send(self, record: Record) -> bool:
         path = self._storage / record.session / record.file
         try:
-            body = path.read_bytes()
+            # Sent from the open file (botocore reads it in blocks): a long segment is never
+            # held in memory whole.
+            body = open(path, "rb")  # noqa: SIM115 - closed below, whatever happens
         except FileNotFoundError:
             # Deleted or discarded on the edge after it was queued: a deletion request covers
             # whatever of it reached the archive.
@@ -289,12 +291,15 @@ class Collector:
             return True
         except OSError as exc:
             self._failed(f"cannot read {record.session}/{record.file}: {exc}")
+            self._stop.wait(self._backoff.next())
             return True
-        stored = self._put(self._key(record.session, record.file), body, record.sha256, path)
+        with body:
+            size = os.fstat(body.fileno()).st_size
+            stored = self._put(self._key(record.session, record.file), body, record.sha256, path, size)
         if stored is None:
             return True
         self.queue.confirm(record, stored.how, self._utc_now())
-        self._succeeded(len(body))
+        self._succeeded(size)
         if stored.how != "put":
             log.info("collect_already_in_archive", session=record.session, file=record.file, how=stored.how)
         return True
@@ -309,9 +314,10 @@ class Collector:
             body = request.read_bytes()
         except OSError as exc:
             self._failed(f"cannot read the deletion request of {session}: {exc}")
+            self._stop.wait(self._backoff.next())
             return True
         digest = hashlib.sha256(body).hexdigest()
-        stored = self._put(self._key(session, DELETION_REQUEST), body, digest, request)
+        stored = self._put(self._key(session, DELETION_REQUEST), body, digest, request, len(body))
         if stored is None:
             return True
         request.unlink(missing_ok=True)
@@ -321,7 +327,7 @@ class Collector:
             self._audit.append("deletion_request_sent", session=session)
         return True
 
-    def _put(self, key: str, body: bytes, sha256: str, source: Path) -> Stored | None:
+    def _put(self, key: str, body: bytes | BinaryIO, sha256: str, source: Path, size: int) -> Stored | None:
         """One PUT; None (after logging and backing off) when the archive did not take it."""
         started = time.monotonic()
         try:
@@ -338,7 +344,7 @@ class Collector:
             self._failed(f"{key}: {reason}")
             self._stop.wait(self._backoff.next())
             return None
-        self._pace(len(body), time.monotonic() - started)
+        self._pace(size, time.monotonic() - started)
         return stored
 
     def _pace(self, size: int, took_s: float) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from collect.archive import error_code, http_status, sha256_b64
 
@@ -56,7 +56,7 @@ def still_matches(path: Path, sha256_hex: str) -> bool:
     return h.hexdigest() == sha256_hex
 
 
-def put_file(client: S3Client, bucket: str, key: str, body: bytes, sha256_hex: str) -> Stored:
+def put_file(client: S3Client, bucket: str, key: str, body: bytes | BinaryIO, sha256_hex: str) -> Stored:
     """PUT ``body`` under ``key`` with its recorded digest; see the module docstring."""
     try:
         answer = client.put_object(

@@ -56,7 +56,7 @@ def test_damaged_bytes_are_refused_by_the_server_and_sent_again_then_retention_k
 
     def flip_a_bit_once(request: Any, **_: Any) -> None:
         if not damaged:  # one bit, on the way, in the first PUT: what a bad link or NIC does
-            data = bytearray(request.body.getvalue())
+            data = bytearray(request.body.read())
             data[len(data) // 2] ^= 0x01
             request.body = io.BytesIO(bytes(data))
             damaged.append(request.url)

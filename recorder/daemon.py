@@ -499,7 +499,9 @@ class Daemon:
             storage_free_minutes=None if free is None else round(free * 8 / self._bits_per_s / 60),
             segment_seconds=self.config.storage.segment_seconds,
             service=None if self.service is None else ServiceVerdict(*self.service.health),
-            collection=None if self.collector is None else _collection_status(self.collector),
+            collection=None
+            if self.collector is None
+            else _collection_status(self.collector, len(self.keeper.kept_not_collected)),
         )
 
 
@@ -511,13 +513,15 @@ _ANCHOR_EVERY_S = 10.0
 
 
 
-def _collection_status(collector: Collector) -> CollectionStatus:
+def _collection_status(collector: Collector, kept_not_collected: int) -> CollectionStatus:
     stats = collector.stats()
     oldest_age = None
     if stats.oldest_queued_utc is not None:
         queued = datetime.fromisoformat(stats.oldest_queued_utc)
         oldest_age = round(max(0.0, (datetime.now(UTC) - queued).total_seconds()), 1)
-    return CollectionStatus(**{**asdict(stats), "oldest_age_s": oldest_age})
+    return CollectionStatus(
+        **asdict(stats), oldest_age_s=oldest_age, kept_not_collected=kept_not_collected
+    )
 
 
 def _rounded(clock: MonitorClock | None) -> float | None:

@@ -315,6 +315,8 @@ def collection_note(
         )
         if age > stalled_after_s:
             text = "COLLECTION STALLED, " + text
+    if c.kept_not_collected:
+        text += f", {c.kept_not_collected} session(s) past retention kept: not collected"
     if c.deletion_requests_waiting:
         text += f", {c.deletion_requests_waiting} deletion request(s) waiting"
     if c.last_success_utc:

@@ -65,6 +65,7 @@ class CollectionStatus:
     last_success_utc: str | None = None
     last_error: str | None = None
     last_error_utc: str | None = None
+    kept_not_collected: int = 0  # sessions past retention, kept because the archive lacks them
 
 
 @dataclass(frozen=True)

@@ -263,6 +263,11 @@ class SessionKeeper:
         self._kept_logged: list[str] = []
         self.deleted_by_retention = 0
 
+    @property
+    def kept_not_collected(self) -> list[str]:
+        """Sessions past their time that the last retention pass kept for want of collection."""
+        return list(self._kept_logged)
+
     def _first_seen(
         self, stored: Sequence[StoredSession], now: datetime
     ) -> tuple[dict[str, datetime], bool]:

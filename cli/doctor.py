@@ -107,6 +107,7 @@ def run_doctor(
     recorder = _check_service(report, service_name, config)
     _check_storage(report, config)
     _check_retention(report, config, service_running=recorder.running)
+    _check_collection(report, config, recorder.status)
     if recorder.status is not None:
         _devices_from_recorder(report, config, recorder.status)
     else:
@@ -263,6 +264,57 @@ def _check_retention(report: Report, config: Config, *, service_running: bool) -
         report.line("WARN", "retention", f"{detail}; {len(overdue)} a day past it, not deleted", advice)
     else:
         report.line("OK", "retention", detail)
+
+
+def _check_collection(report: Report, config: Config, status: RecorderStatus | None) -> None:
+    """The archive takes a write with these keys (a small probe object), and the running
+    recorder's backlog. The probe stays: the table's keys may write, never delete (the archive's
+    operator may remove ``<site>/<table>/.doctor/`` objects)."""
+    c = config.collection
+    if not c.enabled:
+        report.line("OK", "collection", "off: sessions stay on this PC (retention keeps uncollected ones)")
+        return
+    import base64
+    import hashlib
+
+    from collect.archive import ArchiveUnavailable, error_code, make_client, read_keys
+
+    assert c.endpoint and c.bucket and c.site and c.table
+    key = f"{c.site}/{c.table}/.doctor/{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{os.getpid()}"
+    body = f"neoflix-capture doctor probe {datetime.now(UTC).isoformat(timespec='seconds')}\n".encode()
+    try:
+        client = make_client(c.endpoint, c.region, read_keys(c.credentials_file), timeout_s=8, attempts=1)
+        client.put_object(
+            Bucket=c.bucket,
+            Key=key,
+            Body=body,
+            ChecksumSHA256=base64.b64encode(hashlib.sha256(body).digest()).decode(),
+            IfNoneMatch="*",
+        )
+    except ArchiveUnavailable as exc:
+        report.line("WARN", "collection", str(exc), "Sessions stay on this PC until this is fixed.")
+        return
+    except Exception as exc:  # botocore: the endpoint, the keys, the bucket, the policy
+        code = error_code(exc)
+        advice = {
+            "AccessDenied": f"The keys may not write {c.bucket}/{c.site}/{c.table}/*: check the bucket "
+            "policy (README, 'Collection into an archive').",
+            "InvalidAccessKeyId": f"The archive does not know these keys: {c.credentials_file}.",
+            "SignatureDoesNotMatch": f"The secret key in {c.credentials_file} is wrong.",
+            "NoSuchBucket": f"There is no bucket {c.bucket!r} at {c.endpoint}.",
+        }.get(code, f"Is {c.endpoint} reachable from this PC?")
+        report.line("WARN", "collection", f"a test write to {c.bucket}/{key} failed: {code}: {exc}", advice)
+        return
+    detail = f"{c.endpoint} bucket {c.bucket} took a test write ({key}; these keys cannot delete it)"
+    backlog = status.collection if status is not None else None
+    if backlog is not None:
+        from recorder.service import COLLECTION_STALLED_AFTER_S, collection_note
+
+        detail += f"; {collection_note(status) if status is not None else ''}"
+        if (backlog.oldest_age_s or 0) > COLLECTION_STALLED_AFTER_S:
+            report.line("WARN", "collection", detail, "journalctl -u neoflix-capture | grep collect_")
+            return
+    report.line("OK", "collection", detail)
 
 
 def _minutes(minutes: float) -> str:

@@ -210,6 +210,12 @@ def _parser() -> argparse.ArgumentParser:
     hold.set_defaults(handler=_cmd_hold)
     release.set_defaults(handler=_cmd_release)
 
+    from cli.archive import add_connection_flags
+    from cli.archive import add_parser as add_archive_parser
+
+    add_archive_parser(sub)
+    add_connection_flags(export)  # for an export straight from the archive: s3://BUCKET/SITE/TABLE/SESSION
+
     demo = sub.add_parser(
         "demo", help="record from synthetic sources with the real daemon, then export it"
     )
@@ -387,7 +393,8 @@ def _keeper_request(args: argparse.Namespace, cmd: str, **fields: Any) -> dict[s
         return request(_socket_path(args), cmd, by="command line", **fields)
     except ControlError as unreachable:
         try:
-            storage = load_config(args.config).storage
+            config = load_config(args.config)
+            storage = config.storage
         except ConfigError as exc:
             detail = f"working on the storage directly needs the config: {exc}"
             raise ControlError(f"{unreachable}\n{detail}") from None
@@ -398,8 +405,9 @@ def _keeper_request(args: argparse.Namespace, cmd: str, **fields: Any) -> dict[s
                 fields,
                 storage=storage.directory,
                 retention_days=storage.retention_days,
-                delete_uncollected=storage.delete_uncollected,
+                delete_uncollected=storage.delete_uncollected and not config.collection.enabled,
                 audit_path=audit_log_path(storage.directory, storage.audit_log),
+                deletion_requests=config.collection.enabled,
             )
         except ControlError as exc:
             raise ControlError(f"{unreachable}\n{exc}") from None
@@ -418,6 +426,7 @@ def _keeper_direct(
     retention_days: int,
     delete_uncollected: bool,
     audit_path: Path,
+    deletion_requests: bool = False,
 ) -> dict[str, Any]:
     """``cmd`` on the stored sessions, with no recorder running. A change is made under the
     storage's lock, which a running recorder holds: so nothing is being recorded (the keeper is
@@ -428,7 +437,12 @@ def _keeper_direct(
 
     def keeper(audit: AuditLog | None) -> SessionKeeper:
         return SessionKeeper(
-            storage, retention_days, lambda: None, audit=audit, delete_uncollected=delete_uncollected
+            storage,
+            retention_days,
+            lambda: None,
+            audit=audit,
+            delete_uncollected=delete_uncollected,
+            deletion_requests=deletion_requests,
         )
 
     if cmd == "sessions":
@@ -492,6 +506,10 @@ def _human_status(reply: dict[str, Any]) -> str:
         if button.state == "lost" and button.last_error:
             line += f" ({button.last_error})"
         lines.append(line)
+    if status.collection is not None:
+        from recorder.service import collection_note
+
+        lines.append(f"  {collection_note(status)}")
     return "\n".join(lines)
 
 
@@ -648,6 +666,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     identities = _review_identities(args.identity)
     if identities is None:
         return 2
+    if str(args.session_dir).startswith("s3:"):
+        return _export_from_archive(args)
     audit = None
     audit_path = audit_log_path(args.session_dir.parent, args.audit_log)
     if args.audit_log is not None or audit_path.exists():
@@ -686,6 +706,27 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if report is not None:
         print(report.plain())  # also in report.txt and report.json beside the media
     return 0 if report is not None and report.whole else 1
+
+
+def _export_from_archive(args: argparse.Namespace) -> int:
+    """Fetch the session (each file checked against the archive's SHA-256) into a temporary
+    folder, export it from there (verified, as any export), and remove the fetched copy."""
+    import tempfile
+
+    from cli.archive import ArchiveError, connect, fetch, parse_location
+
+    bucket, where = parse_location(str(args.session_dir), args.bucket)
+    with tempfile.TemporaryDirectory(prefix="neoflix-fetch-") as folder:
+        try:
+            fetched = fetch(connect(args, bucket), where, Path(folder))
+        except ArchiveError as exc:
+            print(f"archive: {exc}", file=sys.stderr)
+            return 2
+        except Exception as exc:  # botocore's errors: the endpoint, the keys, the bucket
+            print(f"archive: {exc}", file=sys.stderr)
+            return 2
+        args.session_dir = fetched
+        return _cmd_export(args)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

@@ -313,8 +313,8 @@ class StorageConfig(_Section):
         default=False,
         description="Retention may destroy a session that has not been confirmed in the archive. "
         "Off: such a session is kept past its time and listed as a warning ('past retention, "
-        "kept: not collected'), so nothing is lost because collection failed. Collection does "
-        "not exist yet, so off means retention destroys nothing until it does.",
+        "kept: not collected'), so nothing is lost because collection failed. Ignored while "
+        "[collection] is enabled: then a session is destroyed only once the archive has it.",
     )
     reserve_minutes: float = Field(
         default=30,
@@ -522,6 +522,13 @@ class CollectionConfig(_Section):
         default=Path("/etc/neoflix-capture/collection.credentials"),
         description="AWS shared-credentials file ([default] aws_access_key_id, "
         "aws_secret_access_key), readable by the service user only; write-only keys.",
+    )
+    bandwidth_mbit_s: float = Field(
+        default=0,
+        ge=0,
+        le=100_000,
+        description="Upload at most this many Mbit/s on average (0: no cap). Uploads run at the "
+        "lowest CPU priority anyway; a cap spares a shared hospital network.",
     )
 
     @model_validator(mode="after")

@@ -18,8 +18,8 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from capture.pipeline import CameraPipeline
 from capture.recording import CameraRecorder
 from capture.segmenter import StreamLayout
 from capture.sources import frames_skipped
+from collect.collector import Collector
 from config.models import BUTTON_STUCK_AFTER_S, CameraConfig, Config
 from control.button import ButtonController, ButtonSource, EvdevButton, ModemLineButton
 from control.gestures import GestureRecognizer
@@ -45,7 +46,13 @@ from recorder.monitor_link import link_for
 from recorder.overlay_view import frame_status, shown_values
 from recorder.service import ServiceLoop
 from recorder.source_factory import make_audio_source, make_frame_source
-from recorder.status import CameraStatus, MonitorStatus, RecorderStatus, ServiceVerdict
+from recorder.status import (
+    CameraStatus,
+    CollectionStatus,
+    MonitorStatus,
+    RecorderStatus,
+    ServiceVerdict,
+)
 from session.audit import AuditLog
 from session.controller import CameraOutput, SessionController
 from session.layout import audit_log_path
@@ -123,6 +130,18 @@ class Daemon:
         self._bits_per_s = estimated_bits_per_second(config)
         self.audit = _open_audit(audit_log_path(config.storage.directory, config.storage.audit_log))
         self._motion: MotionDetector | None = None
+        # Collection (``collect``): told as files close, started under the storage's lock.
+        self.collector = (
+            Collector(
+                config.collection,
+                config.storage.directory,
+                audit=self.audit,
+                recording=lambda: self.controller.session_id,
+                bandwidth_mbit_s=config.collection.bandwidth_mbit_s,
+            )
+            if config.collection.enabled
+            else None
+        )
         self._build()
         audio_rate = config.audio.sample_rate if config.audio else None
         audio_channels = config.audio.channels if config.audio else 1
@@ -148,13 +167,16 @@ class Daemon:
             frames_dropped=lambda: sum(c.frames_dropped for c in self._cameras),
             free_bytes=lambda: _free_bytes(config.storage.directory),
             bits_per_s=self._bits_per_s,
+            closed_files=self.collector,
         )
         self.keeper = SessionKeeper(
             config.storage.directory,
             config.storage.retention_days,
             lambda: self.controller.session_id,
             audit=self.audit,
-            delete_uncollected=config.storage.delete_uncollected,
+            # With an archive, a session leaves the edge only once the archive has it.
+            delete_uncollected=config.storage.delete_uncollected and not config.collection.enabled,
+            deletion_requests=config.collection.enabled,
         )
         self._retention: threading.Thread | None = None
         self._retention_due_ns = 0  # the first tick applies the rule
@@ -329,6 +351,8 @@ class Daemon:
         # Before anything records: close what a crash left open, so each session is whole again
         # (truncated files under their final names, a record of them, an audit entry).
         recover_all(self.config.storage.directory, self._recipients, self.audit)
+        if self.collector is not None:
+            self.collector.start()
         self.controller.start()
         for cam in self._cameras:
             cam.recorder.start()
@@ -395,6 +419,8 @@ class Daemon:
             self._button.stop()
         self.controller.handle(Event.SHUTDOWN, by="service")
         self.controller.stop()
+        if self.collector is not None:
+            self.collector.stop()  # what is not sent yet stays queued for the next start
         if self._control is not None:
             self._control.stop()
         for link in self._links:
@@ -491,6 +517,9 @@ class Daemon:
             storage_free_minutes=None if free is None else round(free * 8 / self._bits_per_s / 60),
             segment_seconds=self.config.storage.segment_seconds,
             service=None if self.service is None else ServiceVerdict(*self.service.health),
+            collection=None
+            if self.collector is None
+            else _collection_status(self.collector, len(self.keeper.kept_not_collected)),
         )
 
 
@@ -500,6 +529,17 @@ _RETENTION_EVERY_S = 300.0
 _SHOWN_FOR_AT_LEAST_S = 30.0
 _ANCHOR_EVERY_S = 10.0
 
+
+
+def _collection_status(collector: Collector, kept_not_collected: int) -> CollectionStatus:
+    stats = collector.stats()
+    oldest_age = None
+    if stats.oldest_queued_utc is not None:
+        queued = datetime.fromisoformat(stats.oldest_queued_utc)
+        oldest_age = round(max(0.0, (datetime.now(UTC) - queued).total_seconds()), 1)
+    return CollectionStatus(
+        **asdict(stats), oldest_age_s=oldest_age, kept_not_collected=kept_not_collected
+    )
 
 
 def _rounded(clock: MonitorClock | None) -> float | None:

@@ -60,6 +60,10 @@ WRITER_BUSY_LIMIT_S = 10.0
 #: this margin means the session's files have stopped growing (a writer that is not blocked
 #: but whose writes go nowhere).
 SEGMENT_LATE_MARGIN_S = 10.0
+#: A collection backlog whose oldest file has waited this long is called stalled (status line,
+#: watchdog reason, doctor). It never withholds the watchdog: a restart would not bring the
+#: archive back, and would cut the recording.
+COLLECTION_STALLED_AFTER_S = 24 * 3600.0
 #: Below this, the status line mentions the free space.
 LOW_DISK_BYTES = 5 * 1024**3
 
@@ -288,9 +292,39 @@ def pipeline_health(
             f"segment writes failing ({progress.write_errors} errors, "
             f"{progress.packets_dropped} packets dropped so far)"
         )
+    note = collection_note(status)
     if problems:
-        return False, "; ".join(problems)
-    return True, "frames flow and writes succeed"
+        return False, "; ".join(problems + ([note] if note else []))
+    return True, "frames flow and writes succeed" + (f"; {note}" if note else "")
+
+
+def collection_note(
+    status: RecorderStatus, stalled_after_s: float = COLLECTION_STALLED_AFTER_S
+) -> str | None:
+    """The collection backlog in words, for the watchdog's reason; None when collection is off."""
+    c = status.collection
+    if c is None:
+        return None
+    if not c.backlog_files:
+        text = "collection: nothing waiting"
+    else:
+        age = c.oldest_age_s or 0.0
+        text = (
+            f"collection: {c.backlog_files} files ({c.backlog_bytes / 2**20:.1f} MiB) waiting, "
+            f"oldest {format_duration(age)}"
+        )
+        if age > stalled_after_s:
+            text = "COLLECTION STALLED, " + text
+    if c.kept_not_collected:
+        text += f", {c.kept_not_collected} session(s) past retention kept: not collected"
+    if c.deletion_requests_waiting:
+        text += f", {c.deletion_requests_waiting} deletion request(s) waiting"
+    if c.last_success_utc:
+        text += f", last upload {c.last_success_utc}"
+    if c.last_error and (not c.last_success_utc or (c.last_error_utc or "") > c.last_success_utc):
+        when = f" {c.last_error_utc}" if c.last_error_utc else ""
+        text += f", last error{when}: {c.last_error}"
+    return text
 
 
 def _segment_late(status: RecorderStatus, margin_s: float) -> str | None:
@@ -366,6 +400,10 @@ def status_line(status: RecorderStatus, *, low_disk_bytes: int = LOW_DISK_BYTES)
         parts.append("NOT SAVING: disk full")
     elif isinstance(free, int) and free < low_disk_bytes:
         parts.append(f"disk low: {free / 1024**3:.1f} GB free")
+    c = status.collection
+    if c is not None and c.backlog_files:
+        stalled = (c.oldest_age_s or 0.0) > COLLECTION_STALLED_AFTER_S
+        parts.append(f"{'COLLECTION STALLED: ' if stalled else ''}{c.backlog_files} files to upload")
     return ", ".join(parts)
 
 

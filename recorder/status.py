@@ -51,6 +51,24 @@ class MonitorStatus:
 
 
 @dataclass(frozen=True)
+class CollectionStatus:
+    """The collector's backlog and its last success and error (``collect``)."""
+
+    backlog_files: int = 0
+    backlog_bytes: int = 0
+    oldest_queued_utc: str | None = None  # when the oldest file waiting was queued
+    oldest_age_s: float | None = None
+    deletion_requests_waiting: int = 0
+    uploaded_files: int = 0  # since the recorder started
+    uploaded_bytes: int = 0
+    sessions_collected: int = 0
+    last_success_utc: str | None = None
+    last_error: str | None = None
+    last_error_utc: str | None = None
+    kept_not_collected: int = 0  # sessions past retention, kept because the archive lacks them
+
+
+@dataclass(frozen=True)
 class ServiceVerdict:
     """The watchdog's latest verdict (``recorder.service``)."""
 
@@ -74,6 +92,7 @@ class RecorderStatus:
     storage_free_minutes: int | None = None
     segment_seconds: float | None = None
     service: ServiceVerdict | None = None
+    collection: CollectionStatus | None = None  # None: collection is off
 
     @property
     def state(self) -> str:
@@ -101,6 +120,7 @@ class RecorderStatus:
             "storage_free_minutes": self.storage_free_minutes,
             "segment_seconds": self.segment_seconds,
             "service": None if self.service is None else _plain(self.service),
+            "collection": None if self.collection is None else _plain(self.collection),
         }
 
     @classmethod
@@ -108,6 +128,7 @@ class RecorderStatus:
         cameras = data.get("cameras") or {}
         monitors = data.get("monitors") or {}
         audio, button, service = data.get("audio"), data.get("button"), data.get("service")
+        collection = data.get("collection")
         return cls(
             session=_read(SessionStatus, data),
             version=str(data.get("version", "unknown")),
@@ -131,6 +152,7 @@ class RecorderStatus:
             storage_free_minutes=data.get("storage_free_minutes"),
             segment_seconds=data.get("segment_seconds"),
             service=_read(ServiceVerdict, service) if isinstance(service, Mapping) else None,
+            collection=_read(CollectionStatus, collection) if isinstance(collection, Mapping) else None,
         )
 
 

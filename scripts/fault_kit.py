@@ -83,7 +83,9 @@ class Oximeter:
 class Station:
     """A daemon child process and its sources; see the module docstring."""
 
-    def __init__(self, folder: Path, *, width: int = 320, height: int = 240, fps: int = 30) -> None:
+    def __init__(
+        self, folder: Path, *, width: int = 320, height: int = 240, fps: int = 30, extra_config: str = ""
+    ) -> None:
         self.folder = folder
         self.identity = Identity.generate()
         self.pty = open_pty_pair()
@@ -121,6 +123,7 @@ preroll_s = 1
 [triggers]
 vitals = false
 """
+            + extra_config  # more sections (e.g. [collection]), appended whole
         )
         self.oximeter = Oximeter(self.pty)
         self.oximeter.start()

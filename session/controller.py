@@ -46,6 +46,7 @@ from config.models import Config
 from control.gestures import Gesture
 from control.lamp import lamp_level, lamp_pattern
 from session.directory import CameraProfile, Marker, SessionDirectory
+from session.layout import PARTIAL
 from session.machine import IDLE, Action, Event, Mode, SessionState, decide
 from session.recovery import recover_session
 from session.triggers import ActivityTracker, Moment, TriggerRules, TriggerSource, trigger_event
@@ -79,6 +80,18 @@ class Audit(Protocol):
 
     @property
     def head(self) -> tuple[int, str]: ...
+
+
+class ClosedFiles(Protocol):
+    """Who is told as a session's files close (the collector, ``collect``): each segment as it
+    is renamed from ``.partial``, the session once every file is final, and a session discarded
+    (its segments may already have been sent). Each call returns at once."""
+
+    def file_closed(self, path: Path, sha256: str) -> None: ...
+
+    def session_closed(self, session_dir: Path) -> None: ...
+
+    def session_discarded(self, session_id: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -125,8 +138,10 @@ class SessionController:
         clock_ns: Callable[[], int] = now_ns,
         free_bytes: Callable[[], int | None] = lambda: None,
         bits_per_s: float = 0.0,
+        closed_files: ClosedFiles | None = None,
     ) -> None:
         self._config = config
+        self._closed_files = closed_files
         self._recipients = list(recipients)
         self._clock = clock
         self._board = board
@@ -405,6 +420,8 @@ class SessionController:
                 log.error("session_close_retry_failed", session=path.name, error=str(exc))
                 return
             self._unfinished.pop(0)
+            if self._closed_files is not None:
+                self._closed_files.session_closed(path)
             log.info("session_closed_late", session=path.name, files=len(recovered.files))
             if self._audit is not None:
                 self._audit.append(
@@ -529,6 +546,8 @@ class SessionController:
             return None
         session, _ended = just
         files = session.discard()
+        if self._closed_files is not None:
+            self._closed_files.session_discarded(session.id)
         if self.last_session is not None and self.last_session.get("session") == session.id:
             self.last_session = {
                 **self.last_session, "discarded": True, "segments": 0, "media_s": 0.0, "bytes": 0
@@ -583,7 +602,7 @@ class SessionController:
                         _segment_opener(session, cam.name),
                         cam.layout,
                         segment_s=cfg.storage.segment_seconds,
-                        on_closed=_segment_logger(session, cam.name),
+                        on_closed=_segment_logger(session, cam.name, self._closed_files),
                     ),
                     at_s=self._clock.seconds(began),
                 )
@@ -668,6 +687,11 @@ class SessionController:
             # The disk refused part of the end: what could not be finished is closed as a crash
             # would leave it, once there is room (``_close_unfinished``).
             self._unfinished.append(session.path)
+        elif self._closed_files is not None:
+            if discard:
+                self._closed_files.session_discarded(session.id)
+            else:
+                self._closed_files.session_closed(session.path)
         # Cameras record side by side: the session lasts as long as its longest camera, not the sum.
         media_by_camera = {cam.name: 0.0 for cam in self._cameras}
         for s in segments:
@@ -770,9 +794,13 @@ def _segment_opener(session: SessionDirectory, camera: str) -> Callable[[int], S
     return open_segment
 
 
-def _segment_logger(session: SessionDirectory, camera: str) -> Callable[[ClosedSegment], None]:
+def _segment_logger(
+    session: SessionDirectory, camera: str, closed_files: ClosedFiles | None
+) -> Callable[[ClosedSegment], None]:
     def closed(segment: ClosedSegment) -> None:
         entry = session.segment_closed(camera, segment)
+        if closed_files is not None and entry["sha256"] and not entry["file"].endswith(PARTIAL):
+            closed_files.file_closed(session.path / entry["file"], entry["sha256"])
         log.info(
             "segment_closed",
             session=session.id,

@@ -21,6 +21,11 @@ itself: they take them from here, so the format changes in one place.
     <storage>/../audit.jsonl            the audit log (plain text, no patient data), by default
     <storage>.seen.json                 when this recorder first saw each session (retention)
     <storage>.lock                      held by the one recorder or tool using the storage
+    <storage>.collect/                  the collector's upload queue (collect.queue): names only
+    <storage>.deletions/<session>.json  a deletion request waiting for upload (plain, no patient data)
+
+In the archive (an S3 bucket), every closed file of a session under
+``<site>/<table>/<session>/<file>``, and ``DELETION_REQUEST`` there once consent is withdrawn.
 
 This module imports nothing but the store's suffix for files being written: the review
 workstation loads it without the edge daemon's packages.
@@ -113,10 +118,29 @@ def audit_log_path(storage_dir: Path, configured: Path | None = None) -> Path:
 
 # In a session directory, plain files with no patient data: a legal hold stops every deletion
 # (it holds ``{"set_utc", "by"}`` only, ``by`` a word of the audit log's BY); "collected" is the
-# archive's confirmation that every file arrived, written by the collector (which does not exist
-# yet: until it does, nothing writes it; ``session.retention.is_collected`` reads it).
+# archive's confirmation that every file arrived, written by the collector
+# (``session.collected.mark_collected``; ``session.retention.is_collected`` reads it).
 LEGAL_HOLD = "legal-hold"
 COLLECTED = "collected"
+# Consent withdrawn after the upload: the edge cannot delete from the archive, so it uploads this
+# request beside the session's files ({"format", "session", "requested_utc", "by", "reason"}, no
+# patient data) and the review side applies it (``neoflix-capture archive apply-deletions``).
+DELETION_REQUEST = "deletion-request.json"
+
+
+def archive_key(site: str, table: str, session_id: str, name: str) -> str:
+    """The object key of one file of a session in the archive."""
+    return f"{site}/{table}/{session_id}/{name}"
+
+
+def collect_queue_path(storage_dir: Path) -> Path:
+    """The collector's durable upload queue: beside the storage directory, like the lock."""
+    return storage_dir.parent / f"{storage_dir.name}.collect"
+
+
+def deletion_requests_path(storage_dir: Path) -> Path:
+    """Deletion requests written on the edge, kept until the archive has taken them."""
+    return storage_dir.parent / f"{storage_dir.name}.deletions"
 
 
 def retention_state_path(storage_dir: Path) -> Path:

@@ -28,9 +28,10 @@ What retention trusts:
 - A legal hold (``layout.LEGAL_HOLD`` in the session directory, any entry of that name) stops
   every deletion, by hand or by retention.
 - Collection: retention destroys a session only once the archive has confirmed it
-  (``is_collected``), or when ``storage.delete_uncollected`` allows it. One past its time and not
-  collected is kept, logged and listed as a warning. Until the collector exists nothing confirms
-  a session, so with the default setting retention destroys nothing.
+  (``is_collected``), or when ``storage.delete_uncollected`` allows it (never while collection is
+  enabled: the daemon turns it off then). One past its time and not collected is kept, logged and
+  listed as a warning. Without collection nothing confirms a session, so with the default
+  setting retention destroys nothing.
 
 Threads: the daemon's retention thread calls ``apply_retention``, control-socket threads call
 ``sessions``, ``delete`` and ``hold``; ``SessionKeeper._lock`` serialises them all.
@@ -53,6 +54,7 @@ from typing import Any, Protocol
 import structlog
 
 from session.audit import BY
+from session.collected import write_deletion_request
 from session.directory import destroy_session_files
 from session.first_seen import first_seen_times, read_first_seen, write_first_seen
 from session.layout import (
@@ -88,11 +90,9 @@ class StoredSession:
 def is_collected(session_dir: Path) -> bool:
     """Whether the archive has confirmed that it holds every file of this session.
 
-    The collector will provide the evidence: it writes ``layout.COLLECTED`` into the session
-    directory once the archive has checked each file against the manifest. Only a regular file
-    of that name with one link counts (a link is never followed). The collector does not exist
-    yet, so nothing writes the mark and, in use, no session is collected: with
-    ``storage.delete_uncollected`` off, retention destroys nothing until it does.
+    The collector provides the evidence: it writes ``layout.COLLECTED`` into the session
+    directory once the archive has confirmed each file's SHA-256 (``collect``). Only a regular
+    file of that name with one link counts (a link is never followed).
     """
     try:
         st = os.lstat(session_dir / COLLECTED)
@@ -245,10 +245,14 @@ class SessionKeeper:
         utc_now: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic: Callable[[], float] = time.monotonic,
         delete_uncollected: bool = False,
+        deletion_requests: bool = False,
     ) -> None:
         self.root = root
         self.retention_days = retention_days
         self.delete_uncollected = delete_uncollected
+        # With collection on, a session deleted by hand may already be in the archive, which the
+        # edge cannot delete from: a deletion request is written for the collector to upload.
+        self.deletion_requests = deletion_requests
         self._recording = recording
         self._audit = audit
         self._utc_now = utc_now
@@ -258,6 +262,11 @@ class SessionKeeper:
         self._added_at: dict[str, float] = {}
         self._kept_logged: list[str] = []
         self.deleted_by_retention = 0
+
+    @property
+    def kept_not_collected(self) -> list[str]:
+        """Sessions past their time that the last retention pass kept for want of collection."""
+        return list(self._kept_logged)
 
     def _first_seen(
         self, stored: Sequence[StoredSession], now: datetime
@@ -342,8 +351,23 @@ class SessionKeeper:
                     "error": f"none of the recorder's files are left in {session_id}; its "
                     f"{found.foreign} other entries are not the recorder's to delete",
                 }
+            if self.deletion_requests:
+                # First, so a request exists before anything is destroyed: without it the archive
+                # would keep a copy nobody asked to remove. No request, no deletion.
+                try:
+                    write_deletion_request(
+                        self.root, session_id, by=by, reason="consent withdrawn", now=self._utc_now()
+                    )
+                except OSError as exc:
+                    return {
+                        "ok": False,
+                        "error": f"{session_id}: cannot record the archive's deletion request "
+                        f"({exc}); nothing was deleted",
+                    }
             files, left = self._destroy(found, by=by, reason="deleted by hand")
         note = f"session {session_id} deleted ({files} files destroyed)"
+        if self.deletion_requests:
+            note += "; a deletion request for the archive is queued for upload"
         if left:
             note += (
                 f"; {left} entries the recorder did not write were left in its folder, which "

@@ -27,6 +27,7 @@ LAYERS = [
     "capture",  # cameras, audio, overlay, encoders, segments
     "control",  # the bedside button and lamp, the control socket
     "session",  # the session's format and life
+    "collect",  # collection: closed files into the archive (S3)
     "review",  # the review side: reads sessions
     "recorder",  # the daemon: wiring and lifecycle
     "cli",  # the operator's tools

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 
 from control.button import ButtonHealth
-from recorder.status import CameraStatus, MonitorStatus, RecorderStatus, ServiceVerdict
+from recorder.status import CameraStatus, CollectionStatus, MonitorStatus, RecorderStatus, ServiceVerdict
 from session.controller import SessionStatus
 from supervision.health import DeviceHealth
 from vitals.link import LinkHealth
@@ -55,8 +55,13 @@ def test_every_part_survives_the_wire() -> None:
         storage_free_minutes=120,
         segment_seconds=10,
         service=ServiceVerdict(True, "frames flow and writes succeed"),
+        collection=CollectionStatus(
+            backlog_files=3, backlog_bytes=7_000_000, oldest_queued_utc=LOST.isoformat(), oldest_age_s=61.0,
+            last_error="unit/t/s/f: EndpointConnectionError", last_error_utc=LOST.isoformat(),
+        ),
     )
     wire = json.loads(json.dumps(status.to_json()))
+    assert wire["collection"]["backlog_files"] == 3
     assert wire["state"] == "recording" and wire["cameras"]["closeup"]["health"]["state"] == "live"
     assert wire["monitors"]["ox"]["state"] == "live" and wire["monitors"]["ox"]["stats"]["records_ok"] == 2
     assert RecorderStatus.from_json(wire) == status
@@ -68,3 +73,19 @@ def test_a_client_reads_what_an_older_recorder_leaves_out() -> None:
     assert status.state == "idle" and status.session.storage_problem is None
     assert status.cameras["closeup"].health.state == "lost" and status.cameras["closeup"].frames_encoded == 0
     assert status.audio is None and status.monitors == {}
+
+
+def test_the_watchdog_reason_and_status_line_show_the_collection_backlog_without_failing() -> None:
+    from recorder.service import collection_note, pipeline_health, status_line
+
+    cam = CameraStatus(health=DeviceHealth(**health("camera", "closeup")), frames_encoded=10)  # type: ignore[arg-type]
+    backlog = CollectionStatus(
+        backlog_files=2, backlog_bytes=2**21, oldest_age_s=3 * 86400.0, last_error="down"
+    )
+    status = RecorderStatus(session=SessionStatus(state="idle"), cameras={"closeup": cam}, collection=backlog)
+    healthy, why = pipeline_health(status, 0.0)
+    assert healthy  # a restart would not bring the archive back
+    assert "COLLECTION STALLED, collection: 2 files (2.0 MiB) waiting, oldest 72:00:00" in why
+    assert why.endswith(", last error: down")
+    assert "COLLECTION STALLED: 2 files to upload" in status_line(status)
+    assert collection_note(RecorderStatus(session=SessionStatus())) is None

@@ -90,20 +90,24 @@ def daemon_status(
 # --- an offline wheelhouse from what the project's virtualenv already has ------------------------
 
 
-def runtime_distributions(project: str = "neoflix-capture") -> list[metadata.Distribution]:
-    """The installed distributions ``project`` needs at run time (no extras), itself excluded."""
+def runtime_distributions(
+    project: str = "neoflix-capture", extras: tuple[str, ...] = ("collect",)
+) -> list[metadata.Distribution]:
+    """The installed distributions ``project`` needs at run time with ``extras`` (the installer
+    always puts in the collect extra), itself excluded."""
     seen: dict[str, metadata.Distribution] = {}
     todo = [project]
-    env = {"extra": ""}
+    top = canonicalize_name(project)
     while todo:
         name = canonicalize_name(todo.pop())
         if name in seen:
             continue
         dist = metadata.distribution(name)
         seen[name] = dist
+        envs = [{"extra": e} for e in ("", *(extras if name == top else ()))]
         for text in dist.requires or []:
             req = Requirement(text)
-            if req.marker is None or req.marker.evaluate(env):
+            if req.marker is None or any(req.marker.evaluate(env) for env in envs):
                 todo.append(req.name)
     del seen[canonicalize_name(project)]
     return list(seen.values())

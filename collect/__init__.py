@@ -1,0 +1,1 @@
+"""Collection: every closed file of a session leaves the edge for an S3-compatible archive."""

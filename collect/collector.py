@@ -45,7 +45,7 @@ import structlog
 
 from collect.archive import ArchiveUnavailable, make_client, read_keys
 from collect.queue import Backlog, Record, UploadQueue, safe_name
-from collect.uploader import Stored, UploadFailed, put_file, still_matches
+from collect.uploader import NotOurs, Stored, UploadFailed, open_own, put_file, still_matches
 from config.models import CollectionConfig
 from session.collected import Audit, mark_collected, write_deletion_request
 from session.directory import file_sha256
@@ -96,6 +96,8 @@ class CollectorStats:
     last_success_utc: str | None
     last_error: str | None
     last_error_utc: str | None
+    # Files not sent and not tried again until the next start (``UploadQueue.hold``).
+    files_held: int = 0
 
 
 class Collector:
@@ -282,7 +284,12 @@ class Collector:
         try:
             # Sent from the open file (botocore reads it in blocks): a long segment is never
             # held in memory whole.
-            body = open(path, "rb")  # noqa: SIM115 - closed below, whatever happens
+            body = open_own(path)
+        except NotOurs as exc:
+            # A link, a device or plain text where the recorder writes age files: never sent,
+            # whatever it is (it could be anything readable by the service user).
+            self._hold(record, f"{record.session}/{record.file} is not sent: {exc}")
+            return True
         except FileNotFoundError:
             # Deleted or discarded on the edge after it was queued: a deletion request covers
             # whatever of it reached the archive.
@@ -295,7 +302,9 @@ class Collector:
             return True
         with body:
             size = os.fstat(body.fileno()).st_size
-            stored = self._put(self._key(record.session, record.file), body, record.sha256, path, size)
+            stored = self._put(
+                self._key(record.session, record.file), body, record.sha256, path, size, record
+            )
         if stored is None:
             return True
         self.queue.confirm(record, stored.how, self._utc_now())
@@ -327,8 +336,17 @@ class Collector:
             self._audit.append("deletion_request_sent", session=session)
         return True
 
-    def _put(self, key: str, body: bytes | BinaryIO, sha256: str, source: Path, size: int) -> Stored | None:
-        """One PUT; None (after logging and backing off) when the archive did not take it."""
+    def _put(
+        self,
+        key: str,
+        body: bytes | BinaryIO,
+        sha256: str,
+        source: Path,
+        size: int,
+        record: Record | None = None,
+    ) -> Stored | None:
+        """One PUT; None (after logging and backing off) when the archive did not take it. A
+        refusal that trying again cannot help holds ``record`` instead: the queue goes on."""
         started = time.monotonic()
         try:
             stored = put_file(self._client_now(), self._bucket, key, body, sha256)
@@ -339,13 +357,22 @@ class Collector:
         except UploadFailed as exc:
             reason = exc.reason
             refused = "BadDigest" in reason or "SHA-256" in reason
-            if refused and source.exists() and not still_matches(source, sha256):
+            changed = refused and source.exists() and not still_matches(source, sha256)
+            if changed:
                 reason += f"; {source.name} on the disk no longer has the SHA-256 recorded at close"
+            if record is not None and (changed or not exc.retry):
+                self._hold(record, f"{key}: {reason}")
+                return None
             self._failed(f"{key}: {reason}")
             self._stop.wait(self._backoff.next())
             return None
         self._pace(size, time.monotonic() - started)
         return stored
+
+    def _hold(self, record: Record, reason: str) -> None:
+        self.queue.hold(record, reason, self._utc_now())
+        self._failed(reason)
+        log.error("collect_file_held", session=record.session, file=record.file, reason=reason)
 
     def _pace(self, size: int, took_s: float) -> None:
         if self._bytes_per_s > 0:
@@ -386,6 +413,9 @@ class Collector:
             self.queue.forget_session(session)  # deleted on the edge
             return
         done = self.queue.done(session)
+        held = self.queue.held_of(session)
+        if any(n in held for n in names):
+            return  # not whole in the archive: never marked collected, so retention keeps it
         missing = [n for n in names if n not in done or done[n].bytes != _size(folder / n)]
         if missing:
             # A file the archive has not confirmed (closed late, or changed): queue it.
@@ -429,6 +459,7 @@ class Collector:
                 last_success_utc=self.last_success_utc,
                 last_error=self.last_error,
                 last_error_utc=self.last_error_utc,
+                files_held=self._queue.held_count if self._queue is not None else 0,
             )
 
 

@@ -6,6 +6,10 @@ folder), in a folder beside the storage directory (``layout.collect_queue_path``
     pending/<session>+<file>.json     to upload: session, file, sha256, bytes, queued_utc
     done/<session>+<file>.json        the archive confirmed it: the same, with how and when
     closed/<session>                  every file of the session is final: confirm it, then mark it
+    held/<session>+<file>.json        not sent, and not tried again until the next start: the file
+                                      is not one of ours (a link, not an age file) or the archive
+                                      refuses it for good; ``how`` says why. Its session is never
+                                      marked collected, so retention keeps it.
 
 A record only ever goes pending → done, and the done record is written before the pending one
 is removed: a kill -9 between the two leaves both, and the done one wins when read. Records hold
@@ -60,12 +64,14 @@ class UploadQueue:
         self._pending = folder / "pending"
         self._done = folder / "done"
         self._closed = folder / "closed"
-        for d in (self._pending, self._done, self._closed):
+        self._held = folder / "held"
+        for d in (self._pending, self._done, self._closed, self._held):
             d.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._tidy()
         # The pending records, also in memory: the disk is read once, at start.
         self._records = {r.name: r for r in (_read(p) for p in self._pending.iterdir()) if r is not None}
         self._backlog = self._count()
+        self.held_count = 0  # may be read from any thread, like ``backlog``
 
     def _tidy(self) -> None:
         """After a kill: a file both pending and done is done; half-written temporaries go."""
@@ -76,6 +82,15 @@ class UploadQueue:
         for entry in self._pending.iterdir():
             if (self._done / entry.name).exists():
                 entry.unlink()
+        # A start tries every held file once more: someone may have fixed what stopped it (the
+        # archive's operator removed a conflicting object, a file was restored).
+        for entry in self._held.iterdir():
+            if not (self._pending / entry.name).exists():
+                os.replace(entry, self._pending / entry.name)
+            else:
+                entry.unlink()
+        fsync_dir(self._pending)
+        fsync_dir(self._held)
 
     def add(self, session: str, file: str, sha256: str, size: int, now: datetime) -> bool:
         """Queue one closed file; False when it is queued or done already (nothing changes)."""
@@ -107,6 +122,20 @@ class UploadQueue:
         self._records.pop(record.name, None)
         self._backlog = self._count()
 
+    def hold(self, record: Record, why: str, now: datetime) -> None:
+        """Stop trying a pending file until the next start (see the module docstring), so one
+        file the archive will never take does not stand in front of every later one."""
+        held = Record(**{**asdict(record), "how": why, "confirmed_utc": now.isoformat(timespec="seconds")})
+        write_atomically(self._held / record.name, _encode(held))
+        self.drop(record)
+        self.held_count = len(self.held())
+
+    def held(self) -> list[Record]:
+        return [r for r in (_read(p) for p in sorted(self._held.iterdir())) if r is not None]
+
+    def held_of(self, session: str) -> dict[str, Record]:
+        return {r.file: r for r in self.held() if r.session == session}
+
     def done(self, session: str) -> dict[str, Record]:
         prefix = session + _SEP
         found = {}
@@ -129,7 +158,7 @@ class UploadQueue:
     def forget_session(self, session: str) -> None:
         """The session is marked collected (or gone): its records are no longer needed."""
         prefix = session + _SEP
-        for d in (self._pending, self._done):
+        for d in (self._pending, self._done, self._held):
             for path in d.iterdir():
                 if path.name.startswith(prefix):
                     path.unlink(missing_ok=True)
@@ -137,6 +166,7 @@ class UploadQueue:
         self._records = {k: r for k, r in self._records.items() if r.session != session}
         (self._closed / session).unlink(missing_ok=True)
         fsync_dir(self._closed)
+        self.held_count = len(self.held())
         self._backlog = self._count()
 
     @property

@@ -15,12 +15,16 @@ carried the same digest, which the server enforces. That case is logged as such.
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from collect.archive import error_code, http_status, sha256_b64
+from store.age_format import VERSION_LINE
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -44,6 +48,34 @@ class Stored:
     # already, and these keys may not read it (see the module docstring).
     how: str
     etag: str
+
+
+class NotOurs(Exception):
+    """A file in a session's folder that the recorder did not write as it writes its files."""
+
+
+def open_own(path: Path) -> BinaryIO:
+    """Open a session file to send, only if it is what the recorder writes there: a regular
+    file, not a link (whatever a link points at, the service user may read it, and the archive
+    must never receive it), and for an ``.age`` name an age file. Nothing plain leaves the PC,
+    even if someone put it in the storage folder."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # the last part of the path is a symbolic link
+            raise NotOurs("a symbolic link") from exc
+        raise
+    body = os.fdopen(fd, "rb")
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotOurs("not a regular file")
+        if path.name.endswith(".age") and body.read(len(VERSION_LINE)) != VERSION_LINE:
+            raise NotOurs("not an age file")
+        body.seek(0)
+    except BaseException:
+        body.close()
+        raise
+    return body
 
 
 def still_matches(path: Path, sha256_hex: str) -> bool:

@@ -315,6 +315,8 @@ def collection_note(
         )
         if age > stalled_after_s:
             text = "COLLECTION STALLED, " + text
+    if c.files_held:
+        text += f", {c.files_held} file(s) held back (see last_error)"
     if c.kept_not_collected:
         text += f", {c.kept_not_collected} session(s) past retention kept: not collected"
     if c.deletion_requests_waiting:

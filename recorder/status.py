@@ -66,6 +66,7 @@ class CollectionStatus:
     last_error: str | None = None
     last_error_utc: str | None = None
     kept_not_collected: int = 0  # sessions past retention, kept because the archive lacks them
+    files_held: int = 0  # not sent until the next start: not the recorder's, or refused for good
 
 
 @dataclass(frozen=True)

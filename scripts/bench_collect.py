@@ -46,6 +46,7 @@ from session.layout import (
     parse_segment_name,
     segment_name,
 )
+from store.age_format import VERSION_LINE
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -182,11 +183,11 @@ def synthetic_backlog(storage: Path, bytes_per_s: float, hours: float) -> tuple[
             session = storage / new_session_id(datetime.now(UTC))
         session.mkdir(parents=True)
         for i in range(start, min(start + per_session, segments)):
-            (session / segment_name("closeup", i + 1)).write_bytes(os.urandom(per_segment))
+            (session / segment_name("closeup", i + 1)).write_bytes(VERSION_LINE + os.urandom(per_segment))
             files += 1
             total += per_segment
         for name, size in ((VITALS, 200_000), (MARKERS, 2_000), (MANIFEST, 60_000)):
-            (session / name).write_bytes(os.urandom(size))
+            (session / name).write_bytes(VERSION_LINE + os.urandom(size))
             files += 1
             total += size
     return files, total

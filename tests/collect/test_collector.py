@@ -16,10 +16,19 @@ from typing import Any
 from seaweed_kit import Seaweed, wait_for
 
 from collect.collector import Collector
+from collect.queue import UploadQueue
 from config.models import CollectionConfig
 from session.first_seen import write_first_seen
-from session.layout import COLLECTED, MANIFEST, VITALS, retention_state_path, segment_name
+from session.layout import (
+    COLLECTED,
+    MANIFEST,
+    VITALS,
+    collect_queue_path,
+    retention_state_path,
+    segment_name,
+)
 from session.retention import SessionKeeper
+from store.age_format import VERSION_LINE
 
 
 class Audit:
@@ -34,7 +43,8 @@ def old_session(storage: Path, hex6: str) -> Path:
     folder = storage / f"20200101T000000Z-{hex6}"
     folder.mkdir(parents=True)
     for name in (segment_name("closeup", 1), VITALS, MANIFEST):
-        (folder / name).write_bytes(os.urandom(50_000))  # ciphertext to the collector: opaque
+        # Ciphertext to the collector: opaque after the age header (which it checks is there).
+        (folder / name).write_bytes(VERSION_LINE + os.urandom(50_000))
     return folder
 
 
@@ -116,13 +126,13 @@ def test_with_collection_on_an_uncollected_session_is_kept_and_a_delete_by_hand_
     config.write_text(
         f"""
 [station]
-control_socket = "{tmp_path / 'control.sock'}"
+control_socket = "{tmp_path / "control.sock"}"
 [[cameras]]
 name = "closeup"
 source = {{ kind = "test_pattern" }}
 [storage]
 directory = "{storage}"
-audit_log = "{tmp_path / 'audit.jsonl'}"
+audit_log = "{tmp_path / "audit.jsonl"}"
 recipients = ["{Identity.generate().recipient}"]
 delete_uncollected = true
 [collection]
@@ -151,3 +161,70 @@ table = "table-1"
     assert not deleted.exists() and kept.exists()
     request = json.loads((deletion_requests_path(storage) / f"{deleted.name}.json").read_text())
     assert request["session"] == deleted.name and request["by"] == "command line"
+
+
+def test_only_the_recorders_own_files_leave_and_one_the_archive_refuses_holds_no_one_else_up(
+    seaweed: Seaweed, tmp_path: Path
+) -> None:
+    """A link and a plain file placed among a session's files are never sent (a link could point
+    at anything the service user may read); a file the archive refuses for good waits for the
+    next start instead of standing in front of every later file; neither session is marked
+    collected, so retention keeps both."""
+    storage = tmp_path / "recordings"
+    planted = old_session(storage, "eeeeee")
+    secret = tmp_path / "collection.credentials"
+    secret.write_text("[default]\naws_secret_access_key = not-for-the-archive\n")
+    (planted / segment_name("closeup", 2)).symlink_to(secret)
+    (planted / segment_name("closeup", 3)).write_text("plain text where ciphertext belongs\n")
+    refused = old_session(storage, "ffffff")
+    later = old_session(storage, "ffffff".replace("f", "1"))
+    config = CollectionConfig(
+        enabled=True,
+        endpoint=seaweed.endpoint,
+        bucket=seaweed.bucket,
+        site=seaweed.site,
+        table=seaweed.table,
+        credentials_file=seaweed.write_credentials(tmp_path / "keys"),
+    )
+    # A file whose bytes on the disk changed after it closed (bit rot, a hand): queued with the
+    # SHA-256 recorded at close, as session control queues it; the archive refuses other bytes.
+    changed = refused / VITALS
+    queue = UploadQueue(collect_queue_path(storage))
+    queue.add(
+        refused.name, VITALS, hashlib.sha256(b"as it closed").hexdigest(), _size(changed), datetime.now(UTC)
+    )
+    client = seaweed.table_client()
+    collector = Collector(config, storage, audit=Audit(), recording=lambda: None, client=client)
+    collector.start()
+    try:
+        wait_for("the later session collected", lambda: (later / COLLECTED).exists())
+        wait_for("three files held", lambda: collector.stats().files_held == 3)
+        error = collector.stats().last_error
+    finally:
+        collector.stop()
+    assert not (planted / COLLECTED).exists() and not (refused / COLLECTED).exists()
+    assert error is not None and "no longer has the SHA-256 recorded at close" in error, error
+    listed = seaweed.reviewer().list_objects_v2(Bucket=seaweed.bucket, Prefix="unit/table-1/")
+    keys = {
+        o["Key"].rsplit("/", 2)[-2] + "/" + o["Key"].rsplit("/", 1)[-1] for o in listed.get("Contents", [])
+    }
+    assert f"{planted.name}/{segment_name('closeup', 1)}" in keys  # its own files went
+    assert not {f"{planted.name}/{segment_name('closeup', n)}" for n in (2, 3)} & keys
+    for name in os.listdir(later):
+        assert name == COLLECTED or f"{later.name}/{name}" in keys
+
+    # The next start tries each held file once more (someone may have fixed it); these are
+    # held again, and neither session is ever marked collected: retention keeps them.
+    again = Collector(config, storage, audit=Audit(), recording=lambda: None, client=seaweed.table_client())
+    again.start()
+    try:
+        wait_for(
+            "the three held again", lambda: again.stats().files_held == 3 and not again.stats().backlog_files
+        )
+    finally:
+        again.stop()
+    assert not (planted / COLLECTED).exists() and not (refused / COLLECTED).exists()
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size

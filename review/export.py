@@ -64,6 +64,9 @@ class ExportResult:
     markers: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     report: SessionReport | None = None  # what the export was checked against (review.verify)
+    # Media time of each camera's first exported frame; every MP4's t=0 is ``media_start_s``.
+    first_frame_s: dict[str, float] = field(default_factory=dict)
+    media_start_s: float = 0.0
 
 
 def decrypt(path: Path, identities: Sequence[Identity]) -> tuple[bytes, bool]:
@@ -102,23 +105,24 @@ def _export(
 ) -> ExportResult:
     manifest = {} if report.fallback else _read_manifest(session_dir, identities)
     result = ExportResult(session=report.session, report=report)
-    starts: list[float] = []
+    # One origin for every camera: each MP4's t=0 is this same media time, so the files agree by
+    # themselves (a camera whose first packet came later starts with an empty edit, not at 0).
+    start_s = _common_origin(session_dir, report, identities)
     for camera, verified in report.cameras.items():
         if not verified.pieces:
             result.warnings.append(f"camera {camera}: nothing verified to export")
             continue
         name = f"{camera}.mp4"
-        first_s, seconds = _join_pieces(
-            session_dir, verified.pieces, identities, folder.new_file(name), result.warnings
+        joined = _join_pieces(
+            session_dir, verified.pieces, identities, folder.new_file(name), result.warnings, start_s
         )
-        if first_s is None:
+        if joined is None:
             folder.drop(name)
             result.warnings.append(f"camera {camera}: nothing readable to export")
             continue
-        starts.append(first_s)
         result.videos[camera] = folder.final(name)
-        result.video_seconds[camera] = seconds
-    start_s = min(starts) if starts else 0.0
+        result.video_seconds[camera] = joined.end_s - start_s
+        result.first_frame_s[camera] = joined.first_frame_s
     verdicts = {f.file: f for f in report.files}
     result.markers = _read_jsonl(session_dir, MARKERS, identities, result.warnings, verdicts)
     births = [m["t"] for m in result.markers if m["label"].lower() == "birth"]
@@ -152,11 +156,42 @@ def _export(
         "vitals_rows": result.vitals_rows,
         "trends": result.trends_svg.name if result.trends_svg else None,
         "segments": manifest.get("segments", []),
+        "cameras": _camera_timeline(result, manifest, report, start_s),
         "warnings": result.warnings,
         "integrity": {"whole": report.whole, "manifest": report.manifest, "report": REPORT_JSON},
     }
     folder.new_file(SUMMARY).write_text(json.dumps(summary, indent=1))
+    result.media_start_s = start_s
     return result
+
+
+def _camera_timeline(
+    result: ExportResult, manifest: dict[str, Any], report: SessionReport, start_s: float
+) -> dict[str, dict[str, Any]]:
+    """Per camera, what a player needs to put its MP4 on the session's clock: the media time of
+    its first frame (and where that is in the MP4, which starts at ``media_start_s`` for all),
+    its frame rate, the spans of its segments and the gaps the integrity check found."""
+    profiles = {
+        c.get("name"): c for c in manifest.get("cameras", []) if isinstance(c, dict)
+    }
+    out: dict[str, dict[str, Any]] = {}
+    for camera, video in result.videos.items():
+        profile = profiles.get(camera, {})
+        verified = report.cameras.get(camera)
+        first = result.first_frame_s[camera]
+        out[camera] = {
+            "file": video.name,
+            "first_frame_s": round(first, 6),
+            "first_frame_in_mp4_s": round(first - start_s, 6),
+            "seconds": round(result.video_seconds[camera], 6),
+            "fps": profile.get("fps"),
+            "width": profile.get("width"),
+            "height": profile.get("height"),
+            "audio": bool(profile.get("audio", False)),
+            "spans": [[p.start_s, p.end_s] for p in verified.pieces] if verified else [],
+            "gaps": [list(g) for g in verified.gaps] if verified else [],
+        }
+    return out
 
 
 def _write_trends(
@@ -215,17 +250,59 @@ def _authenticated(path: Path, identities: Sequence[Identity]) -> tuple[bytes, b
     return bytes(out), True, hashlib.sha256(data).hexdigest()
 
 
+@dataclass(frozen=True)
+class _Joined:
+    first_frame_s: float  # media time of the first video frame (its PTS)
+    end_s: float  # media time just after the last packet
+
+
+def _first_packet_s(data: bytes) -> float | None:
+    """Media time of the earliest DTS among a segment's first packets (audio may lead the first
+    keyframe, and a B-frame stream decodes before it presents)."""
+    earliest: float | None = None
+    with av.open(io.BytesIO(data), "r", format="mpegts") as seg:
+        for n, packet in enumerate(seg.demux()):
+            if n > 64:
+                break
+            if packet.dts is not None and packet.stream.type in ("video", "audio"):
+                t = float(packet.dts * packet.time_base)
+                earliest = t if earliest is None else min(earliest, t)
+    return earliest
+
+
+def _common_origin(session_dir: Path, report: SessionReport, identities: Sequence[Identity]) -> float:
+    """The media time every exported MP4 starts at: the earliest packet of any camera's first
+    verified piece, so no stream needs a negative timestamp."""
+    firsts: list[float] = []
+    for verified in report.cameras.values():
+        for piece in verified.pieces:
+            try:
+                data, _complete, digest = _authenticated(session_dir / piece.file, identities)
+                first = _first_packet_s(data) if data and digest == piece.sha256 else None
+            except (OSError, av.FFmpegError):
+                first = None
+            if first is not None:
+                firsts.append(first)
+                break
+    return min(firsts, default=0.0)
+
+
 def _join_pieces(
-    session_dir: Path, pieces: list[Piece], identities: Sequence[Identity], target: Path, warnings: list[str]
-) -> tuple[float | None, float]:
+    session_dir: Path,
+    pieces: list[Piece],
+    identities: Sequence[Identity],
+    target: Path,
+    warnings: list[str],
+    origin_s: float,
+) -> _Joined | None:
     """Copy the packets of every verified piece, in order, into one MP4, each at its own media
-    time: a stretch that did not verify stays a gap. Returns (first media time, seconds)."""
+    time less ``origin_s``: a stretch that did not verify stays a gap. None when nothing was
+    readable."""
     output = av.open(str(target), "w", format="mp4", options={"movflags": "+faststart"})
     out_streams: dict[str, Any] = {}
     last_dts: dict[str, int] = {}
-    first_s: float | None = None
-    offset: dict[str, int] = {}
-    end_s = 0.0
+    first_frame_s: float | None = None
+    end_s: float | None = None
     try:
         for piece in pieces:
             try:
@@ -261,19 +338,22 @@ def _join_pieces(
                     if packet.dts is None or packet.pts is None:  # checked as it arrived
                         continue
                     tb = packet.time_base
-                    start = float(packet.dts * tb)
-                    if first_s is None:
-                        first_s = start
-                    if kind not in offset:
-                        offset[kind] = int(first_s / tb)
-                    # Both streams are shifted by the same media time, so A/V sync is kept, and so
-                    # is every gap between pieces.
-                    packet.dts -= offset[kind]
-                    packet.pts -= offset[kind]
+                    # Every stream of every camera is shifted by the same media time, so A/V sync
+                    # is kept, and so is every gap between pieces and between cameras.
+                    shift = round(origin_s / tb)
+                    packet.dts -= shift
+                    packet.pts -= shift
                     if kind in last_dts and packet.dts <= last_dts[kind]:
-                        continue  # a duplicate across a segment boundary
+                        # A repeat across a segment boundary (a recording that starts in the
+                        # recorder's first second can overlap the next segment by a frame or
+                        # two): the same packet was written already, and DTS must rise.
+                        continue
                     last_dts[kind] = packet.dts
-                    end_s = max(end_s, float((packet.pts + (packet.duration or 0)) * tb))
+                    if kind == "video":  # the first GOP may present in another order than it decodes
+                        pts_s = float(packet.pts * tb) + origin_s
+                        first_frame_s = pts_s if first_frame_s is None else min(first_frame_s, pts_s)
+                    packet_end = float((packet.pts + (packet.duration or 0)) * tb) + origin_s
+                    end_s = packet_end if end_s is None else max(end_s, packet_end)
                     packet.stream = out_streams[kind]
                     output.mux(packet)
             if cut:
@@ -283,7 +363,9 @@ def _join_pieces(
                 )
     finally:
         output.close()
-    return first_s, end_s
+    if end_s is None:
+        return None
+    return _Joined(first_frame_s if first_frame_s is not None else origin_s, end_s)
 
 
 def _read_jsonl(

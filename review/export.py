@@ -14,7 +14,7 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +24,10 @@ import structlog
 
 from review.export_folder import REPORT_JSON, REPORT_TXT, SUMMARY, ExportError, ExportFolder
 from review.report import FileReport, Piece, SessionReport
+from review.targets import DEFAULT_TARGETS, Target
 from review.trends import write_trends_svg
 from review.verify import verify_session
+from review.viewer import VIEWER, page_data, render_page
 from session.layout import MANIFEST, MARKERS, PARTIAL, VITALS
 from store.age_reader import AgeReader
 from store.errors import AgeError, TruncatedError
@@ -67,6 +69,8 @@ class ExportResult:
     # Media time of each camera's first exported frame; every MP4's t=0 is ``media_start_s``.
     first_frame_s: dict[str, float] = field(default_factory=dict)
     media_start_s: float = 0.0
+    viewer: Path | None = None
+    composite: Path | None = None
 
 
 def decrypt(path: Path, identities: Sequence[Identity]) -> tuple[bytes, bool]:
@@ -82,7 +86,15 @@ def decrypt(path: Path, identities: Sequence[Identity]) -> tuple[bytes, bool]:
     return bytes(out), True
 
 
-def export_session(session_dir: Path, identities: Sequence[Identity], out_dir: Path) -> ExportResult:
+def export_session(
+    session_dir: Path,
+    identities: Sequence[Identity],
+    out_dir: Path,
+    *,
+    spo2_targets: Sequence[Target] = DEFAULT_TARGETS,
+    composite: bool = False,
+    progress: Callable[[float], None] | None = None,
+) -> ExportResult:
     """Verify the session, then export what verified into ``out_dir`` (see the module docstring).
 
     Raises ``ExportError`` for a folder that cannot take this export, and
@@ -95,13 +107,17 @@ def export_session(session_dir: Path, identities: Sequence[Identity], out_dir: P
         raise ExportError(f"{out_dir}: inside the session directory; export it somewhere else")
     report = verify_session(session_dir, identities)
     with ExportFolder(out_dir, report.session) as folder:
-        result = _export(session_dir, identities, folder, report)
+        result = _export(session_dir, identities, folder, report, spo2_targets)
         folder.commit()
     return result
 
 
 def _export(
-    session_dir: Path, identities: Sequence[Identity], folder: ExportFolder, report: SessionReport
+    session_dir: Path,
+    identities: Sequence[Identity],
+    folder: ExportFolder,
+    report: SessionReport,
+    spo2_targets: Sequence[Target],
 ) -> ExportResult:
     manifest = {} if report.fallback else _read_manifest(session_dir, identities)
     result = ExportResult(session=report.session, report=report)
@@ -160,9 +176,34 @@ def _export(
         "warnings": result.warnings,
         "integrity": {"whole": report.whole, "manifest": report.manifest, "report": REPORT_JSON},
     }
-    folder.new_file(SUMMARY).write_text(json.dumps(summary, indent=1))
     result.media_start_s = start_s
+    if result.videos:
+        _write_viewer(result, folder, summary, vitals, manifest, spo2_targets)
+    folder.new_file(SUMMARY).write_text(json.dumps(summary, indent=1))
     return result
+
+
+def _write_viewer(
+    result: ExportResult,
+    folder: ExportFolder,
+    summary: dict[str, Any],
+    vitals: list[dict[str, Any]],
+    manifest: dict[str, Any],
+    spo2_targets: Sequence[Target],
+) -> None:
+    report = result.report
+    gaps = {name: cam.gaps for name, cam in report.cameras.items()} if report else {}
+    started = manifest.get("started_s")
+    data = page_data(
+        summary,
+        vitals,
+        spo2_targets,
+        gaps,
+        float(started) if isinstance(started, int | float) else None,
+    )
+    folder.new_file(VIEWER).write_text(render_page(data), encoding="utf-8")
+    result.viewer = folder.final(VIEWER)
+    summary["viewer"] = VIEWER
 
 
 def _camera_timeline(

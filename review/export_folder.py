@@ -21,7 +21,7 @@ from types import TracebackType
 SUMMARY = "session.json"
 REPORT_JSON = "report.json"
 REPORT_TXT = "report.txt"
-_OUTPUTS = {SUMMARY, REPORT_JSON, REPORT_TXT, "vitals.csv", "markers.csv", "trends.svg"}
+_OUTPUTS = {SUMMARY, REPORT_JSON, REPORT_TXT, "vitals.csv", "markers.csv", "trends.svg", "viewer.html"}
 _TEMPORARY = ".export-tmp"  # ".<name>.<random>.export-tmp"
 
 

@@ -22,7 +22,8 @@ from typing import Any
 import av
 import structlog
 
-from review.export_folder import REPORT_JSON, REPORT_TXT, SUMMARY, ExportError, ExportFolder
+from review.composite import strip_data, write_composite
+from review.export_folder import COMPOSITE, REPORT_JSON, REPORT_TXT, SUMMARY, ExportError, ExportFolder
 from review.report import FileReport, Piece, SessionReport
 from review.targets import DEFAULT_TARGETS, Target
 from review.trends import write_trends_svg
@@ -107,7 +108,7 @@ def export_session(
         raise ExportError(f"{out_dir}: inside the session directory; export it somewhere else")
     report = verify_session(session_dir, identities)
     with ExportFolder(out_dir, report.session) as folder:
-        result = _export(session_dir, identities, folder, report, spo2_targets)
+        result = _export(session_dir, identities, folder, report, spo2_targets, composite, progress)
         folder.commit()
     return result
 
@@ -118,6 +119,8 @@ def _export(
     folder: ExportFolder,
     report: SessionReport,
     spo2_targets: Sequence[Target],
+    composite: bool = False,
+    progress: Callable[[float], None] | None = None,
 ) -> ExportResult:
     manifest = {} if report.fallback else _read_manifest(session_dir, identities)
     result = ExportResult(session=report.session, report=report)
@@ -178,7 +181,9 @@ def _export(
     }
     result.media_start_s = start_s
     if result.videos:
-        _write_viewer(result, folder, summary, vitals, manifest, spo2_targets)
+        page = _write_viewer(result, folder, summary, vitals, manifest, spo2_targets)
+        if composite:
+            _write_composite(result, folder, summary, page, progress)
     folder.new_file(SUMMARY).write_text(json.dumps(summary, indent=1))
     return result
 
@@ -190,7 +195,7 @@ def _write_viewer(
     vitals: list[dict[str, Any]],
     manifest: dict[str, Any],
     spo2_targets: Sequence[Target],
-) -> None:
+) -> dict[str, Any]:
     report = result.report
     gaps = {name: cam.gaps for name, cam in report.cameras.items()} if report else {}
     started = manifest.get("started_s")
@@ -204,6 +209,30 @@ def _write_viewer(
     folder.new_file(VIEWER).write_text(render_page(data), encoding="utf-8")
     result.viewer = folder.final(VIEWER)
     summary["viewer"] = VIEWER
+    return data
+
+
+def _write_composite(
+    result: ExportResult,
+    folder: ExportFolder,
+    summary: dict[str, Any],
+    page: dict[str, Any],
+    progress: Callable[[float], None] | None,
+) -> None:
+    cameras: dict[str, dict[str, Any]] = summary["cameras"]
+    with_sound = [name for name, c in cameras.items() if c.get("audio")]
+    fps = max((float(c.get("fps") or 30) for c in cameras.values()), default=30.0)
+    target = folder.new_file(COMPOSITE)
+    write_composite(
+        [folder.being_written(result.videos[name].name) for name in cameras],
+        folder.being_written(result.videos[with_sound[0]].name) if with_sound else None,
+        strip_data(page),
+        target,
+        fps=fps,
+        progress=progress,
+    )
+    result.composite = folder.final(COMPOSITE)
+    summary["composite"] = COMPOSITE
 
 
 def _camera_timeline(

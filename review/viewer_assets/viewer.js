@@ -105,10 +105,16 @@ function setSpeed(index) {
   $("speed").textContent = `${SPEEDS[speedIndex]}×`;
 }
 
+// Frames of the master view since its first, at its nominal rate.
+function frameAt(t) {
+  return Math.floor((t - master.firstFrame) / FRAME_S + 1e-6);
+}
+
 function stepFrames(n) {
   pause();
-  // Land in the middle of the frame, never on its edge, so rounding cannot show its neighbour.
-  const frame = Math.round((now() - master.firstFrame) / FRAME_S) + n;
+  // Counted as the clock line counts them; landing in the middle of a frame, never on its edge,
+  // so rounding cannot show its neighbour.
+  const frame = frameAt(now()) + n;
   seek(master.firstFrame + (frame + 0.5) * FRAME_S);
 }
 
@@ -151,9 +157,35 @@ function show(t) {
   const d = wallClock(t);
   $("t-utc").textContent = utcText(d);
   $("t-local").textContent = localText(d);
-  if (master) $("t-frame").textContent = String(Math.floor((t - master.firstFrame) / FRAME_S + 1e-6));
+  if (master) $("t-frame").textContent = String(frameAt(t));
   $("play").textContent = playing() ? "Pause" : "Play";
   for (const p of plots) p.cursor.style.left = `${p.u.valToPos(t, "x")}px`;
+  for (const r of readouts) r.out.textContent = valueAt(r.series, t);
+}
+
+// The value each series held at time t: its latest sample at or before t ("--" when that sample
+// was invalid, as the monitor showed it).
+function valueAt(series, t) {
+  let lo = 0, hi = series.t.length - 1, found = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (series.t[mid] <= t) { found = mid; lo = mid + 1; } else hi = mid - 1;
+  }
+  const v = found < 0 ? null : series.v[found];
+  return v === null ? "--" : String(Math.round(v * 10) / 10);
+}
+
+// One readout per series in the header, in panel order (HR and SpO2 first).
+const readouts = [];
+for (const panel of DATA.panels) {
+  for (const s of panel.series) {
+    const span = document.createElement("span");
+    span.dataset.series = s.label;
+    const out = document.createElement("output");
+    span.append(`${s.label} `, out, ` ${panel.unit}`);
+    $("values").append(span);
+    readouts.push({ series: s, out });
+  }
 }
 
 // --- the vitals ----------------------------------------------------------------------------------

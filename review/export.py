@@ -153,7 +153,8 @@ def _export(
     if vitals:
         result.vitals_rows = _write_vitals_csv(vitals, folder.new_file("vitals.csv"), start_s, birth_s)
         result.vitals_csv = folder.final("vitals.csv")
-        if _write_trends(vitals, result, folder.new_file("trends.svg"), manifest, start_s, birth_s):
+        trends = folder.new_file("trends.svg")
+        if _write_trends(vitals, result, trends, manifest, start_s, birth_s, spo2_targets):
             result.trends_svg = folder.final("trends.svg")
         else:
             folder.drop("trends.svg")
@@ -271,9 +272,11 @@ def _write_trends(
     manifest: dict[str, Any],
     start_s: float,
     birth_s: float | None,
+    spo2_targets: Sequence[Target],
 ) -> bool:
     end_s = start_s + max(result.video_seconds.values()) if result.video_seconds else None
     table = manifest.get("table")
+    started = manifest.get("started_s")
     try:
         trends = write_trends_svg(
             vitals,
@@ -284,6 +287,8 @@ def _write_trends(
             end_s=end_s,
             table=table if isinstance(table, str) else None,
             session=result.session,
+            started_s=float(started) if isinstance(started, int | float) else None,
+            spo2_targets=spo2_targets,
         )
     except Exception as exc:
         # The plot only redraws what vitals.csv already holds: a record it cannot draw must not

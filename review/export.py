@@ -36,6 +36,11 @@ from store.keys import Identity
 
 log = structlog.get_logger()
 
+# A segment's timestamps are moved onto the media clock by at most this (``_piece_shift``): the
+# muxer's move is a few frames; more would mean the file is not the segment listed (review.verify
+# does not accept it as that segment either).
+MAX_SHIFT_S = 0.5
+
 __all__ = ["ExportError", "ExportResult", "decrypt", "export_session"]
 
 VITALS_COLUMNS = (
@@ -345,6 +350,23 @@ def _first_packet_s(data: bytes) -> float | None:
     return earliest
 
 
+def _piece_shift(data: bytes, piece: Piece) -> float:
+    """Seconds to add to a segment's timestamps to put them on the session's media clock.
+
+    Zero but for a segment whose first frames decode before media time 0 (a recording that starts
+    in the recorder's first second): the MPEG-TS muxer moves that whole file later so no DTS is
+    negative, and its frames would overlap the next segment's by a frame or two. The manifest
+    lists where its first frame really is (its first keyframe's PTS), which undoes the move."""
+    with av.open(io.BytesIO(data), "r", format="mpegts") as seg:
+        for n, packet in enumerate(seg.demux()):
+            if n > 256:
+                break
+            if packet.stream.type == "video" and packet.is_keyframe and packet.pts is not None:
+                shift = piece.start_s - float(packet.pts * packet.time_base)
+                return shift if 0.0005 < abs(shift) < MAX_SHIFT_S else 0.0
+    return 0.0
+
+
 def _common_origin(session_dir: Path, report: SessionReport, identities: Sequence[Identity]) -> float:
     """The media time every exported MP4 starts at: the earliest packet of any camera's first
     verified piece, so no stream needs a negative timestamp."""
@@ -354,6 +376,8 @@ def _common_origin(session_dir: Path, report: SessionReport, identities: Sequenc
             try:
                 data, _complete, digest = _authenticated(session_dir / piece.file, identities)
                 first = _first_packet_s(data) if data and digest == piece.sha256 else None
+                if first is not None:
+                    first += _piece_shift(data, piece)
             except (OSError, av.FFmpegError):
                 first = None
             if first is not None:
@@ -395,6 +419,7 @@ def _join_pieces(
             # over as if whole, and a player would show it as a smeared frame (or a click). So each
             # stream's newest packet is held back until the next one proves it complete.
             held: dict[str, Any] = {}
+            piece_shift = _piece_shift(data, piece)
             with av.open(io.BytesIO(data), "r", format="mpegts") as seg:
                 for stream in seg.streams:
                     kind = stream.type
@@ -415,13 +440,12 @@ def _join_pieces(
                     tb = packet.time_base
                     # Every stream of every camera is shifted by the same media time, so A/V sync
                     # is kept, and so is every gap between pieces and between cameras.
-                    shift = round(origin_s / tb)
+                    shift = round((origin_s - piece_shift) / tb)
                     packet.dts -= shift
                     packet.pts -= shift
                     if kind in last_dts and packet.dts <= last_dts[kind]:
-                        # A repeat across a segment boundary (a recording that starts in the
-                        # recorder's first second can overlap the next segment by a frame or
-                        # two): the same packet was written already, and DTS must rise.
+                        # Reaches back into what was written (segments that overlap by a frame
+                        # the shift above could not place): dropped, as DTS must rise.
                         continue
                     last_dts[kind] = packet.dts
                     if kind == "video":  # the first GOP may present in another order than it decodes

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
+import time
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
-from review.export import export_session
-from session.layout import segment_name
+from config.loading import parse_config
+from recorder.daemon import Daemon, wait_for_frames
+from review.export import decrypt, export_session
+from session.layout import MANIFEST, segment_name
 from store.keys import Identity
 from tests.review.test_export import FPS, SEGMENT_FRAMES, segment_bytes, store
 
@@ -33,6 +37,16 @@ def dts_of(path: Path) -> list[float]:
         capture_output=True, text=True, check=True,
     )
     return [float(x) for x in out.stdout.split()]
+
+
+def decode_errors(path: Path) -> str:
+    """What ffmpeg's decoder says of every frame. The frames keep their own timestamps
+    (``-enc_time_base -1``): a camera's frames are not exactly 1/fps apart, and rounding them to
+    that grid would make the null muxer complain of frames that are fine."""
+    return subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(path), "-enc_time_base", "-1", "-f", "null", "-"],
+        capture_output=True, text=True, check=True,
+    ).stderr
 
 
 def test_cameras_that_start_apart_keep_that_distance_in_their_mp4s(tmp_path: Path) -> None:
@@ -68,8 +82,66 @@ def test_segments_that_overlap_by_two_frames_join_with_rising_timestamps(tmp_pat
     dts = dts_of(result.videos["closeup"])
     assert len(dts) == 2 * SEGMENT_FRAMES  # each frame once
     assert all(a < b for a, b in pairwise(dts)), dts
-    decoded = subprocess.run(
-        ["ffmpeg", "-v", "error", "-i", str(result.videos["closeup"]), "-f", "null", "-"],
-        capture_output=True, text=True, check=True,
+    assert decode_errors(result.videos["closeup"]) == ""
+
+
+@pytest.mark.slow
+def test_a_recording_started_in_the_recorders_first_second_exports_every_frame_once(
+    tmp_path: Path,
+) -> None:
+    """The first segment the encoder makes decodes from before media time 0 (its B-frames), so the
+    MPEG-TS muxer moves that file later and it overlaps the next one by a frame or two. The export
+    puts it back where the manifest says its first frame is: each frame once, DTS rising, and
+    nothing for a decoder to complain of."""
+    identity = Identity.generate()
+    config = parse_config(
+        f"""
+[station]
+control_socket = "{tmp_path / "control.sock"}"
+[[cameras]]
+name = "closeup"
+source = {{ kind = "test_pattern" }}
+width = 320
+height = 240
+fps = 30
+audio = true
+[audio]
+source = {{ kind = "tone", frequency_hz = 1000 }}
+[encoding]
+keyframe_interval_s = 1.0
+[storage]
+directory = "{tmp_path / "recordings"}"
+segment_seconds = 2
+recipients = ["{identity.recipient}"]
+[session]
+preroll_s = 0
+"""
     )
-    assert decoded.stderr == ""
+    daemon = Daemon(config, [identity.recipient])
+    stop = threading.Event()
+    loop = threading.Thread(target=daemon.run, args=(stop,), daemon=True)
+    daemon.start()
+    loop.start()
+    try:
+        daemon.handle_request({"cmd": "start", "by": "command line"})  # at once, in its first second
+        assert wait_for_frames(daemon)
+        time.sleep(3.0)
+        daemon.handle_request({"cmd": "stop", "by": "command line"})
+        last = daemon.status().session.last_session
+        assert last is not None
+        session = Path(last["path"])
+    finally:
+        stop.set()
+        loop.join()
+        daemon.shutdown()
+    manifest = json.loads(decrypt(session / MANIFEST, [identity])[0])
+    assert manifest["segments"][0]["start_s"] < 1.0  # it did start in the first second
+    result = export_session(session, [identity], tmp_path / "out")
+    video = result.videos["closeup"]
+    dts = dts_of(video)
+    assert len(dts) == sum(e["video_frames"] for e in manifest["segments"])
+    assert all(a < b for a, b in pairwise(dts))
+    assert decode_errors(video) == ""
+    first = manifest["segments"][0]["start_s"]
+    assert result.first_frame_s["closeup"] == pytest.approx(first, abs=0.001)
+    assert manifest["cameras"][0]["first_frame_s"] == pytest.approx(first, abs=1e-6)

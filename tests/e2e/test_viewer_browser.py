@@ -322,6 +322,17 @@ def test_both_views_play_and_stay_within_a_frame_of_each_other(page: Any, record
     assert abs(a - b) <= FRAME_S
 
 
+def test_each_view_switches_size_and_only_the_view_with_sound_is_heard(page: Any) -> None:
+    muted = dict(page.evaluate("viewer.views.map(v => [v.name, v.video.muted])"))
+    assert muted == {"closeup": True, "room": False}
+    room = page.locator(".view[data-camera='room']")
+    small = room.bounding_box()["width"]
+    room.locator("button.size").click()
+    assert room.bounding_box()["width"] > 1.5 * small
+    room.locator("button.size").click()
+    assert room.bounding_box()["width"] == pytest.approx(small, abs=2)
+
+
 def test_a_click_on_the_plot_seeks_both_views_and_the_cursor_follows(page: Any) -> None:
     for fraction in (0.7, 0.25, 0.55):
         box = page.locator(".panel .u-over").first.bounding_box()

@@ -14,8 +14,10 @@ the same MP4 at t.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -230,6 +232,24 @@ def test_the_counter_reader_reads_what_the_test_pattern_draws() -> None:
         source = TestPatternSource(width, height, FPS)
         for n in (0, 7, 1234567, 9876543):
             assert read_counter(source.render(n)) == n
+
+
+def test_both_mp4s_start_at_the_same_media_time(recorded: Recorded) -> None:
+    """ffprobe, an independent reader, finds each camera's first frame in its MP4 where its media
+    time less the common start puts it: the files agree by themselves, no player offset needed."""
+    summary = json.loads((recorded.out / "session.json").read_text())
+    origins = []
+    for camera, info in summary["cameras"].items():
+        probe = subprocess.run(
+            ["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries", "stream=start_time",
+             "-of", "csv=p=0", str(recorded.out / info["file"])],
+            capture_output=True, text=True, check=True,
+        )
+        start = float(probe.stdout)
+        assert start == pytest.approx(info["first_frame_in_mp4_s"], abs=0.002), camera
+        origins.append(info["first_frame_s"] - start)  # the media time of this MP4's t=0
+    assert max(origins) - min(origins) < FRAME_S
+    assert min(origins) == pytest.approx(summary["media_start_s"], abs=0.002)
 
 
 # --- the page ------------------------------------------------------------------------------------

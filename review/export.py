@@ -6,6 +6,11 @@ damaged or foreign stretch stays a gap in the MP4's timestamps, never a splice o
 into it, and a bad file never ends the export. Segments are joined without re-encoding: their
 packets are copied into one MP4 per camera. The report goes beside the media (``report.json``,
 ``report.txt``), and the output is built privately and all or nothing (``review.export_folder``).
+
+Every camera's MP4 starts at one media time, the earliest packet of any camera
+(``media_start_s`` in session.json), so the files agree with each other by themselves; the
+review page (``review.viewer``) and, when asked for, the composite (``review.composite``) play
+them on that clock.
 """
 
 from __future__ import annotations

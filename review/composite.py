@@ -104,8 +104,13 @@ class _Strip:
             x = self.x(t)
             cv2.line(img, (x, self.y0), (x, self.y1), colour, 1)
             cv2.putText(img, label[:24], (x + 3, self.y0 + 12), FONT, 0.4, colour, 1, cv2.LINE_AA)
-        cv2.putText(img, "HR", (6, 30), FONT, 0.5, HR_BGR, 1, cv2.LINE_AA)
-        cv2.putText(img, "SpO2", (6, 54), FONT, 0.5, SPO2_BGR, 1, cv2.LINE_AA)
+        # Two traces share the plot, each on its own fixed scale, said beside its name.
+        cv2.putText(img, "HR", (6, 26), FONT, 0.5, HR_BGR, 1, cv2.LINE_AA)
+        cv2.putText(img, f"{HR_RANGE[0]:.0f}-{HR_RANGE[1]:.0f}", (6, 40), FONT, 0.33, HR_BGR, 1, cv2.LINE_AA)
+        cv2.putText(img, "SpO2", (6, 64), FONT, 0.5, SPO2_BGR, 1, cv2.LINE_AA)
+        cv2.putText(
+            img, f"{SPO2_RANGE[0]:.0f}-{SPO2_RANGE[1]:.0f}%", (6, 78), FONT, 0.33, SPO2_BGR, 1, cv2.LINE_AA
+        )
         self.background = img
 
     def x(self, t: float) -> int:

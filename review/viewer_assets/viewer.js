@@ -19,7 +19,8 @@ const clamp = (t, lo, hi) => Math.min(hi, Math.max(lo, t));
 
 function mmss(seconds, digits = 2) {
   const sign = seconds < 0 ? "−" : "";
-  const s = Math.abs(seconds);
+  // Rounded first, so 59.996 s reads 1:00.00, never 0:60.00.
+  const s = Number(Math.abs(seconds).toFixed(digits));
   const m = Math.floor(s / 60);
   const rest = (s - m * 60).toFixed(digits).padStart(digits ? digits + 3 : 2, "0");
   return `${sign}${m}:${rest}`;
@@ -305,7 +306,9 @@ for (const m of DATA.markers) {
   const b = document.createElement("button");
   b.type = "button";
   b.dataset.t = String(m.t);
-  b.textContent = `${mmss(m.t, 1)}  ${m.label}`;
+  // Teams talk of "3:12 after birth": each marker says that too, once a birth was marked.
+  const sinceBirth = DATA.birth === null ? "" : ` (T${m.t >= DATA.birth ? "+" : ""}${mmss(m.t - DATA.birth, 0)})`;
+  b.textContent = `${mmss(m.t, 1)}  ${m.label}${sinceBirth}`;
   b.addEventListener("click", () => { pause(); seek(m.t); });
   li.append(b);
   $("markers").append(li);

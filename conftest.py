@@ -23,7 +23,7 @@ import pytest
 
 REQUIRE = "NEOFLIX_REQUIRE_JUDGES"
 # A skip reason naming one of these is a skip for want of a judge.
-_JUDGE = re.compile(r"(?<![\w-])(age|age-keygen|ffmpeg|ffprobe)(?![\w-])")
+_JUDGE = re.compile(r"(?<![\w-])(age|age-keygen|ffmpeg|ffprobe|chromium)(?![\w-])")
 
 
 def required() -> bool:

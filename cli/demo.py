@@ -194,6 +194,8 @@ def run_demo(out: Path, *, seconds: float = 30.0, verbose: bool = False) -> int:
         print(f"  export         {result.trends_svg}")
     if result.markers_csv:
         print(f"  export         {result.markers_csv} ({len(result.markers)} markers)")
+    if result.viewer:
+        print(f"  review page    {result.viewer} (open it in a browser)")
     for warning in result.warnings:
         print(f"  warning        {warning}")
     return 0 if result.videos and encrypted == len(files) else 1

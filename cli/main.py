@@ -8,6 +8,7 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -186,6 +187,21 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="record the export in this audit log (default: the recorder's own, when the session "
         "is exported where it was recorded)",
+    )
+    export.add_argument(
+        "--composite",
+        action="store_true",
+        help="also write composite.mp4: the cameras side by side over a vitals strip, re-encoded "
+        "(takes about as long as the recording, or longer, on a small PC)",
+    )
+    export.add_argument(
+        "--spo2-targets",
+        type=_spo2_targets,
+        default=None,
+        metavar="MIN:LOW-HIGH,...",
+        help="the SpO2 target band on the plots, minutes after birth (after the recording's start "
+        "when no birth was marked); default: the resuscitation guidelines' "
+        "1:60-65,2:65-70,3:70-75,4:75-80,5:80-85,10:85-95",
     )
     export.set_defaults(handler=_cmd_export)
 
@@ -656,6 +672,29 @@ def _review_identities(path: Path) -> list[Any] | None:
         return None
 
 
+def _spo2_targets(text: str) -> Any:
+    from review.targets import TargetSpecError, parse_targets
+
+    try:
+        return parse_targets(text)
+    except TargetSpecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _progress_bar(label: str) -> Callable[[float], None] | None:
+    """A one-line progress bar on stderr, only where a person watches it (a terminal)."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(fraction: float) -> None:
+        filled = round(30 * fraction)
+        end = "\n" if fraction >= 1.0 else ""
+        bar = "#" * filled + "." * (30 - filled)
+        print(f"\r{label} [{bar}] {fraction:4.0%}", end=end, file=sys.stderr, flush=True)
+
+    return show
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     """Exit 0 when the session is whole, 1 when what verified was exported but it is not whole,
     2 when nothing was exported (identity, folder)."""
@@ -678,7 +717,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
             print(f"{audit_path}: cannot record the export in the audit log: {exc}", file=sys.stderr)
             return 2
     try:
-        result = export_session(args.session_dir, identities, args.out)
+        options: dict[str, Any] = {"composite": args.composite}
+        if args.spo2_targets is not None:
+            options["spo2_targets"] = args.spo2_targets
+        if args.composite:
+            options["progress"] = _progress_bar("composite.mp4")
+        result = export_session(args.session_dir, identities, args.out, **options)
         if audit is not None:
             audit.append(
                 "session_exported",
@@ -700,6 +744,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
         print(f"{camera}: {path} ({result.video_seconds[camera]:.1f} s)")
     if result.vitals_csv:
         print(f"vitals: {result.vitals_csv} ({result.vitals_rows} samples)")
+    if result.viewer:
+        print(f"viewer: {result.viewer} (open it in a browser; the MP4s stay beside it)")
+    if result.composite:
+        print(f"composite: {result.composite}")
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     report = result.report

@@ -21,7 +21,8 @@ from types import TracebackType
 SUMMARY = "session.json"
 REPORT_JSON = "report.json"
 REPORT_TXT = "report.txt"
-_OUTPUTS = {SUMMARY, REPORT_JSON, REPORT_TXT, "vitals.csv", "markers.csv", "trends.svg"}
+COMPOSITE = "composite.mp4"  # only with export --composite; an *.mp4 like the cameras'
+_OUTPUTS = {SUMMARY, REPORT_JSON, REPORT_TXT, "vitals.csv", "markers.csv", "trends.svg", "viewer.html"}
 _TEMPORARY = ".export-tmp"  # ".<name>.<random>.export-tmp"
 
 
@@ -70,6 +71,10 @@ class ExportFolder:
         temporary = self._pending.pop(name, None)
         if temporary is not None:
             temporary.unlink(missing_ok=True)
+
+    def being_written(self, name: str) -> Path:
+        """Where an output is until ``commit()`` (to read back one written earlier in the export)."""
+        return self._pending[name]
 
     def final(self, name: str) -> Path:
         return self.path / name

@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
+from review.pressure import AIRWAY_PRESSURES, CMH2O, in_cmh2o
+from review.targets import DEFAULT_TARGETS, Target, band_polygon
+
 MAX_PANELS = 8
 MAX_POINTS = 2000  # per series, after decimation
 GAP_S = 5.0  # no valid value for longer than this (or GAP_FACTOR median intervals) breaks the line
@@ -42,6 +45,7 @@ NOTE_H = 18.0
 LABEL_CHARS = 40  # longer marker labels are shortened on the plot; the tooltip holds all of it
 
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
+BAND_COLOUR = "#2ca02c"
 MARKER_COLOUR = "#555555"
 BIRTH_COLOUR = "#b2182b"
 
@@ -145,12 +149,17 @@ def write_trends_svg(
     table: str | None = None,
     session: str | None = None,
     start_utc: datetime | None = None,
+    started_s: float | None = None,
+    spo2_targets: Sequence[Target] = DEFAULT_TARGETS,
 ) -> TrendSummary | None:
     """Draw the valid vital-sign values of a session into an SVG at ``target``.
 
     Times are media seconds on the session clock; ``start_s`` (the first video frame) is zero on
     the time axis, ``end_s`` (the last, where known) makes the axis cover the whole recording.
     ``start_utc`` is the UTC of ``start_s`` for the title, derived from the records when not given.
+    ``started_s`` is when the recording was started (the pre-roll runs from ``start_s`` to it).
+    The SpO2 panel carries the target band, its minutes counted from birth (from ``started_s``
+    when no birth was marked). Each monitor has one colour in every panel.
     Writes nothing and returns None when there is not one valid value.
     """
     records = list(records)
@@ -165,6 +174,10 @@ def write_trends_svg(
     x = Axis(x_lo, x_hi, PLOT_LEFT, PLOT_RIGHT)
 
     groups, omitted = _panels(series)
+    monitors = sorted({s.monitor for s in series})
+    colours = {m: COLOURS[i % len(COLOURS)] for i, m in enumerate(monitors)}
+    band_origin = birth_s if birth_s is not None else started_s if started_s is not None else start_s
+    band = band_polygon(list(spo2_targets), band_origin - start_s, x_hi)
     marker_rows = _marker_rows(marks, start_s, x)
     rows_used = max((row for _m, row, _a in marker_rows), default=-1) + 1
     top = TITLE_H + rows_used * MARKER_ROW_H + (6.0 if rows_used else 0.0)
@@ -174,7 +187,9 @@ def write_trends_svg(
     for index, (spec, unit, members) in enumerate(groups):
         y_top = top + PANEL_HEADER_H
         y = _y_axis(spec, members, y_top + spec.height, y_top)
-        info, svg = _draw_panel(index, spec, unit, members, x, y)
+        info, svg = _draw_panel(
+            index, spec, unit, members, x, y, colours, band if spec.title == "SpO2" else []
+        )
         panels.append(info)
         body += svg
         top = y_top + spec.height + PANEL_GAP
@@ -191,7 +206,14 @@ def write_trends_svg(
             PLOT_LEFT,
             note_y,
             f"Only valid values are drawn; a line breaks where none came for more than {GAP_S:.0f} s "
-            f"(or {GAP_FACTOR:.0f} usual intervals). All values, with UTC: vitals.csv.",
+            f"(or {GAP_FACTOR:.0f} usual intervals). All values, with UTC: vitals.csv. "
+            + (
+                f"Green: the SpO2 target band, minutes after "
+                f"{'birth' if birth_s is not None else 'the start of the recording'}. "
+                if band
+                else ""
+            )
+            + ("Airway pressures in cmH2O (1 mbar = 1.01972 cmH2O)." if _has_pressure(series) else ""),
             size=10,
             fill="#555",
         )
@@ -209,7 +231,7 @@ def write_trends_svg(
 
     if start_utc is None:
         start_utc = _utc_at_start(records, start_s)
-    title = _title(table, session, start_utc)
+    title = _title(table, session, start_utc, None if started_s is None else started_s - start_s)
     head = [
         '<?xml version="1.0" encoding="UTF-8"?>',
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH:.0f}" height="{height:.0f}" '
@@ -241,12 +263,11 @@ def _collect(records: Sequence[Mapping[str, Any]], start_s: float) -> list[_Seri
         t: Any = rec.get("t")
         if rec.get("valid") is not True or not _finite(value) or not _finite(t):
             continue
-        key = (
-            str(rec.get("parameter", "")),
-            str(rec.get("monitor", "")),
-            str(rec.get("source") or ""),
-            str(rec.get("unit") or ""),
-        )
+        parameter, unit = str(rec.get("parameter", "")), str(rec.get("unit") or "")
+        if parameter in AIRWAY_PRESSURES and (converted := in_cmh2o(float(value), unit)) is not None:
+            # One airway-pressure panel whatever each monitor's unit: all in cmH2O.
+            value, unit = converted, CMH2O
+        key = (parameter, str(rec.get("monitor", "")), str(rec.get("source") or ""), unit)
         series = found.get(key)
         if series is None:
             series = found[key] = _Series(*key, t=[], v=[])
@@ -461,8 +482,30 @@ def _series_label(s: _Series, members: list[_Series]) -> str:
     return label
 
 
+def _has_pressure(series: list[_Series]) -> bool:
+    return any(s.parameter in AIRWAY_PRESSURES for s in series)
+
+
+def _draw_band(band: list[tuple[float, float, float]], x: Axis, y: Axis, clip: str) -> str:
+    """The target band as one filled shape under the series."""
+    upper = [(x.to_px(t), y.to_px(hi)) for t, _lo, hi in band]
+    lower = [(x.to_px(t), y.to_px(lo)) for t, lo, _hi in reversed(band)]
+    points = " ".join(f"{px:.1f},{py:.1f}" for px, py in upper + lower)
+    return (
+        f'<polygon class="target-band" clip-path="url(#{clip})" points="{points}" '
+        f'fill="{BAND_COLOUR}" fill-opacity="0.15" stroke="none"/>'
+    )
+
+
 def _draw_panel(
-    index: int, spec: _PanelSpec, unit: str, members: list[_Series], x: Axis, y: Axis
+    index: int,
+    spec: _PanelSpec,
+    unit: str,
+    members: list[_Series],
+    x: Axis,
+    y: Axis,
+    colours: Mapping[str, str],
+    band: list[tuple[float, float, float]],
 ) -> tuple[PanelInfo, list[str]]:
     top, bottom = y.px_hi, y.px_lo
     title = f"{spec.title} ({unit})" if unit else spec.title
@@ -484,11 +527,15 @@ def _draw_panel(
         )
         out.append(_text(PLOT_LEFT - 6, py + 4, _number(tick, step), size=10, anchor="end", fill="#444"))
 
+    if band:
+        out.append(_draw_band(band, x, y, clip))
     infos: list[SeriesInfo] = []
     legend: list[tuple[str, str, str]] = []
-    for n, s in enumerate(members):
-        colour = COLOURS[n % len(COLOURS)]
-        dash = "" if n < len(COLOURS) else ' stroke-dasharray="4 2"'
+    for s in members:
+        # The monitor's colour in every panel; a second series of one monitor here is dashed.
+        colour = colours.get(s.monitor, COLOURS[0])
+        same_monitor = [m for m in members if m.monitor == s.monitor]
+        dash = "" if same_monitor.index(s) == 0 else ' stroke-dasharray="5 3"'
         label = _series_label(s, members)
         key = f"{s.parameter}|{s.monitor}|{s.source}|{s.unit}"
         kept = _decimate(s.t, s.v, _runs(s.t), x)
@@ -657,7 +704,11 @@ def _utc_at_start(records: Sequence[Mapping[str, Any]], start_s: float) -> datet
     return None
 
 
-def _title(table: str | None, session: str | None, start_utc: datetime | None) -> str:
+def _title(
+    table: str | None, session: str | None, start_utc: datetime | None, started: float | None
+) -> str:
+    """Names the table and session, and says what 0:00 is: where the pre-roll starts (the
+    recording itself was started later, by a trigger or a person)."""
     parts = ["Vital-sign trends"]
     if table:
         parts.append(table)
@@ -666,5 +717,9 @@ def _title(table: str | None, session: str | None, start_utc: datetime | None) -
     if start_utc is not None:
         if start_utc.tzinfo is not None:
             start_utc = start_utc.astimezone(UTC)
-        parts.append(f"recording started {start_utc:%Y-%m-%d %H:%M:%S} UTC")
+        if started is not None and started > 0.5:
+            parts.append(f"0:00 = start of the pre-roll, {start_utc:%Y-%m-%d %H:%M:%S} UTC")
+            parts.append(f"recording started at {_mmss(started)}")
+        else:
+            parts.append(f"recording started {start_utc:%Y-%m-%d %H:%M:%S} UTC")
     return " · ".join(parts)

@@ -331,6 +331,11 @@ class SessionDirectory:
                 "bytes": size,
                 "sha256": digest,
             }
+            for profile in self._manifest.cameras:
+                # The media time of the camera's first frame: where its view starts on the
+                # session's clock (the review side aligns the cameras by it).
+                if profile.get("name") == camera and "first_frame_s" not in profile:
+                    profile["first_frame_s"] = round(segment.start_s, 6)
             entry["chain"] = chain_value(entry, self._manifest.chain)
             self._manifest.chain = entry["chain"]
             self._manifest.segments.append(entry)

@@ -170,7 +170,11 @@ class Manifest:
 
     Each entry of ``segments``: camera, index, file, start_s, end_s, utc_start,
     utc_anchor {media_s, utc}, video_frames, audio_packets, complete, bytes, sha256 (of the
-    ciphertext), chain (``chain_value`` of the entry and the one before).
+    ciphertext), chain (``chain_value`` of the entry and the one before). A segment's start_s is
+    the PTS of its first video frame (a keyframe), its end_s the end (PTS + duration) of its last
+    packet. Each entry of ``cameras`` (name, width, height, fps, overlay, audio) gains
+    ``first_frame_s``, the media time of the camera's first recorded frame, once its first
+    segment closes.
     """
 
     session: str

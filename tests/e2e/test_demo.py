@@ -23,7 +23,8 @@ def test_demo_records_and_exports(tmp_path: Path) -> None:
     assert "recording started by itself" in result.stdout
     assert (out / "identity.txt").read_text().count("AGE-SECRET-KEY-1") == 1
     export = out / "export"
-    for name in ("closeup.mp4", "room.mp4", "vitals.csv", "trends.svg", "markers.csv", "session.json"):
+    names = ("closeup.mp4", "room.mp4", "vitals.csv", "trends.svg", "markers.csv", "session.json")
+    for name in (*names, "viewer.html"):
         assert (export / name).stat().st_size > 0, name
     assert "birth" in (export / "markers.csv").read_text()
     trends = ET.parse(export / "trends.svg").getroot()

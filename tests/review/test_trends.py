@@ -344,3 +344,58 @@ def test_two_hours_of_a_dozen_parameters_stays_small_and_keeps_short_events(tmp_
     ys = y_scale(panel(root, "Heart rate (u)"))
     highest = min(py for line in lines(groups["HR|intellivue||u"]) for _px, py in line)
     assert invert(highest, ys) == pytest.approx(210.0, abs=1.0)
+
+
+def test_airway_pressures_in_mbar_and_cmh2o_share_one_panel_in_cmh2o(tmp_path: Path) -> None:
+    records = []
+    for i in range(30):
+        records.append(rec(i, "PIP", 20.0, unit="cmH2O", monitor="neopuff"))
+        records.append(rec(i, "PIP", 20.0, unit="mbar", monitor="ventilator"))
+    summary, root = draw(tmp_path, records)
+    assert [p.title for p in summary.panels] == ["Airway pressure (cmH2O)"]
+    (pressure,) = summary.panels
+    drawn = series(root)
+    (cmh2o,) = lines(drawn["PIP|neopuff||cmH2O"])
+    (mbar,) = lines(drawn["PIP|ventilator||cmH2O"])
+    # 20 mbar is 20.39 cmH2O: drawn higher than 20 cmH2O by exactly that.
+    assert pressure.y.from_px(cmh2o[0][1]) == pytest.approx(20.0, abs=0.05)
+    assert pressure.y.from_px(mbar[0][1]) == pytest.approx(20.394, abs=0.05)
+
+
+def test_each_monitor_has_one_colour_in_every_panel(tmp_path: Path) -> None:
+    records = []
+    for i in range(30):
+        records.append(rec(i, "HR", 120.0, monitor="oximeter"))
+        records.append(rec(i, "SpO2", 80.0, unit="%", monitor="oximeter"))
+        records.append(rec(i, "HR", 125.0, monitor="ecg"))
+        records.append(rec(i, "FiO2", 30.0, unit="%", monitor="ventilator"))
+        records.append(rec(i, "SpO2", 82.0, unit="%", monitor="ventilator"))
+    _summary, root = draw(tmp_path, records)
+    by_monitor: dict[str, set[str]] = {}
+    for key, group in series(root).items():
+        by_monitor.setdefault(key.split("|")[1], set()).add(group.get("stroke", ""))
+    assert all(len(colours) == 1 for colours in by_monitor.values()), by_monitor
+    assert len({next(iter(c)) for c in by_monitor.values()}) == 3
+
+
+def test_the_spo2_panel_carries_the_target_band_from_birth(tmp_path: Path) -> None:
+    records = [rec(i, "SpO2", 70.0, unit="%") for i in range(0, 900, 5)]
+    summary, root = draw(tmp_path, records, [mark(60, "birth")], birth_s=60.0)
+    (band,) = [p for p in panel(root, "SpO2 (%)").iter(f"{NS}polygon") if p.get("class") == "target-band"]
+    corners = [tuple(map(float, p.split(","))) for p in (band.get("points") or "").split()]
+    spo2 = summary.panels[0]
+    # The band starts one minute after birth at 60-65 % and reaches 85-95 % at ten minutes.
+    first_x, first_y = corners[0]
+    assert summary.x.from_px(first_x) == pytest.approx(120.0, abs=1)
+    assert spo2.y.from_px(first_y) == pytest.approx(65.0, abs=0.5)
+    at_ten = [(cx, cy) for cx, cy in corners if abs(summary.x.from_px(cx) - 660.0) < 1]
+    assert sorted(round(spo2.y.from_px(cy)) for _cx, cy in at_ten) == [85, 95]
+
+
+def test_the_title_says_where_the_pre_roll_starts(tmp_path: Path) -> None:
+    records = [rec(50 + i, "HR", 120.0) for i in range(10)]
+    _summary, root = draw(tmp_path, records, start_s=20.0, started_s=26.0)
+    title = root.find(f"{NS}title")
+    assert title is not None and title.text is not None
+    assert "0:00 = start of the pre-roll, 2024-05-01 10:00:20 UTC" in title.text
+    assert "recording started at 00:06" in title.text

@@ -342,6 +342,40 @@ def test_both_views_play_and_stay_within_a_frame_of_each_other(page: Any, record
     assert abs(a - b) <= FRAME_S
 
 
+def test_a_view_that_falls_out_of_step_is_brought_back_while_playing(page: Any) -> None:
+    """The drift correction itself: a follower put a few frames off (as a slow decoder leaves it)
+    is nudged back, and one put far off jumps back, both while the views keep playing."""
+    page.evaluate("viewer.seek(1.0)")
+    settle(page)
+    press(page, " ")
+    page.wait_for_function("viewer.views.every(v => !v.video.paused) && viewer.now() > 1.3")
+
+    def follower_off() -> float:
+        return float(
+            page.evaluate(
+                "(() => { const f = viewer.views.find(v => v !== viewer.master);"
+                " return f.video.currentTime - viewer.now(); })()"
+            )
+        )
+
+    for push_s, within_ms in ((4 * FRAME_S, 4000), (1.5, 2000)):
+        page.evaluate(
+            "(s) => { const f = viewer.views.find(v => v !== viewer.master);"
+            " f.video.currentTime = viewer.now() + s; }",
+            push_s,
+        )
+        page.wait_for_timeout(50)
+        page.wait_for_function(
+            f"""(() => {{ const f = viewer.views.find(v => v !== viewer.master);
+                const off = f.video.currentTime - viewer.now();
+                return !f.video.seeking && Math.abs(off) <= {FRAME_S}; }})()""",
+            timeout=within_ms,
+        )
+        assert abs(follower_off()) <= FRAME_S
+        assert page.evaluate("!viewer.master.video.paused"), "the correction stopped the playback"
+    press(page, " ")
+
+
 def test_each_view_switches_size_and_only_the_view_with_sound_is_heard(page: Any) -> None:
     muted = dict(page.evaluate("viewer.views.map(v => [v.name, v.video.muted])"))
     assert muted == {"closeup": True, "room": False}

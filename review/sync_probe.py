@@ -358,8 +358,7 @@ def measure_session(
         raise ValueError(f"{session}: no segments listed in the manifest")
     ref = reference or sorted(by_camera)[0]
     cams = {
-        name: _read_camera(files, identities, with_audio=name == ref)
-        for name, files in by_camera.items()
+        name: _read_camera(files, identities, with_audio=name == ref) for name, files in by_camera.items()
     }
     flashes = {name: find_flashes(c.times, c.luma) for name, c in cams.items()}
     ref_cam = cams[ref]

@@ -38,7 +38,7 @@ def probe_config(work: Path, identity: Identity, port: str, every_s: float) -> s
     return f"""
 [station]
 table = "Bench"
-control_socket = "{work / 'control.sock'}"
+control_socket = "{work / "control.sock"}"
 [[cameras]]
 name = "{REFERENCE}"
 source = {{ kind = "test_pattern", probe_every_s = {every_s} }}
@@ -61,7 +61,7 @@ name = "oximeter"
 protocol = "masimo"
 port = "{port}"
 [storage]
-directory = "{work / 'recordings'}"
+directory = "{work / "recordings"}"
 segment_seconds = 10
 recipients = ["{identity.recipient}"]
 [session]
@@ -109,7 +109,9 @@ def record(seconds: float, every_s: float, work: Path) -> tuple[Path, Identity]:
         status = json.loads(
             subprocess.run(
                 [*cli, "status", "--json", "--socket", str(sock)],
-                check=True, capture_output=True, text=True,
+                check=True,
+                capture_output=True,
+                text=True,
             ).stdout
         )
     finally:

@@ -43,7 +43,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncReport]:
     config = parse_config(
         f"""
 [station]
-control_socket = "{tmp / 'control.sock'}"
+control_socket = "{tmp / "control.sock"}"
 [[cameras]]
 name = "closeup"
 source = {{ kind = "test_pattern", probe_every_s = 1.0 }}
@@ -64,7 +64,7 @@ name = "oximeter"
 protocol = "masimo"
 port = "{pty.slave_path}"
 [storage]
-directory = "{tmp / 'recordings'}"
+directory = "{tmp / "recordings"}"
 recipients = ["{identity.recipient}"]
 [session]
 preroll_s = 0

@@ -45,6 +45,7 @@ __all__ = [
     "find_beeps",
     "find_flashes",
     "first_change",
+    "frame_times",
     "hr_signature",
     "match",
     "measure_session",
@@ -402,3 +403,12 @@ def measure_session(
         },
         frame_times={name: c.times for name, c in cams.items()},
     )
+
+
+def frame_times(session: Path, identities: Sequence[Identity]) -> dict[str, list[float]]:
+    """Each camera's frame times in media seconds, in order: for the jitter of frame intervals."""
+    manifest = json.loads(decrypt_file(session / MANIFEST, identities))
+    return {
+        name: _read_camera(files, identities, with_audio=False).times
+        for name, files in _segments(session, manifest).items()
+    }

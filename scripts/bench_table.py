@@ -8,7 +8,10 @@ Cases of their own here (each runnable alone through ``scripts/bench <case>``):
   recording of ``--seconds``; growth from the first sample after a minute of warm-up (or after
   the first fifth of a shorter run) to the last;
 - ``startup``: seconds from starting the daemon process to its READY=1 on the notify socket
-  (systemd's ``Type=notify``), which it sends once storage is usable and a source delivers.
+  (systemd's ``Type=notify``), which it sends once storage is usable and a source delivers;
+- ``jitter``: the intervals between frames in a recording of a video file (an MJPEG clip, as a
+  USB camera delivers) and of the test pattern, probe off: what the pipeline adds to the
+  sources' own frame times.
 
 ``table`` (``scripts/bench all``) runs every case (record at 720p30 and 1080p30 against the
 ffmpeg CLI, sync, overlay, memory, startup), writes ``benchmarks.json`` and ``BENCHMARKS.md``
@@ -40,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from capture.overlay import OverlayRenderer, OverlayState, ShownValue  # noqa: E402
+from review.sync_probe import frame_times  # noqa: E402
 from store.keys import Identity  # noqa: E402
 from vitals.pty import open_pty_pair  # noqa: E402
 from vitals.simulators.masimo import MasimoSimulator  # noqa: E402
@@ -102,7 +106,9 @@ def bench_overlay(frames: int = 600) -> dict[str, Any]:
 # --- a recording daemon ---------------------------------------------------------------------------------
 
 
-def _config(work: Path, identity: Identity, port: str, width: int, height: int) -> Path:
+def _config(
+    work: Path, identity: Identity, port: str, width: int, height: int, extra_camera: str = ""
+) -> Path:
     path = work / "bench.toml"
     path.write_text(
         f"""
@@ -117,6 +123,7 @@ height = {height}
 fps = 30
 overlay = true
 audio = true
+{extra_camera}
 [audio]
 source = {{ kind = "tone" }}
 [[monitors]]
@@ -221,6 +228,68 @@ def bench_startup(runs: int = 3) -> dict[str, Any]:
         "runs": runs,
         "seconds_to_ready_median": round(float(np.median(times)), 2),
         "seconds_to_ready_max": round(max(times), 2),
+    }
+
+
+def _intervals(times: list[float]) -> dict[str, float]:
+    d = np.diff(np.asarray(times)) * 1000
+    return {
+        "frames": len(times),
+        "mean_interval_ms": round(float(d.mean()), 3),
+        "sd_ms": round(float(d.std()), 3),
+        "min_ms": round(float(d.min()), 3),
+        "max_ms": round(float(d.max()), 3),
+    }
+
+
+def bench_jitter(seconds: float) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="neoflix-jitter-"))
+    clip = work / "clip.avi"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
+         "-t", "10", "-c:v", "mjpeg", "-q:v", "3", "-pix_fmt", "yuvj420p", str(clip)],
+        check=True,
+    )
+    identity = Identity.generate()
+    pty = open_pty_pair()
+    simulator = MasimoSimulator(pty.master_fd, time_scale=4.0)
+    file_camera = f"""[[cameras]]
+name = "file"
+source = {{ kind = "file", path = "{clip}", loop = true }}
+width = 1280
+height = 720
+fps = 30
+overlay = true"""
+    config = _config(work, identity, pty.slave_path, 1280, 720, file_camera)
+    sock = work / "control.sock"
+    simulator.start()
+    daemon = subprocess.Popen([*CLI, "run", "--config", str(config)])
+    try:
+        deadline = time.monotonic() + 30
+        while not sock.exists():
+            if time.monotonic() > deadline:
+                raise RuntimeError("daemon did not start")
+            time.sleep(0.1)
+        subprocess.run([*CLI, "start", "--socket", str(sock)], check=True, capture_output=True)
+        time.sleep(seconds)
+        subprocess.run([*CLI, "stop", "--socket", str(sock)], check=True, capture_output=True)
+        status = json.loads(
+            subprocess.run([*CLI, "status", "--json", "--socket", str(sock)],
+                           check=True, capture_output=True, text=True).stdout
+        )
+        session = Path(status["last_session"]["path"])
+        times = frame_times(session, [identity])
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=60)
+        simulator.stop()
+        pty.close()
+        shutil.rmtree(work, ignore_errors=True)
+    return {
+        "seconds": round(seconds),
+        "note": "two 720p30 cameras recorded together: a file camera and the test pattern",
+        "file": _intervals(times["file"]),
+        "test_pattern": _intervals(times["closeup"]),
     }
 
 
@@ -408,6 +477,17 @@ def write_markdown(data: dict[str, Any], path: Path) -> None:
             None,
             "scripts/bench startup",
         ))
+    jit = data.get("jitter")
+    if jit:
+        for label, key in (("video file (MJPEG clip)", "file"), ("test pattern", "test_pattern")):
+            j = jit[key]
+            rows.append((
+                f"Frame interval jitter in a {jit['seconds']} s recording, {label}: sd / min / max",
+                f"{j['sd_ms']} / {j['min_ms']} / {j['max_ms']} ms ({j['frames']} frames)",
+                "(no goal)",
+                None,
+                f"scripts/bench jitter --seconds {jit['seconds']}",
+            ))
     for what, measured, goal, ok, cmd in rows:
         lines.append(f"| {what} | {measured} | {goal} | {_goal(ok)} | `{cmd}` |")
     lines += ["", "## Notes", ""]
@@ -438,6 +518,7 @@ def table(args: argparse.Namespace) -> int:
         data["overlay"] = bench_overlay()
         data["memory"] = bench_memory(args.memory_seconds)
         data["startup"] = bench_startup()
+        data["jitter"] = bench_jitter(60)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     (ROOT / "benchmarks.json").write_text(json.dumps(data, indent=1) + "\n")
@@ -448,7 +529,9 @@ def table(args: argparse.Namespace) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("case", choices=["overlay", "memory", "startup", "table", "markdown"])
+    parser.add_argument(
+        "case", choices=["overlay", "memory", "startup", "jitter", "table", "markdown"]
+    )
     parser.add_argument("--seconds", type=float, default=120.0,
                         help="record: per run; memory: the recording's length (30 min: 1800)")
     parser.add_argument("--sync-seconds", type=float, default=120.0)
@@ -464,6 +547,8 @@ def main() -> int:
         print(json.dumps(bench_memory(args.seconds), indent=1))
     elif args.case == "startup":
         print(json.dumps(bench_startup(), indent=1))
+    elif args.case == "jitter":
+        print(json.dumps(bench_jitter(min(args.seconds, 600)), indent=1))
     elif args.case == "markdown":  # rewrite BENCHMARKS.md from benchmarks.json
         write_markdown(json.loads((ROOT / "benchmarks.json").read_text()), ROOT / "BENCHMARKS.md")
     else:

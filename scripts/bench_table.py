@@ -192,7 +192,11 @@ def bench_memory(seconds: float) -> dict[str, Any]:
         "rss_mib_last": round(last / 1024, 1),
         "rss_mib_max": round(max(after) / 1024, 1),
         "growth_pct": round((last - first) / first * 100, 2),
-        "samples": len(samples),
+        # The curve, to tell a leak (growing to the end) from the allocator settling (a plateau).
+        "rss_mib_every_minute": [
+            round(kib / 1024, 1) for t, kib in samples if round(t) % 60 < 5 or t == samples[-1][0]
+        ],
+        "malloc_arena_max": os.environ.get("MALLOC_ARENA_MAX"),
     }
 
 
@@ -537,7 +541,7 @@ def main() -> int:
     parser.add_argument("--sync-seconds", type=float, default=120.0)
     parser.add_argument("--memory-seconds", type=float, default=1800.0)
     parser.add_argument("--sizes", default="1280x720,1920x1080")
-    parser.add_argument("--pairs", default="B")
+    parser.add_argument("--pairs", default="A,B", help="record pairs: A (same MJPEG clip, the fair one), B")
     parser.add_argument("--shared", action="store_true", help="say that other work ran beside it")
     parser.add_argument("--note", action="append", help="a line for the notes (repeatable)")
     args = parser.parse_args()

@@ -196,7 +196,8 @@ def bench_memory(seconds: float) -> dict[str, Any]:
         "rss_mib_every_minute": [
             round(kib / 1024, 1) for t, kib in samples if round(t) % 60 < 5 or t == samples[-1][0]
         ],
-        "malloc_arena_max": os.environ.get("MALLOC_ARENA_MAX"),
+        # glibc's malloc settings the daemon inherited (MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_).
+        "malloc_env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},
     }
 
 
@@ -358,8 +359,10 @@ def write_markdown(data: dict[str, Any], path: Path) -> None:
     lines = [
         "# Benchmarks",
         "",
-        f"Written by `scripts/bench all` on {data['written_utc']}. Every figure below comes from",
-        "that one run; the command of each line runs it alone. Nothing here is edited by hand.",
+        f"Written by `scripts/bench all` on {data['written_utc']} (figures of cases run again on",
+        "their own are merged into benchmarks.json and the page rewritten with",
+        "`scripts/bench_table.py markdown`; the notes say which). The command of each line runs it",
+        "alone. The figures are not edited by hand.",
         "",
         "## Machine",
         "",
@@ -471,6 +474,20 @@ def write_markdown(data: dict[str, Any], path: Path) -> None:
             "growth < 5 % over 30 min",
             mem["growth_pct"] < 5 if mem["seconds"] >= 1800 else None,
             f"scripts/bench memory --seconds {mem['seconds']}",
+        ))
+    for curve in data.get("memory_curves", []):
+        env = " ".join(f"{k}={v}" for k, v in curve.get("malloc_env", {}).items())
+        if not env and curve.get("malloc_arena_max"):
+            env = f"MALLOC_ARENA_MAX={curve['malloc_arena_max']}"
+        rows.append((
+            f"Resident memory, {curve['seconds']} s 720p30 recording"
+            + (f" with {env}" if env else "")
+            + ": MiB each minute",
+            " → ".join(str(v) for v in curve.get("rss_mib_every_minute", []))
+            + f" ({curve['growth_pct']:+} % after {curve['warm_up_s']} s)",
+            "(curve)",
+            None,
+            (f"{env} " if env else "") + f"scripts/bench memory --seconds {curve['seconds']}",
         ))
     st = data.get("startup")
     if st:

@@ -236,14 +236,20 @@ def bench_startup(runs: int = 3) -> dict[str, Any]:
     }
 
 
-def _intervals(times: list[float]) -> dict[str, float]:
+def _intervals(times: list[float], fps: float = 30.0) -> dict[str, float]:
+    """Frame intervals: their spread, and how far each is from a whole number of frame slots
+    (0 when times come from the schedule; more than one slot where a frame was skipped)."""
     d = np.diff(np.asarray(times)) * 1000
+    slot = 1000 / fps
+    slots = np.round(d / slot)
     return {
         "frames": len(times),
         "mean_interval_ms": round(float(d.mean()), 3),
         "sd_ms": round(float(d.std()), 3),
         "min_ms": round(float(d.min()), 3),
         "max_ms": round(float(d.max()), 3),
+        "max_off_slot_grid_ms": round(float(np.abs(d - slots * slot).max()), 3),
+        "slots_skipped": int((slots - 1).clip(min=0).sum()),
     }
 
 
@@ -503,8 +509,11 @@ def write_markdown(data: dict[str, Any], path: Path) -> None:
         for label, key in (("video file (MJPEG clip)", "file"), ("test pattern", "test_pattern")):
             j = jit[key]
             rows.append((
-                f"Frame interval jitter in a {jit['seconds']} s recording, {label}: sd / min / max",
-                f"{j['sd_ms']} / {j['min_ms']} / {j['max_ms']} ms ({j['frames']} frames)",
+                f"Frame intervals in a {jit['seconds']} s recording, {label}: sd / min / max; "
+                "largest distance from a whole number of frame slots; slots skipped",
+                f"{j['sd_ms']} / {j['min_ms']} / {j['max_ms']} ms; "
+                f"{j.get('max_off_slot_grid_ms', 'n/a')} ms; {j.get('slots_skipped', 'n/a')} "
+                f"({j['frames']} frames)",
                 "(no goal)",
                 None,
                 f"scripts/bench jitter --seconds {jit['seconds']}",

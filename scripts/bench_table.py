@@ -402,7 +402,7 @@ def write_markdown(data: dict[str, Any], path: Path) -> None:
                 r["ratio_ours_to_ffmpeg"] <= 1.1,
                 record_cmd,
             ))
-            dropped = r["frames_dropped"] + r["frames_skipped_at_source"]
+            dropped = r["frames_dropped"]  # already both kinds: at the source and the queue's
             rows.append((
                 f"Frames dropped / missing, {name}",
                 f"{dropped} / {r['frames_missing']} (of {r['frames_expected_fps_x_s']})",
@@ -415,7 +415,7 @@ def write_markdown(data: dict[str, Any], path: Path) -> None:
         cmd = f"scripts/bench sync --seconds {sync['seconds']:g} --every {sync['probe_every_s']:g}"
         av_ = sync["audio_vs_video"]
         rows.append((
-            f"Audio vs video ({av_['marks']} marks): mean / max |offset|",
+            f"Audio vs video ({av_['marks']} marks): mean / max abs. offset",
             f"{_fmt(av_['mean_ms'], ' ms')} / {_fmt(av_['max_abs_ms'], ' ms')}",
             "≤ 20 ms",
             av_["max_abs_ms"] is not None and av_["max_abs_ms"] <= 20,
@@ -431,7 +431,7 @@ def write_markdown(data: dict[str, Any], path: Path) -> None:
         for cam, o in sync["camera_vs_camera"].items():
             interval = 1000 / sync["fps"][sync["reference_camera"]]
             rows.append((
-                f"Camera {cam} vs {sync['reference_camera']}: mean / max |offset|, drift",
+                f"Camera {cam} vs {sync['reference_camera']}: mean / max abs. offset, drift",
                 f"{_fmt(o['mean_ms'], ' ms')} / {_fmt(o['max_abs_ms'], ' ms')}, "
                 f"{_fmt(o['drift_ms_per_hour'], ' ms/h')}",
                 f"≤ one frame ({interval:.1f} ms)",

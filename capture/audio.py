@@ -25,7 +25,7 @@ import numpy as np
 import structlog
 from av.audio.stream import AudioStream
 
-from capture.sources import SourceError, sleep_until
+from capture.sources import SourceClock, SourceError, sleep_until, source_time_ns
 from capture.supervisor import SupervisedReader
 from supervision.health import DeviceHealth
 
@@ -40,6 +40,8 @@ __all__ = [
 ]
 
 log = structlog.get_logger()
+
+PROBE_BEEP_HZ = 1000.0  # the sync probe's beep: far from mains hum, easy to find in AAC
 
 SYSTEM_ALSA_CONF = Path("/usr/share/alsa/alsa.conf")
 
@@ -237,14 +239,25 @@ class _SamplePacer:
         self._sleep = sleep
         self._start_ns: int | None = None
         self._samples = 0
+        self.due_ns: int | None = None  # when the last sample handed over was "captured"
+
+    def start_ns(self) -> int:
+        """When sample 0 is "captured": the clock at the first call of this or ``wait_for``."""
+        if self._start_ns is None:
+            self._start_ns = self._clock_ns()
+        return self._start_ns
+
+    @property
+    def samples(self) -> int:
+        """Samples handed over so far."""
+        return self._samples
 
     def wait_for(self, n: int) -> None:
         """Wait until ``n`` more samples have "been captured" since the previous call."""
-        if self._start_ns is None:
-            self._start_ns = self._clock_ns()
+        start = self.start_ns()
         self._samples += n
-        due = self._start_ns + self._samples * 1_000_000_000 // self._rate
-        sleep_until(due, self._clock_ns, self._sleep)
+        self.due_ns = start + self._samples * 1_000_000_000 // self._rate
+        sleep_until(self.due_ns, self._clock_ns, self._sleep)
 
 
 class FileAudioSource:
@@ -335,6 +348,10 @@ class FileAudioSource:
         self._pacer.wait_for(pcm.shape[1])
         return AudioChunk(np.ascontiguousarray(pcm), self.sample_rate)
 
+    def chunk_time_ns(self) -> int | None:
+        """When the last chunk's last sample was due in the paced playback."""
+        return self._pacer.due_ns if self._pacer is not None else None
+
     def close(self) -> None:
         if self._container is not None:
             self._container.close()
@@ -348,7 +365,14 @@ class FileAudioSource:
 
 
 class ToneAudioSource:
-    """A sine tone for the demo and tests; phase-continuous across chunks, paced in real time."""
+    """A sine tone for the demo and tests; phase-continuous across chunks, paced in real time.
+
+    ``probe_every_s`` turns it into the sync probe's audio: silence, and a ``probe_beep_s`` beep
+    of ``PROBE_BEEP_HZ`` starting at every whole multiple of ``probe_every_s`` on the monotonic
+    clock, the instants the test pattern flashes and the monitor simulator steps its heart rate
+    (sample ``k`` is taken at the pacer's start + k / rate, so the beep's first sample is the
+    first one at or after the mark).
+    """
 
     def __init__(
         self,
@@ -358,11 +382,17 @@ class ToneAudioSource:
         chunk_ms: float = 20.0,
         amplitude: float = 0.2,
         *,
+        probe_every_s: float | None = None,
+        probe_beep_s: float = 0.05,
         clock_ns: Callable[[], int] = time.monotonic_ns,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if not 0 < frequency_hz < sample_rate / 2:
             raise ValueError(f"frequency must be between 0 and {sample_rate / 2} Hz")
+        if probe_every_s is not None and not 0 < probe_beep_s < probe_every_s:
+            raise ValueError("the probe's beep must be shorter than the time between marks")
+        self.probe_every_ns = round(probe_every_s * 1e9) if probe_every_s is not None else None
+        self.probe_beep_samples = max(1, round(probe_beep_s * sample_rate))
         self.frequency_hz = frequency_hz
         self.sample_rate = sample_rate
         self.channels = channels
@@ -385,12 +415,41 @@ class ToneAudioSource:
     def read(self) -> AudioChunk | None:
         if self._pacer is None:
             return None
-        wave = (self.amplitude * np.sin(self._phase + self._ramp)).astype(np.float32)
-        # Keep the running phase small so float precision does not decay over days.
-        self._phase = (self._phase + self._chunk * self._step) % (2 * np.pi)
+        if self.probe_every_ns is not None:
+            wave = self._probe_chunk(self._pacer.start_ns(), self._pacer.samples)
+        else:
+            wave = (self.amplitude * np.sin(self._phase + self._ramp)).astype(np.float32)
+            # Keep the running phase small so float precision does not decay over days.
+            self._phase = (self._phase + self._chunk * self._step) % (2 * np.pi)
         pcm = np.repeat(wave[None, :], self.channels, axis=0)
         self._pacer.wait_for(self._chunk)
         return AudioChunk(pcm, self.sample_rate)
+
+    def _probe_chunk(self, start_ns: int, first: int) -> np.ndarray:
+        """Samples ``first`` .. ``first + chunk`` of the probe: beeps from each mark, else 0."""
+        assert self.probe_every_ns is not None
+        rate, every = self.sample_rate, self.probe_every_ns
+        out = np.zeros(self._chunk, np.float32)
+        # Sample k is taken at start + k/rate; the beep of a mark m starts at the first sample at
+        # or after m. Marks whose beep overlaps this chunk: from the one before its first sample.
+        t_first = start_ns + first * 1_000_000_000 // rate
+        mark = (t_first // every) * every
+        last = first + self._chunk
+        while True:
+            k0 = -(-(mark - start_ns) * rate // 1_000_000_000)  # first sample at or after the mark
+            if k0 >= last:
+                break
+            k1 = k0 + self.probe_beep_samples
+            a, b = max(k0, first), min(k1, last)
+            if a < b:
+                n = np.arange(a - k0, b - k0, dtype=np.float64)
+                out[a - first : b - first] = 0.5 * np.sin(2 * np.pi * PROBE_BEEP_HZ * n / rate)
+            mark += every
+        return out
+
+    def chunk_time_ns(self) -> int | None:
+        """When the last chunk's last sample was "captured", on the pacer's schedule."""
+        return self._pacer.due_ns if self._pacer is not None else None
 
     def close(self) -> None:
         self._pacer = None
@@ -418,15 +477,22 @@ class AudioReader:
     ) -> None:
         self.name = name
         self.source = source
+        self._on_audio = on_audio
+        self.times = SourceClock(f"audio {name}")
         self._reader = SupervisedReader[AudioChunk](
             name,
             "audio",
             source,
-            on_audio,
+            self._deliver,
             clock_ns=clock_ns,
             backoff_initial_s=backoff_initial_s,
             backoff_max_s=backoff_max_s,
         )
+
+    def _deliver(self, chunk: AudioChunk, arrival_ns: int) -> None:
+        # A source that knows when its chunk's last sample was taken (the paced file and tone)
+        # says so; a sound card's chunk is stamped on arrival and smoothed by the audio timeline.
+        self._on_audio(chunk, self.times.time_of(source_time_ns(self.source), arrival_ns))
 
     def start(self) -> None:
         self._reader.start()

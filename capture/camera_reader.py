@@ -1,7 +1,9 @@
 """One camera's reader thread: frames from any ``FrameSource``, stamped and sized, to a callback.
 
-The capture time of a frame is the clock right after ``read`` returns; everything downstream
-(overlay's vitals-as-of, video timestamps) uses that stamp. Frames are brought to the configured
+The capture time of a frame is the source's own time for it where the source has one (a V4L2
+buffer timestamp, a stream's timestamps, the slot of a paced file or the test pattern; see
+``capture.sources.SourceClock``), else the clock right after ``read`` returns; everything
+downstream (overlay's vitals-as-of, video timestamps) uses that stamp. Frames are brought to the configured
 size here, so the encoder sees one size whatever the camera delivered (and across a reconnect
 to a camera that came back with other settings). Supervision (backoff, lost/recovered, health)
 is ``capture.supervisor``'s (``supervision``).
@@ -19,7 +21,7 @@ from datetime import datetime
 import cv2
 import numpy as np
 
-from capture.sources import FrameSource
+from capture.sources import FrameSource, SourceClock, source_time_ns
 from capture.supervisor import SupervisedReader
 from supervision.health import DeviceHealth
 
@@ -60,6 +62,7 @@ class CameraReader:
         self.width = width
         self.height = height
         self._on_frame = on_frame
+        self.times = SourceClock(f"camera {name}")
         self._reader = SupervisedReader[np.ndarray](
             name,
             "camera",
@@ -70,7 +73,9 @@ class CameraReader:
             backoff_max_s=backoff_max_s,
         )
 
-    def _deliver(self, frame: np.ndarray, t_ns: int) -> None:
+    def _deliver(self, frame: np.ndarray, arrival_ns: int) -> None:
+        # Runs on the reader's thread right after read(): the source's time is this frame's.
+        t_ns = self.times.time_of(source_time_ns(self.source), arrival_ns)
         self._on_frame(fit_frame(frame, self.width, self.height), t_ns)
 
     def start(self) -> None:

@@ -66,6 +66,12 @@ class FramePacer:
     rounding never accumulates into drift. When the caller is more than one interval late, the
     schedule skips ahead to the current slot instead of bursting out the backlog, the way a real
     camera drops frames nobody took.
+
+    ``aligned``: the schedule starts on the clock's own grid of frame slots (slot ``k`` due at
+    ``k / fps`` seconds of the clock) instead of at the first call, so that every whole second of
+    the clock is a slot when ``fps`` is whole. Synthetic sources that mark the same instants in
+    every stream (the sync probe) need their frames on those instants. ``due_ns`` is the due time
+    of the slot last handed out: the frame's time on the clock, whenever the caller got to it.
     """
 
     def __init__(
@@ -73,15 +79,19 @@ class FramePacer:
         fps: float,
         clock_ns: Callable[[], int] = time.monotonic_ns,
         sleep: Callable[[float], None] = time.sleep,
+        *,
+        aligned: bool = False,
     ) -> None:
         if fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
         self.fps = fps
         self._clock_ns = clock_ns
         self._sleep = sleep
+        self._aligned = aligned
         self._start_ns: int | None = None
         self._index = 0
         self.skipped = 0  # slots given up because the caller was late
+        self.due_ns: int | None = None
 
     def _due(self, index: int) -> int:
         assert self._start_ns is not None
@@ -91,8 +101,17 @@ class FramePacer:
         """Wait until the next slot is due; return its index (0 for the first, immediate, slot)."""
         now = self._clock_ns()
         if self._start_ns is None:
-            self._start_ns = now
             self._index = 0
+            if not self._aligned:
+                self._start_ns = self.due_ns = now
+                return 0
+            # The next slot of the clock's grid, in integers (milli-frames per second) so that
+            # the slots of a whole rate fall exactly on the clock's whole seconds.
+            rate_mfps = round(self.fps * 1000)
+            slot = -(-now * rate_mfps // 1_000_000_000_000)
+            self._start_ns = slot * 1_000_000_000_000 // rate_mfps
+            self.due_ns = self._start_ns
+            sleep_until(self._start_ns, self._clock_ns, self._sleep)
             return 0
         index = self._index + 1
         if now > self._due(index + 1):
@@ -100,11 +119,121 @@ class FramePacer:
             self.skipped += behind - index
             index = behind
         self._index = index
-        sleep_until(self._due(index), self._clock_ns, self._sleep)
+        self.due_ns = self._due(index)
+        sleep_until(self.due_ns, self._clock_ns, self._sleep)
         return index
 
     def reset(self) -> None:
         self._start_ns = None
+        self.due_ns = None
+
+
+# --- frame times from the source -------------------------------------------------------------------
+
+
+def source_time_ns(source: object) -> int | None:
+    """When the source says its last item was captured, on the monotonic clock; None: unknown.
+
+    Sources that know offer ``frame_time_ns()`` (cameras) or ``chunk_time_ns()`` (audio, the
+    time of the chunk's last sample): the buffer time of a V4L2 driver, a stream's own timestamps
+    mapped onto the clock, the scheduled time of a paced file or synthetic source.
+    """
+    for name in ("frame_time_ns", "chunk_time_ns"):
+        get = getattr(source, name, None)
+        if callable(get):
+            value = get()
+            return value if isinstance(value, int) else None
+    return None
+
+
+class SourceClock:
+    """Picks each item's capture time: the source's own when it is believable, else the arrival.
+
+    The arrival time (the clock right after ``read`` returned) carries every scheduling delay of
+    the reader thread: a read 30 ms late shows as a 60 ms gap followed by a 10 ms one. A source's
+    own time does not. It is believed only when it is on our clock and in order: not after the
+    arrival (beyond ``lead_ns`` of rounding), not older than ``max_age_ns`` (another clock, such
+    as a driver stamping wall-clock time, or a stream whose mapping slipped), and later than the
+    time given to the item before. Otherwise the arrival is used for that item, the first such
+    item is logged with the reason, and ``fallbacks`` counts them all.
+
+    One per reader thread.
+    """
+
+    def __init__(
+        self, name: str, *, max_age_ns: int = 500_000_000, lead_ns: int = 2_000_000
+    ) -> None:
+        self.name = name
+        self._max_age_ns = max_age_ns
+        self._lead_ns = lead_ns
+        self._last_ns: int | None = None
+        self.fallbacks = 0
+        self.from_source = 0
+
+    def time_of(self, source_ns: int | None, arrival_ns: int) -> int:
+        reason: str | None = None
+        t_ns = arrival_ns
+        if source_ns is not None:
+            if source_ns > arrival_ns + self._lead_ns:
+                reason = "after its arrival"
+            elif source_ns < arrival_ns - self._max_age_ns:
+                reason = "too old for its arrival: another clock?"
+            elif self._last_ns is not None and source_ns <= self._last_ns:
+                reason = "not after the previous item's"
+            else:
+                t_ns = min(source_ns, arrival_ns)
+                self.from_source += 1
+        if reason is not None:
+            self.fallbacks += 1
+            if self.fallbacks == 1:
+                log.warning(
+                    "source_time_rejected",
+                    source=self.name,
+                    reason=reason,
+                    source_ms=round(source_ns / 1e6, 3) if source_ns is not None else None,
+                    arrival_ms=round(arrival_ns / 1e6, 3),
+                    note="arrival time used for this and every rejected item (logged once)",
+                )
+        if self._last_ns is not None and t_ns <= self._last_ns:
+            # An arrival stamp never goes back, but a source time just before may have been
+            # later than this arrival: keep the timeline strictly increasing.
+            t_ns = self._last_ns + 1
+        self._last_ns = t_ns
+        return t_ns
+
+
+class StreamTimeMapper:
+    """Maps a stream's own timestamps (ms since its start) onto the monotonic clock.
+
+    The first frame fixes the offset between the two (its arrival minus its timestamp). After
+    that, a frame that arrives *earlier* than the mapping says is proof that the offset is too
+    large (it cannot arrive before it was captured), so the offset drops to it at once; otherwise
+    it creeps towards the arrivals by ``creep`` of the difference per frame, slowly enough that
+    network jitter hardly moves it and fast enough to follow the camera's clock drifting against
+    ours (tens of ppm). The mapping thus tracks the least-delayed arrivals. A timestamp that goes
+    back or jumps by more than ``max_jump_ms`` (a camera restarting its stream) starts over.
+    """
+
+    def __init__(self, *, creep: float = 0.002, max_jump_ms: float = 2000.0) -> None:
+        self._creep = creep
+        self._max_jump_ms = max_jump_ms
+        self._offset_ns: float | None = None
+        self._last_ms: float | None = None
+        self.restarts = 0
+
+    def map(self, stream_ms: float, arrival_ns: int) -> int:
+        jumped = self._last_ms is not None and not (
+            0 < stream_ms - self._last_ms <= self._max_jump_ms
+        )
+        if self._offset_ns is None or jumped:
+            if jumped:
+                self.restarts += 1
+            self._offset_ns = arrival_ns - stream_ms * 1e6
+        else:
+            error = arrival_ns - (stream_ms * 1e6 + self._offset_ns)
+            self._offset_ns += error if error < 0 else self._creep * error
+        self._last_ms = stream_ms
+        return round(stream_ms * 1e6 + self._offset_ns)
 
 
 def frames_skipped(source: object) -> int:
@@ -169,6 +298,12 @@ class V4L2Camera:
     udev symlink, since indexes move when cameras are replugged. ``exposure`` and
     ``white_balance_k`` of ``None`` leave the driver's automatic control on; a number fixes it, as
     review footage should not change brightness or colour when someone leans over the table.
+
+    Frame time: the driver's buffer timestamp, which OpenCV's V4L2 backend returns as
+    ``CAP_PROP_POS_MSEC`` (seconds and microseconds of ``v4l2_buffer.timestamp``, in ms). Drivers
+    that set ``V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC`` (uvcvideo and most capture cards since Linux
+    3.10) stamp it with CLOCK_MONOTONIC when the frame's first data arrived, the clock the daemon
+    runs on; a driver stamping another clock is caught by the reader's ``SourceClock``.
     """
 
     def __init__(
@@ -193,6 +328,7 @@ class V4L2Camera:
         self._cap: Any = None
         self._warned = False  # a camera that ignores a setting does so on every reconnect
         self.accepted: dict[str, object] = {}  # what the driver reported after the last open
+        self._frame_ns: int | None = None
 
     def describe(self) -> str:
         return f"v4l2:{self.device} {self.width}x{self.height}@{self.fps:g}"
@@ -270,7 +406,14 @@ class V4L2Camera:
     def read(self) -> np.ndarray | None:
         if self._cap is None:
             return None
-        return _read_bgr(self._cap)
+        frame = _read_bgr(self._cap)
+        ms = float(self._cap.get(cv2.CAP_PROP_POS_MSEC)) if frame is not None else 0.0
+        self._frame_ns = round(ms * 1e6) if ms > 0 else None
+        return frame
+
+    def frame_time_ns(self) -> int | None:
+        """The driver's buffer time of the last frame (CLOCK_MONOTONIC on current drivers)."""
+        return self._frame_ns
 
     def close(self) -> None:
         if self._cap is not None:
@@ -287,15 +430,27 @@ class StreamCamera:
     The URL may carry credentials; they never reach a log line (see ``describe``). RTSP goes
     over TCP unless ``OPENCV_FFMPEG_CAPTURE_OPTIONS`` says otherwise: interleaved TCP survives
     lossy hospital networks where UDP turns lost packets into smeared frames.
+
+    Frame time: the stream's own presentation time (RTP timestamps for RTSP, which FFmpeg turns
+    into PTS; ``CAP_PROP_POS_MSEC``), mapped onto the monotonic clock by ``StreamTimeMapper``, so
+    network and decoder jitter do not reach the recording's timeline.
     """
 
     def __init__(
-        self, url: str, *, open_timeout_s: float = 10.0, read_timeout_s: float = 5.0
+        self,
+        url: str,
+        *,
+        open_timeout_s: float = 10.0,
+        read_timeout_s: float = 5.0,
+        clock_ns: Callable[[], int] = time.monotonic_ns,
     ) -> None:
         self.url = url
         self.open_timeout_s = open_timeout_s
         self.read_timeout_s = read_timeout_s
+        self._clock_ns = clock_ns
         self._cap: Any = None
+        self._mapper = StreamTimeMapper()
+        self._frame_ns: int | None = None
 
     def describe(self) -> str:
         return mask_url(self.url)
@@ -319,11 +474,21 @@ class StreamCamera:
                 f"or no answer within {self.open_timeout_s:g} s)"
             )
         self._cap = cap
+        self._mapper = StreamTimeMapper()  # a new connection restarts the stream's timestamps
 
     def read(self) -> np.ndarray | None:
         if self._cap is None:
             return None
-        return _read_bgr(self._cap)
+        frame = _read_bgr(self._cap)
+        arrival_ns = self._clock_ns()
+        ms = float(self._cap.get(cv2.CAP_PROP_POS_MSEC)) if frame is not None else 0.0
+        # 0 is what OpenCV says when the stream carries no timestamps at all.
+        self._frame_ns = self._mapper.map(ms, arrival_ns) if ms > 0 else None
+        return frame
+
+    def frame_time_ns(self) -> int | None:
+        """The stream's timestamp of the last frame, on the monotonic clock."""
+        return self._frame_ns
 
     def close(self) -> None:
         if self._cap is not None:
@@ -337,7 +502,9 @@ class StreamCamera:
 class FileCamera:
     """Plays a video file as if it were a camera: at the file's frame rate, looping by default.
 
-    For demos and tests. ``read`` returns ``None`` at the end when not looping.
+    For demos and tests. ``read`` returns ``None`` at the end when not looping. Frame time: the
+    slot the pacer played the frame in, start + index / fps, which is the file's own PTS for the
+    constant-rate files this plays (looping continues the count).
     """
 
     def __init__(
@@ -403,6 +570,10 @@ class FileCamera:
             return None
         self._pacer.next()
         return frame
+
+    def frame_time_ns(self) -> int | None:
+        """When the last frame was due in the paced playback."""
+        return self._pacer.due_ns if self._pacer is not None else None
 
     def close(self) -> None:
         if self._cap is not None:

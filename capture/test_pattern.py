@@ -5,7 +5,13 @@ the bars and ramp are drawn once, and each frame is a copy of that background pl
 block and one line of text. Motion makes encoder and pipeline behave as with a real camera
 (static frames compress to nothing), and the counter makes dropped or repeated frames visible in
 the recording. Frames come at ``fps`` in real time on a fixed schedule; when the reader is late,
-slots are skipped (the counter jumps) rather than delivered in a burst.
+slots are skipped (the counter jumps) rather than delivered in a burst. A frame's time is the
+slot it was scheduled for (``frame_time_ns``), not when the reader got to it.
+
+Sync probe (``probe_every_s``): the slots are put on the clock's own grid, and the frame due at
+each whole multiple of ``probe_every_s`` on the monotonic clock is all white, the instant the
+tone source beeps and the monitor simulator steps its heart rate. Whatever offset a recording
+shows between them is the pipeline's.
 """
 
 from __future__ import annotations
@@ -55,9 +61,13 @@ class TestPatternSource:
         height: int = 720,
         fps: float = 30.0,
         *,
+        probe_every_s: float | None = None,
         clock_ns: Callable[[], int] = time.monotonic_ns,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        if probe_every_s is not None and probe_every_s * fps < 2:
+            raise ValueError("the probe's marks must be at least two frames apart")
+        self.probe_every_ns = round(probe_every_s * 1e9) if probe_every_s is not None else None
         self.width = width
         self.height = height
         self.fps = fps
@@ -84,7 +94,8 @@ class TestPatternSource:
         return f"test-pattern {self.width}x{self.height}@{self.fps:g}"
 
     def open(self) -> None:
-        self._pacer = FramePacer(self.fps, self._clock_ns, self._sleep)
+        aligned = self.probe_every_ns is not None
+        self._pacer = FramePacer(self.fps, self._clock_ns, self._sleep, aligned=aligned)
         self.frame_index = -1
 
     def read(self) -> np.ndarray | None:
@@ -92,7 +103,21 @@ class TestPatternSource:
             return None
         index = self._pacer.next()
         self.frame_index = index
+        due = self._pacer.due_ns
+        if due is not None and self.is_mark(due):
+            return np.full((self.height, self.width, 3), 255, np.uint8)
         return self.render(index)
+
+    def is_mark(self, t_ns: int) -> bool:
+        """Whether the frame due at ``t_ns`` is the probe's flash (the one nearest a mark)."""
+        if self.probe_every_ns is None:
+            return False
+        half_frame = round(5e8 / self.fps)
+        return (t_ns + half_frame) % self.probe_every_ns < 2 * half_frame
+
+    def frame_time_ns(self) -> int | None:
+        """The slot the last frame was scheduled for, on the monotonic clock."""
+        return self._pacer.due_ns if self._pacer is not None else None
 
     def render(self, index: int) -> np.ndarray:
         """Frame number ``index``, without waiting for it to be due."""

@@ -107,6 +107,13 @@ class TestPatternSource(_Section):
     kind: Literal["test_pattern"] = Field(
         description="A built-in moving test pattern with a frame counter (demo and tests)."
     )
+    probe_every_s: float | None = Field(
+        default=None,
+        ge=1,
+        le=3600,
+        description="Sync probe: a white frame at every whole multiple of this many seconds of "
+        "the monotonic clock (with the tone's beep and the simulator's HR step). Unset: off.",
+    )
 
 
 CameraSource = Annotated[
@@ -177,6 +184,13 @@ class FileAudio(_Section):
 class ToneAudio(_Section):
     kind: Literal["tone"] = Field(description="A synthetic sine tone (demo and tests).")
     frequency_hz: float = Field(default=440.0, gt=0, le=20000, description="Tone frequency.")
+    probe_every_s: float | None = Field(
+        default=None,
+        ge=1,
+        le=3600,
+        description="Sync probe: silence, and a 50 ms 1 kHz beep at every whole multiple of this "
+        "many seconds of the monotonic clock (the test pattern's flashes). Unset: off.",
+    )
 
 
 AudioSourceConfig = Annotated[AlsaAudio | FileAudio | ToneAudio, Field(discriminator="kind")]

@@ -29,7 +29,7 @@ def make_frame_source(cam: models.CameraConfig) -> FrameSource:
         return StreamCamera(src.url)
     if isinstance(src, models.FileSource):
         return FileCamera(src.path, loop=src.loop)
-    return TestPatternSource(cam.width, cam.height, cam.fps)
+    return TestPatternSource(cam.width, cam.height, cam.fps, probe_every_s=src.probe_every_s)
 
 
 def make_audio_source(audio: models.AudioConfig) -> AudioSource:
@@ -39,5 +39,8 @@ def make_audio_source(audio: models.AudioConfig) -> AudioSource:
     if isinstance(src, models.FileAudio):
         return FileAudioSource(src.path, audio.sample_rate, audio.channels, loop=src.loop)
     return ToneAudioSource(
-        frequency_hz=src.frequency_hz, sample_rate=audio.sample_rate, channels=audio.channels
+        frequency_hz=src.frequency_hz,
+        sample_rate=audio.sample_rate,
+        channels=audio.channels,
+        probe_every_s=src.probe_every_s,
     )

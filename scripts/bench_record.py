@@ -3,7 +3,7 @@
 Two pairs run in this one command, one after the other, on the same machine.
 
 Pair A, the same picture content on both sides (the fair comparison):
-- ffmpeg: a 10 s testsrc2 clip (1280x720, 30 fps) stored as MJPEG, as a USB camera delivers it,
+- ffmpeg: a 10 s testsrc2 clip (1280x720 or --size, 30 fps) stored as MJPEG, as a USB camera delivers it,
   looped in real time (-re) → drawtext (a clock) → libx264 veryfast CRF 23, keyframe every 2 s,
   + sine → AAC 96 kb/s → segment muxer (10 s MPEG-TS segments);
 - ours: the real daemon process playing the same clip through its file camera, with a tone, the
@@ -47,6 +47,7 @@ from vitals.simulators.masimo import MasimoSimulator
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 FPS = 30
 CAMERA = "closeup"
+SIZE = (1280, 720)  # --size changes it (1920x1080 for the 1080p30 line)
 
 
 def child_cpu() -> float:
@@ -59,7 +60,7 @@ def run_ffmpeg(seconds: float, out: Path, clip: Path | None) -> float:
     video_in = (
         ["-re", "-stream_loop", "-1", "-i", str(clip)]
         if clip
-        else ["-re", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30"]
+        else ["-re", "-f", "lavfi", "-i", f"testsrc2=size={SIZE[0]}x{SIZE[1]}:rate=30"]
     )
     before = child_cpu()
     subprocess.run(
@@ -83,7 +84,7 @@ def run_ffmpeg(seconds: float, out: Path, clip: Path | None) -> float:
 def render_clip(path: Path) -> None:
     subprocess.run(
         [
-            "ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
+            "ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size={SIZE[0]}x{SIZE[1]}:rate=30",
             "-t", "10", "-c:v", "mjpeg", "-q:v", "3", "-pix_fmt", "yuvj420p", str(path),
         ],
         check=True,
@@ -121,8 +122,8 @@ control_socket = "{sock}"
 [[cameras]]
 name = "{CAMERA}"
 source = {camera_source}
-width = 1280
-height = 720
+width = {SIZE[0]}
+height = {SIZE[1]}
 fps = {FPS}
 overlay = true
 audio = true
@@ -206,7 +207,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=300.0, help="per run (4 runs)")
     parser.add_argument("--pairs", default="A,B", help="which pairs to run: A, B or A,B")
+    parser.add_argument("--size", default="1280x720", help="picture size of both sides, WxH")
+    parser.add_argument("--json", type=Path, help="also write the result here")
     args = parser.parse_args()
+    global SIZE
+    w, h = args.size.lower().split("x")
+    SIZE = (int(w), int(h))
     work = Path(tempfile.mkdtemp(prefix="neoflix-bench-"))
     results = []
     try:
@@ -222,8 +228,11 @@ def main() -> int:
             results.append(summary(pair, args.seconds, ffmpeg_cpu, ours_cpu, status, frames))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps({"seconds_per_run": args.seconds, "cores": os.cpu_count(),
-                      "results": results}, indent=1))
+    out = {"seconds_per_run": args.seconds, "size": args.size, "fps": FPS,
+           "cores": os.cpu_count(), "results": results}
+    print(json.dumps(out, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1) + "\n")
     return 0
 
 

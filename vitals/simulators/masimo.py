@@ -9,6 +9,11 @@ noise. ``time_scale`` compresses the script so a test sees minutes of physiology
 ``masimo_line`` formats one line; ``MasimoSimulator`` writes one per interval from a thread to a
 file descriptor (a pty master) or anything with ``write(bytes)`` (a pyserial port), and can take
 the sensor off and put it back on command.
+
+Sync probe (``probe_every_s``): instead of the script, steady values whose heart rate steps
+between ``PROBE_HR`` at every whole multiple of ``probe_every_s`` on the monotonic clock, with the
+lines sent on the clock's whole intervals, so the step leaves at the instant the test pattern
+flashes and the tone beeps (``capture.test_pattern``, ``capture.audio``).
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ EXC_NO_SENSOR = 0x000001
 EXC_PULSE_SEARCH = 0x000008
 EXC_SENSOR_OFF = 0x000020
 EXC_MASIMO_SET = 0x000800  # the normal state of a good signal
+
+# The sync probe's heart rates: every digit differs, so the overlay's HR changes visibly.
+PROBE_HR = (90, 175)
 
 
 class SupportsWrite(Protocol):
@@ -147,8 +155,14 @@ class MasimoSimulator(PacedOximeter):
         seed: int = 0,
         serial_number: str = "0000070986",
         clock: Callable[[], float] = time.monotonic,
+        probe_every_s: float | None = None,
     ) -> None:
         super().__init__(out, name="masimo", interval_s=interval_s, time_scale=time_scale, clock=clock)
+        if probe_every_s is not None and (
+            probe_every_s < interval_s or round(probe_every_s / interval_s, 9) % 1
+        ):
+            raise ValueError("probe_every_s must be a whole multiple of the line interval")
+        self.probe_every_s = probe_every_s
         self.script = script or StabilisationScript()
         self.serial_number = serial_number
         self._start_time = start_time or datetime.now().replace(microsecond=0)
@@ -198,6 +212,31 @@ class MasimoSimulator(PacedOximeter):
         super().sensor_off()
 
     # -- thread ------------------------------------------------------------------------------
+
+    def probe_hr_at(self, t_ns: int) -> int:
+        """The probe's heart rate at monotonic time ``t_ns``: it steps at every mark."""
+        assert self.probe_every_s is not None
+        return PROBE_HR[(t_ns // round(self.probe_every_s * 1e9)) % 2]
+
+    def _run(self) -> None:
+        if self.probe_every_s is None:
+            super()._run()
+            return
+        # Lines on the monotonic clock's whole intervals, so each mark has a line leaving at it.
+        interval_ns = round(self.interval_s * 1e9)
+        due = -(-time.monotonic_ns() // interval_ns) * interval_ns
+        while not self._stop.is_set():
+            while (left := due - time.monotonic_ns()) > 0:
+                if self._stop.wait(left / 1e9):
+                    return
+            elapsed = self._clock() - self._t0
+            stamp = self._start_time + timedelta(seconds=elapsed)
+            line = masimo_line(
+                stamp, 95, self.probe_hr_at(due), 2.0, serial_number=self.serial_number
+            )
+            if self._write(line):
+                self.lines_written += 1
+            due += interval_ns
 
     def _emit(self) -> None:
         # Real time drives the monitor clock; scaled time drives the physiology.

@@ -63,9 +63,11 @@ class FramePacer:
     """Hands out frame slots at a fixed rate on a schedule fixed at the first frame.
 
     Each due time is computed from the start and the slot index, never by adding intervals, so
-    rounding never accumulates into drift. When the caller is more than one interval late, the
-    schedule skips ahead to the current slot instead of bursting out the backlog, the way a real
-    camera drops frames nobody took.
+    rounding never accumulates into drift. A late caller gets the slots it missed at once, each
+    with its own due time, up to ``buffered`` of them: what a camera's driver does with its
+    queue of buffers (OpenCV's V4L2 backend queues 4), so a reader held up for a moment by the
+    scheduler loses no frame. Later than that, the oldest are given up, as a camera drops frames
+    nobody took, and counted in ``skipped``.
 
     ``aligned``: the schedule starts on the clock's own grid of frame slots (slot ``k`` due at
     ``k / fps`` seconds of the clock) instead of at the first call, so that every whole second of
@@ -81,10 +83,14 @@ class FramePacer:
         sleep: Callable[[float], None] = time.sleep,
         *,
         aligned: bool = False,
+        buffered: int = 4,
     ) -> None:
         if fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
+        if buffered < 1:
+            raise ValueError(f"buffered must be at least 1, got {buffered}")
         self.fps = fps
+        self.buffered = buffered
         self._clock_ns = clock_ns
         self._sleep = sleep
         self._aligned = aligned
@@ -114,10 +120,12 @@ class FramePacer:
             sleep_until(self._start_ns, self._clock_ns, self._sleep)
             return 0
         index = self._index + 1
-        if now > self._due(index + 1):
-            behind = int((now - self._start_ns) * self.fps // 1e9)
-            self.skipped += behind - index
-            index = behind
+        # The latest slot already due, and the oldest of the ``buffered`` a driver would still hold.
+        latest = int((now - self._start_ns) * self.fps // 1e9)
+        oldest_held = latest - (self.buffered - 1)
+        if index < oldest_held:
+            self.skipped += oldest_held - index
+            index = oldest_held
         self._index = index
         self.due_ns = self._due(index)
         sleep_until(self.due_ns, self._clock_ns, self._sleep)

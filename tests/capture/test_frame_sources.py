@@ -273,7 +273,7 @@ def test_v4l2_missing_device_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_frame_pacer_keeps_schedule_and_skips_when_late(fake_clock: Any) -> None:
-    pacer = FramePacer(10, fake_clock, fake_clock.sleep)
+    pacer = FramePacer(10, fake_clock, fake_clock.sleep, buffered=1)
     start = fake_clock.now
     assert [pacer.next() for _ in range(5)] == [0, 1, 2, 3, 4]
     assert fake_clock.now - start == 400_000_000
@@ -287,6 +287,23 @@ def test_frame_pacer_keeps_schedule_and_skips_when_late(fake_clock: Any) -> None
     assert fake_clock.now - start == 900_000_000
 
 
+def test_frame_pacer_hands_out_the_slots_a_driver_would_still_hold(fake_clock: Any) -> None:
+    """A reader held up for a moment loses nothing: the slots it missed come at once, each with
+    its own due time, up to the four a V4L2 driver queues; beyond that the oldest are given up."""
+    pacer = FramePacer(10, fake_clock, fake_clock.sleep)
+    start = fake_clock.now
+    assert [pacer.next() for _ in range(3)] == [0, 1, 2]
+    fake_clock.now += 250_000_000  # at 0.45 s: slots 3 and 4 are due
+    assert [pacer.next() for _ in range(2)] == [3, 4]
+    assert fake_clock.now - start == 450_000_000  # no wait for either
+    assert pacer.due_ns == start + 400_000_000  # each carries its own time, not the reader's
+    assert pacer.skipped == 0
+    fake_clock.now += 1_000_000_000  # at 1.45 s: slots 5..14 due, the driver holds 11..14
+    assert [pacer.next() for _ in range(5)] == [11, 12, 13, 14, 15]
+    assert pacer.skipped == 6
+    assert fake_clock.now - start == 1_500_000_000  # caught up: slot 15 waited for its time
+
+
 def test_file_camera_counts_frames_skipped_by_a_late_reader_across_reopens(
     video_file: Path, fake_clock: Any
 ) -> None:
@@ -295,16 +312,16 @@ def test_file_camera_counts_frames_skipped_by_a_late_reader_across_reopens(
     for _ in range(3):
         cam.read()
     assert frames_skipped(cam) == 0
-    fake_clock.now += 200_000_000  # the reader stalled for 0.2 s: about 5 frames at 30 fps
+    fake_clock.now += 200_000_000  # the reader stalled for 0.2 s: 6 slots at 30 fps, 4 held
     cam.read()
-    assert frames_skipped(cam) == 5
+    assert frames_skipped(cam) == 2
     cam.close()  # a reconnect starts a new schedule; what was skipped stays counted
     cam.open()
     cam.read()
-    fake_clock.now += 100_000_000
+    fake_clock.now += 200_000_000
     cam.read()
     cam.read()
-    assert frames_skipped(cam) == 5 + 2
+    assert frames_skipped(cam) == 2 + 2
 
 
 def test_test_pattern_skips_are_counted(fake_clock: Any) -> None:
@@ -312,16 +329,16 @@ def test_test_pattern_skips_are_counted(fake_clock: Any) -> None:
     src.open()
     src.read()
     src.read()
-    fake_clock.now += 1_000_000_000  # one second late at 10 fps
+    fake_clock.now += 1_000_000_000  # one second late at 10 fps: slots 2..11 due, 4 still held
     src.read()
-    assert frames_skipped(src) == src.frame_index - 2 == 9
+    assert frames_skipped(src) == src.frame_index - 2 == 6
     # A reopen (the reader's retry) starts a new pacer; the skips before it still count.
     src.close()
     src.open()
     src.read()
     fake_clock.now += 500_000_000
     src.read()
-    assert frames_skipped(src) == 9 + 4
+    assert frames_skipped(src) == 6 + 1
 
 
 def test_a_live_camera_reports_no_source_skips() -> None:
